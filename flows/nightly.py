@@ -1,0 +1,155 @@
+"""nightly_refresh: ingest → fit → plan → report, as one all-or-nothing warehouse run.
+
+Thin by design: each task opens the staging copy of the warehouse by path (never receives a
+connection) and calls a stage in llmplan.pipeline. The staging copy replaces the real file only
+when every stage succeeded (llmplan.warehouse.Staging).
+"""
+# No `from __future__ import annotations` here: Prefect resolves pydantic parameters at deploy time.
+
+import hashlib
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from llmplan import config, pipeline
+from llmplan.scenario import Scenario, load_scenario
+from llmplan.warehouse import Staging, connect_readonly, writer_lock
+
+
+@task(name="ingest")
+def ingest_task(staging_path: str, data_dir: str) -> dict:
+    with duckdb.connect(staging_path) as con:
+        return pipeline.ingest(con, Path(data_dir))
+
+
+@task(name="check-cache")
+def cache_task(staging_path: str, input_hashes: dict, scenario: Scenario) -> tuple[str, str | None]:
+    fp = pipeline.fingerprint(input_hashes, scenario)
+    with duckdb.connect(staging_path) as con:
+        return fp, pipeline.previous_result(con, fp)
+
+
+@task(name="fit")
+def fit_task(staging_path: str, run_id: str) -> dict:
+    with duckdb.connect(staging_path) as con:
+        return pipeline.fit(con, run_id)
+
+
+@task(name="plan")
+def plan_task(staging_path: str, run_id: str, scenario: Scenario) -> dict:
+    with duckdb.connect(staging_path) as con:
+        return pipeline.plan(con, run_id, scenario)
+
+
+@task(name="report")
+def report_task(staging_path: str, run_id: str, scenario: Scenario, reports_dir: str) -> str:
+    with duckdb.connect(staging_path) as con:
+        return str(pipeline.write_report(con, run_id, scenario, Path(reports_dir)))
+
+
+def _publish(path: Path, run_id: str, report_path: str, reports_dir: Path, status: str) -> dict:
+    """Prefect artifacts with stable keys (the UI keeps their history) + reports/index.html."""
+    import polars as pl
+
+    from llmplan.units import fmt_count, fmt_days, fmt_usd
+
+    with connect_readonly(path) as con:
+        results = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE pipeline_run_id = ?", [run_id]).fetchone()[0]
+        head = con.sql(f"""SELECT target_params, policy, accelerator, min(gpu_days_p50) AS gpu_days_p50,
+                              arg_min(cost_usd_p50, gpu_days_p50) AS cost_usd_p50, max(cluster_gpus) AS largest_cluster,
+                              arg_min(wall_days_p50, -cluster_gpus) AS wall_days_on_largest
+                           FROM plans.plans WHERE pipeline_run_id = '{results}'
+                           GROUP BY ALL ORDER BY target_params, policy, accelerator""").pl()
+        hist = con.sql("SELECT * FROM main.plan_history").pl()
+        pipeline.write_index(con, reports_dir)
+    table = head.select(
+        (pl.col("target_params") / 1e9).round(3).alias("params_b"), "policy", "accelerator",
+        pl.col("gpu_days_p50").map_elements(fmt_count, return_dtype=pl.Utf8).alias("gpu_days_p50"),
+        pl.col("cost_usd_p50").map_elements(fmt_usd, return_dtype=pl.Utf8).alias("cost_p50"),
+        pl.format("{} on {}", pl.col("wall_days_on_largest").map_elements(fmt_days, return_dtype=pl.Utf8), "largest_cluster").alias("days_on_largest_cluster"))
+    create_table_artifact(key="llmplan-headline-plan", table=table.to_dicts(), description=f"Headline plan, run {run_id}")
+    runs = hist["pipeline_run_id"].unique(maintain_order=True).to_list()
+    if len(runs) >= 2:
+        a, b = runs[-2], runs[-1]
+        m = hist.filter(pl.col("pipeline_run_id").is_in([a, b])).pivot(on="pipeline_run_id", index=["target_params", "policy", "accelerator"], values="gpu_days_p50")
+        lines = [f"| {r['target_params'] / 1e9:g}B | {r['policy']} | {r['accelerator']} | {fmt_count(r[a])} → {fmt_count(r[b])} |"
+                 for r in m.iter_rows(named=True) if r.get(a) is not None and r.get(b) is not None]
+        md = f"# What changed ({a} → {b})\n\n| target | policy | accelerator | p50 GPU-days |\n|---|---|---|---|\n" + "\n".join(lines[:60])
+    else:
+        md = f"# First run with plans ({run_id})\n\nNothing to compare yet."
+    if status == "reused":
+        md = f"Inputs, code and parameters unchanged: run {run_id} reuses the results of {results}.\n\n" + md
+    create_markdown_artifact(key="llmplan-what-changed", markdown=md)
+    base = __import__("os").environ.get("LLMPLAN_REPORTS_URL")
+    rel = Path(report_path).resolve().relative_to(reports_dir.resolve()) if Path(report_path).resolve().is_relative_to(reports_dir.resolve()) else None
+    link = f"{base.rstrip('/')}/{rel.as_posix()}" if base and rel else Path(report_path).resolve().as_uri()
+    create_link_artifact(key="llmplan-report", link=link, link_text=f"llmplan report {results}")
+    return {"report_url": link}
+
+
+@flow(name="nightly_refresh", log_prints=True)
+def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = None, data_dir: str | None = None,
+                    reports_dir: str | None = None) -> dict:
+    """Refresh the warehouse from data/, fit the efficiency model, plan the targets, publish the report.
+
+    scenario: targets, accelerators, clusters, policies, mixture… (empty = data/targets.toml).
+    """
+    log = get_run_logger()
+    data = config.data_dir(data_dir)
+    targets_file = data / "targets.toml"
+    sc = scenario or load_scenario(targets_file)
+    path = config.warehouse_path(warehouse)
+    reports = config.reports_dir(reports_dir)
+    started = datetime.now(timezone.utc)
+    run_id = pipeline.new_run_id(started)
+    with writer_lock(path):
+        st = Staging(path).begin()
+        report_dir = reports / run_id
+        try:
+            tmp = str(st.tmp)
+            ing = ingest_task(tmp, str(data))
+            if scenario is None:
+                ing["input_hashes"][str(targets_file)] = hashlib.sha256(targets_file.read_bytes()).hexdigest()
+            fp, reuse = cache_task(tmp, ing["input_hashes"], sc)
+            summary = {"ingest": {k: v for k, v in ing.items() if k != "input_hashes"}}
+            if reuse:
+                status, results = "reused", reuse
+                with duckdb.connect(tmp) as con:
+                    report_path = con.execute("SELECT report_path FROM meta.pipeline_runs WHERE pipeline_run_id = ?", [reuse]).fetchone()[0]
+                log.info("inputs, code and parameters unchanged: reusing the results of run %s", reuse)
+            else:
+                status, results = "succeeded", run_id
+                summary["fit"] = fit_task(tmp, run_id)
+                summary["plan"] = plan_task(tmp, run_id, sc)
+                report_path = report_task(tmp, run_id, sc, str(reports))
+            with duckdb.connect(tmp) as con:
+                summary["headline"] = _headline(con, results, sc)
+                pipeline.record_run(con, run_id, started, status, ing["input_hashes"], sc, fp, results, report_path,
+                                    str(flow_run.get_id() or ""), summary)
+            st.commit()
+        except BaseException as e:
+            st.abort()
+            if report_dir.exists():
+                shutil.rmtree(report_dir, ignore_errors=True)
+            pipeline.log_failure(path, run_id, started, e, {"scenario": sc.model_dump()})
+            raise
+    pub = _publish(path, run_id, report_path, reports, status)
+    print(f"run {run_id} {status}; report: {report_path}")
+    return {"pipeline_run_id": run_id, "status": status, "results_run_id": results, "report_path": report_path,
+            "warehouse": str(path), "headline": summary["headline"], **pub}
+
+
+def _headline(con, results_run_id: str, sc: Scenario) -> str:
+    from llmplan.units import fmt_count, fmt_usd
+
+    row = con.execute("""SELECT target_params, policy, accelerator, gpu_days_p50, cost_usd_p50 FROM plans.plans
+                         WHERE pipeline_run_id = ? AND policy = ? ORDER BY abs(ln(target_params / 1e10)), gpu_days_p50 LIMIT 1""",
+                      [results_run_id, sc.policies[0]]).fetchone()
+    if not row:
+        return ""
+    return f"{row[0] / 1e9:g}B {row[1]} on {row[2]}: {fmt_count(row[3])} GPU-days p50, {fmt_usd(row[4])}"

@@ -1,0 +1,35 @@
+"""Where things live. One place so every command agrees on paths and the env overrides."""
+
+import hashlib
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = PROJECT_ROOT / "sql"
+
+WAREHOUSE_ENV = "LLMPLAN_WAREHOUSE"
+DATA_ENV = "LLMPLAN_DATA"
+REPORTS_ENV = "LLMPLAN_REPORTS"
+
+
+def data_dir(override: str | os.PathLike | None = None) -> Path:
+    return Path(override or os.environ.get(DATA_ENV) or PROJECT_ROOT / "data").resolve()
+
+
+def warehouse_path(override: str | os.PathLike | None = None) -> Path:
+    """`--warehouse` beats $LLMPLAN_WAREHOUSE beats data/warehouse.duckdb."""
+    return Path(override or os.environ.get(WAREHOUSE_ENV) or PROJECT_ROOT / "data" / "warehouse.duckdb").resolve()
+
+
+def reports_dir(override: str | os.PathLike | None = None) -> Path:
+    return Path(override or os.environ.get(REPORTS_ENV) or PROJECT_ROOT / "reports").resolve()
+
+
+def code_version() -> str:
+    """Hash of the domain code, flows and SQL: a fit made by other code is not reused."""
+    h = hashlib.sha256()
+    for folder, pattern in ((PROJECT_ROOT / "llmplan", "*.py"), (PROJECT_ROOT / "flows", "*.py"), (SQL_DIR, "*.sql")):
+        for p in sorted(folder.glob(pattern)):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return f"{__import__('llmplan').__version__}+{h.hexdigest()[:12]}"

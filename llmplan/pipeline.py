@@ -1,0 +1,256 @@
+"""The pipeline's stages as plain functions on a DuckDB connection (the flows in flows/ wrap
+them as Prefect tasks; tests call them directly). Every stage writes only to the staging copy
+it is given: the run is committed as a whole or not at all (llmplan.warehouse.Staging)."""
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from llmplan import efficiency, warehouse
+from llmplan.config import code_version
+from llmplan.errors import LlmplanError
+from llmplan.ingest import PROVENANCE, read_all
+from llmplan.scaling import SHIPPED_LAWS, Law
+from llmplan.scenario import Scenario
+from llmplan.transform import build_core
+
+CORE_TABLES = ("core.accelerators", "core.accelerator_aliases", "core.training_runs", "core.throughput",
+               "core.corpus_published", "core.unmapped_accelerators")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S") + f"-{now.microsecond:06d}"
+
+
+def sync_raw(con: duckdb.DuckDBPyConnection, data: dict) -> dict:
+    """raw.* mirrors the input files: rows of files already loaded (same path and hash) stay as
+    they are (their loaded_at too); changed or new files are (re)loaded; vanished files leave."""
+    added = {}
+    for kd in data.values():
+        table = kd.kind.raw_table
+        have = set(con.execute(f"SELECT DISTINCT source_file || '|' || file_sha256 FROM {table}").fetchall())
+        have = {h[0] for h in have}
+        want = {f"{f}|{sha}" for f, sha in kd.files.items()}
+        stale = have - want
+        for key in stale:
+            f, sha = key.split("|", 1)
+            con.execute(f"DELETE FROM {table} WHERE source_file = ? AND file_sha256 = ?", [f, sha])
+        new = want - have
+        if new and kd.raw.height:
+            rows = kd.raw.filter(pl.concat_str("source_file", pl.lit("|"), "file_sha256").is_in(list(new)))
+            cols = [c.name for c in kd.kind.columns] + list(PROVENANCE)
+            warehouse.append(con, table, rows.select(cols))
+            added[table] = rows.height
+    return added
+
+
+def ingest(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict:
+    """Read + check every input file, mirror raw.*, rebuild core.*. Raises InputError."""
+    data = read_all(Path(data_dir))
+    added = sync_raw(con, data)
+    core = build_core(data)
+    for table in CORE_TABLES:
+        warehouse.replace_table(con, table, core[table])
+    hashes = {f: sha for kd in data.values() for f, sha in kd.files.items()}
+    runs = core["core.training_runs"]
+    return {
+        "input_hashes": hashes, "raw_rows_added": added,
+        "training_runs": runs.height,
+        "runs_in_fit": runs.filter(pl.col("fit_exclusion_reason").is_null()).height,
+        "excluded": dict(runs.group_by("fit_exclusion_reason").len().drop_nulls().iter_rows()),
+        "unmapped_accelerators": core["core.unmapped_accelerators"].height,
+    }
+
+
+def fingerprint(input_hashes: dict, scenario: Scenario, extra: dict | None = None) -> str:
+    payload = json.dumps({"inputs": input_hashes, "code": code_version(), "scenario": scenario.model_dump(),
+                          "extra": extra or {}}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def previous_result(con: duckdb.DuckDBPyConnection, fp: str) -> str | None:
+    """The run whose results answer for identical inputs, code and parameters (cache hit)."""
+    row = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE fingerprint = ? "
+                      "ORDER BY finished_at DESC LIMIT 1", [fp]).fetchone()
+    return row[0] if row else None
+
+
+def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
+    """Efficiency model + backtests + bytes/token + shipped scaling laws, under run_id."""
+    runs = warehouse.query(con, "SELECT * FROM core.training_runs")
+    tp = warehouse.query(con, "SELECT * FROM core.throughput")
+    table = efficiency.fit_table(runs, tp)
+    if table.height < 8:
+        raise LlmplanError(f"only {table.height} usable training runs: the efficiency fit needs at least 8")
+    model = efficiency.fit(table)
+    warehouse.append(con, "fits.efficiency", model.to_frame(run_id))
+    acc = warehouse.query(con, "SELECT * FROM core.accelerators")
+    warehouse.append(con, "fits.efficiency_by_accelerator", efficiency.utilization_by_accelerator(model, acc, run_id))
+    bt = efficiency.backtest(table)
+    warehouse.append(con, "fits.backtests", bt.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+    summary = efficiency.backtest_summary(bt)
+    warehouse.append(con, "fits.backtest_summary", summary.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+    fit_bytes_per_token(con, run_id)
+    now = datetime.now(timezone.utc)
+    laws = pl.DataFrame([{**law.as_dict(), "n_points": None, "fitted_at": now} for law in SHIPPED_LAWS.values()])
+    warehouse.append(con, "fits.scaling_law", laws.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+    # A user fit (llmplan fit-scaling) carries over to later runs.
+    con.execute("""INSERT INTO fits.scaling_law SELECT ? AS pipeline_run_id, * EXCLUDE (pipeline_run_id)
+                   FROM fits.scaling_law WHERE name = 'user' AND pipeline_run_id <> ?
+                   ORDER BY fitted_at DESC LIMIT 1""", [run_id, run_id])
+    return {"n_fit_rows": table.height, "backtest": summary.to_dicts()}
+
+
+def fit_bytes_per_token(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Per (language, tokenizer): measured scans (pooled bytes/tokens, interval from the spread
+    over files) and published corpus ratios, side by side."""
+    con.execute("""
+        INSERT INTO fits.bytes_per_token
+        WITH latest AS (
+            SELECT * FROM raw.corpus_measurements
+            QUALIFY row_number() OVER (PARTITION BY path, file_sha256, "language", tokenizer ORDER BY sample_fraction DESC, scanned_at DESC) = 1)
+        SELECT ?, "language", tokenizer, 'measured',
+               sum(bytes / sample_fraction) / sum(tokens / sample_fraction),
+               coalesce(min(bytes_per_token_lo), min(bytes_per_token)), coalesce(max(bytes_per_token_hi), max(bytes_per_token)),
+               count(*), sum(bytes / sample_fraction), sum(tokens / sample_fraction), 'llmplan corpus scan'
+        FROM latest WHERE tokens > 0 GROUP BY ALL
+        UNION ALL
+        SELECT ?, "language", coalesce(tokenizer, 'unknown'), 'published', median(bytes_per_token),
+               min(bytes_per_token), max(bytes_per_token), count(*), sum("bytes"), sum(tokens),
+               string_agg(corpus, '; ')
+        FROM core.corpus_published WHERE bytes_per_token IS NOT NULL AND "language" <> 'mixed'
+        GROUP BY "language", coalesce(tokenizer, 'unknown')
+    """, [run_id, run_id])
+
+
+def latest_law(con: duckdb.DuckDBPyConnection, name: str, run_id: str | None = None) -> Law:
+    if name in SHIPPED_LAWS and name != "user":
+        return SHIPPED_LAWS[name]
+    row = con.execute("SELECT name, E, A, B, alpha, beta, source FROM fits.scaling_law WHERE name = ? "
+                      "ORDER BY fitted_at DESC LIMIT 1", [name]).fetchone()
+    if not row:
+        raise LlmplanError(f"no scaling law named {name!r}; shipped: {', '.join(SHIPPED_LAWS)}; "
+                           "fit your own with `llmplan fit-scaling --losses FILE.csv` (name 'user')")
+    return Law(*row)
+
+
+def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tuple[efficiency.EfficiencyModel, str]:
+    if run_id is None:
+        row = con.execute("SELECT results_run_id FROM main.latest_run").fetchone()
+        if not row:
+            raise LlmplanError("the warehouse has no fitted efficiency model yet; create one with `llmplan run`")
+        run_id = row[0]
+    f = warehouse.query(con, f"SELECT * FROM fits.efficiency WHERE pipeline_run_id = '{run_id}'")
+    if f.height == 0:
+        raise LlmplanError(f"no efficiency fit for run {run_id}; create one with `llmplan run`")
+    return efficiency.EfficiencyModel.from_frame(f), run_id
+
+
+def plan(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dict:
+    from llmplan.accelerators import resolve
+    from llmplan.plan import build_plans
+
+    model, _ = load_model(con, run_id)
+    table = warehouse.query(con, "SELECT * FROM core.accelerator_aliases")
+    names = [resolve(a, table) for a in scenario.accelerators]
+    acc = warehouse.query(con, "SELECT * FROM core.accelerators").filter(pl.col("accelerator").is_in(names))
+    law = latest_law(con, scenario.scaling_law)
+    bpt = warehouse.query(con, f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = '{run_id}'")
+    plans, langs = build_plans(scenario, model, acc, law, bpt)
+    warehouse.append(con, "plans.plans", plans.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+    warehouse.append(con, "plans.plan_languages", langs.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+    return {"plan_rows": plans.height}
+
+
+def record_run(con: duckdb.DuckDBPyConnection, run_id: str, started: datetime, status: str, input_hashes: dict,
+               scenario: Scenario, fp: str, results_run_id: str, report_path: str | None,
+               flow_run_id: str | None, summary: dict) -> None:
+    con.execute(
+        "INSERT INTO meta.pipeline_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, started, datetime.now(timezone.utc), status, json.dumps(input_hashes, sort_keys=True), code_version(),
+         scenario.model_dump_json(), fp, results_run_id, report_path, flow_run_id, json.dumps(summary, default=str)])
+
+
+def log_failure(path: Path, run_id: str, started: datetime, error: BaseException, parameters: dict) -> None:
+    """Failed runs never touch the warehouse; they are appended to <warehouse>.failed-runs.jsonl."""
+    log = Path(path).with_name(Path(path).name + ".failed-runs.jsonl")
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"pipeline_run_id": run_id, "started_at": started.isoformat(),
+                             "failed_at": datetime.now(timezone.utc).isoformat(), "error": str(error),
+                             "parameters": parameters}, default=str) + "\n")
+
+
+def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dict:
+    """Frames the report draws, all from the warehouse (as of the staging copy)."""
+    import numpy as np
+
+    from llmplan.units import fmt_count, fmt_usd
+
+    q = lambda sql: warehouse.query(con, sql)  # noqa: E731
+    runs = q("SELECT * FROM core.training_runs WHERE utilization IS NOT NULL AND fit_exclusion_reason IS NULL")
+    model, _ = load_model(con, run_id)
+    acc = q("SELECT * FROM core.accelerators WHERE accelerator = 'A100-80GB'")
+    c = np.geomspace(max(runs["training_flop"].min() / 3, 1e17), runs["training_flop"].max() * 3, 50)
+    band = pl.DataFrame({"training_flop": c, "params": np.sqrt(c / 120.0)}).with_columns(
+        pl.lit(256.0).alias("gpu_count"), pl.lit(None, pl.Int32).alias("year"),
+        pl.lit("A100-80GB").alias("accelerator"), pl.lit(float(acc["peak_flops"][0]) if acc.height else 312e12).alias("peak_flops"))
+    band = model.predict(band)
+    plans = q(f"SELECT * FROM plans.plans WHERE pipeline_run_id = '{run_id}'")
+    langs = q(f"SELECT * FROM plans.plan_languages WHERE pipeline_run_id = '{run_id}'")
+    prev = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE results_run_id <> ? "
+                       "ORDER BY finished_at DESC LIMIT 1", [run_id]).fetchone()
+    changes = pl.DataFrame(schema={"target_params": pl.Float64, "accelerator": pl.Utf8, "old": pl.Float64, "new": pl.Float64})
+    if prev:
+        key = ["target_params", "policy", "accelerator"]
+        new = plans.group_by(key).agg(pl.col("gpu_days_p50").min().alias("new"))
+        old = q(f"SELECT * FROM plans.plans WHERE pipeline_run_id = '{prev[0]}'").group_by(key).agg(pl.col("gpu_days_p50").min().alias("old"))
+        changes = old.join(new, on=key).filter(pl.col("policy") == scenario.policies[0]).sort("target_params", "accelerator").select(
+            "target_params", "accelerator", "old", "new")
+    law = latest_law(con, scenario.scaling_law)
+    targets = plans.group_by("target_params", "policy").agg(pl.col("params").first(), pl.col("tokens").first(), pl.col("predicted_loss").first()) \
+        if "params" in plans.columns else plans.select("target_params", "policy", pl.col("target_params").alias("params"), "tokens", "predicted_loss").unique()
+    summary = q(f"SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = '{run_id}' ORDER BY split, method DESC")
+    head = plans.filter((pl.col("policy") == scenario.policies[0])).sort("target_params")
+    ten_b = head.filter((pl.col("target_params") - 1e10).abs() < 1e6)
+    pick = ten_b if ten_b.height else head
+    first = pick.sort("cluster_gpus").row(0, named=True) if pick.height else None
+    kpis = [("training runs in the fit", str(runs.height)),
+            ("backtest median |log10 error|", ", ".join(f"{r['median_abs_log10_err']:.3f}" for r in summary.filter(pl.col("method") == "llmplan").iter_rows(named=True)))]
+    if first:
+        kpis.append((f"{first['target_params'] / 1e9:g}B, {first['policy']}, {first['accelerator']}",
+                     f"{fmt_count(first['gpu_days_p50'])} GPU-days · {fmt_usd(first['cost_usd_p50'])}"))
+    return {
+        "runs": runs, "band": band, "throughput": q("SELECT * FROM core.throughput"),
+        "backtests": q(f"SELECT * FROM fits.backtests WHERE pipeline_run_id = '{run_id}'"),
+        "backtest_summary": summary,
+        "bytes_per_token": q(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = '{run_id}'"),
+        "plans": plans, "languages": langs, "law": law, "targets": targets, "changes": changes, "kpis": kpis,
+    }
+
+
+def write_report(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario, reports_dir: Path) -> Path:
+    from llmplan import report
+
+    data = report_data(con, run_id, scenario)
+    page = report.render(run_id, data)
+    out = Path(reports_dir) / run_id / "index.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def write_index(con: duckdb.DuckDBPyConnection, reports_dir: Path) -> Path:
+    from llmplan import report
+
+    runs = warehouse.query(con, "SELECT pipeline_run_id, results_run_id, finished_at, summary FROM meta.pipeline_runs ORDER BY finished_at DESC")
+    rows = []
+    for r in runs.iter_rows(named=True):
+        s = json.loads(r["summary"] or "{}")
+        if (Path(reports_dir) / r["pipeline_run_id"] / "index.html").exists():
+            rows.append({"pipeline_run_id": r["pipeline_run_id"], "finished_at": r["finished_at"], "headline": s.get("headline", "")})
+    return report.write_index(reports_dir, rows)

@@ -1,0 +1,98 @@
+"""A planning scenario: what to plan for. One pydantic model serves data/targets.toml, the CLI
+and the Prefect run form (its field descriptions and bounds become the UI's form)."""
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from llmplan.errors import LlmplanError
+from llmplan.units import parse_size
+
+Policy = Literal["chinchilla", "compute-optimal", "fixed", "overtrain", "inference-aware"]
+
+
+class Scenario(BaseModel):
+    """Target model sizes, hardware and data for the plan grid."""
+
+    targets: list[str] = Field(
+        default=["125M", "1.3B", "7B", "10B", "70B", "175B"], min_length=1, max_length=200,
+        description="Target model sizes (parameters), e.g. 125M, 10B, 1.5T")
+    accelerators: list[str] = Field(
+        default=["A100-80GB", "H100-80GB", "H200", "B200", "MI300X"], min_length=1,
+        description="Accelerators to plan for (names or aliases from the accelerator table)")
+    cluster_sizes: list[int] = Field(default=[8, 64, 256, 1024], min_length=1,
+                                     description="Cluster sizes (number of accelerators)")
+    policies: list[Policy] = Field(default=["chinchilla", "compute-optimal"], min_length=1,
+                                   description="Token policies")
+    seq_len: int = Field(default=4096, ge=128, le=1_048_576, description="Training sequence length (tokens)")
+    micro_batch: int = Field(default=1, ge=1, le=1024, description="Micro-batch per accelerator (sequences)")
+    zero_stage: Literal[0, 1, 2, 3] = Field(default=3, description="ZeRO stage for optimizer/gradient/weight sharding")
+    fp32_grads: bool = Field(default=False, description="Keep gradients in fp32 (18 instead of 16 bytes/param)")
+    scaling_law: str = Field(default="besiroglu2024",
+                             description="Loss law: hoffmann2022, besiroglu2024, or 'user' (from llmplan fit-scaling)")
+    fixed_tokens: str = Field(default="2T", description="Tokens for the 'fixed' policy")
+    overtrain_factor: float = Field(default=5.0, gt=1, le=1000, description="'overtrain' = factor × 20 tokens/param")
+    inference_tokens: str = Field(default="2T", description="Lifetime inference tokens for 'inference-aware'")
+    tokenizer: str = Field(default="mistral-sp-v1", description="Tokenizer whose measured bytes/token to use")
+    mixture: dict[str, float] = Field(default={"ja": 0.4, "en": 0.4, "code": 0.2},
+                                      description="Share of training tokens per language (sums to 1)")
+    unique_tokens: dict[str, str] = Field(default={}, description="Unique tokens available per language, e.g. {'ja': '300B'}")
+    price_usd_per_hour: dict[str, float] = Field(default={}, description="Price overrides per accelerator-hour (USD)")
+    deadline_days: float | None = Field(default=None, gt=0, description="Optional deadline: flag plans that take longer")
+    budget_usd: float | None = Field(default=None, gt=0, description="Optional budget: flag plans that cost more")
+
+    @field_validator("targets", "fixed_tokens", "inference_tokens")
+    @classmethod
+    def _sizes(cls, v):
+        for s in ([v] if isinstance(v, str) else v):
+            try:
+                parse_size(s)
+            except LlmplanError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("unique_tokens")
+    @classmethod
+    def _unique(cls, v):
+        for s in v.values():
+            try:
+                parse_size(s)
+            except LlmplanError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("cluster_sizes")
+    @classmethod
+    def _clusters(cls, v):
+        if any(c < 1 or c > 1_000_000 for c in v):
+            raise ValueError("cluster sizes must be between 1 and 1,000,000 accelerators")
+        return v
+
+    @model_validator(mode="after")
+    def _mix(self):
+        if not self.mixture or any(s < 0 for s in self.mixture.values()):
+            raise ValueError("mixture needs at least one language with a non-negative share")
+        total = sum(self.mixture.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"mixture shares must sum to 1, got {total:g}")
+        return self
+
+    def target_params(self) -> list[float]:
+        return [parse_size(t, "target size") for t in self.targets]
+
+
+def load_scenario(path: Path) -> Scenario:
+    from pydantic import ValidationError
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise LlmplanError(f"{path}: {e}") from e
+    except OSError as e:
+        raise LlmplanError(f"cannot read {path}: {e}") from e
+    try:
+        return Scenario(**data)
+    except ValidationError as e:
+        raise LlmplanError(f"{path}: invalid scenario:\n{e}") from e

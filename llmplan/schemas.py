@@ -1,0 +1,166 @@
+"""What each kind of input file must look like, declared once (pandera), with the folder it
+is read from. The raw layer keeps the text as read; these schemas type and check it."""
+
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+
+POS = pa.Check.gt(0)
+
+
+@dataclass(frozen=True)
+class Col:
+    header: str                      # as written in the CSV header
+    name: str                        # column name in raw.* and in the typed frame
+    dtype: type[pl.DataType] = pl.Utf8
+    required: bool = True            # the header must contain it
+    nullable: bool = True
+    checks: tuple = ()
+    unique: bool = False
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str                        # 'training_runs', 'epoch', ...
+    folder: str                      # under data/: every *.csv in it is read
+    raw_table: str
+    columns: tuple[Col, ...]
+    key: tuple[str, ...] = ()        # duplicate key across all files of this kind
+    extra: dict = field(default_factory=dict)
+
+    def schema(self) -> pa.DataFrameSchema:
+        return pa.DataFrameSchema(
+            {c.name: pa.Column(c.dtype, checks=list(c.checks), nullable=c.nullable, unique=c.unique) for c in self.columns},
+            strict=False,
+        )
+
+
+def _f(header, name, required=True, nullable=True, positive=True, dtype=pl.Float64, checks=()):
+    return Col(header, name, dtype, required, nullable, ((POS,) if positive else ()) + tuple(checks))
+
+
+TRAINING_RUNS = Kind(
+    "training_runs", "training_runs", "raw.training_runs",
+    (
+        Col("model", "model", nullable=False),
+        Col("org", "org"),
+        Col("year", "year", pl.Int64, nullable=False, checks=(pa.Check.in_range(1950, 2100),)),
+        _f("params_b", "params_b", nullable=False),
+        _f("active_params_b", "active_params_b"),
+        _f("tokens_b", "tokens_b"),
+        Col("gpu_type", "gpu_type", nullable=False),
+        _f("gpu_count", "gpu_count"),
+        _f("gpu_hours", "gpu_hours"),
+        _f("wall_days", "wall_days"),
+        Col("source", "source", nullable=False),
+        Col("notes", "notes", required=False),
+    ),
+    key=("model",),
+)
+
+# Epoch AI's own header names. Only the fields the adapter uses are required; a newer download
+# with more columns loads as-is.
+_EPOCH_COLUMNS = [
+    ("Model", "model", pl.Utf8, True), ("Organization", "organization", pl.Utf8, True),
+    ("Publication date", "publication_date", pl.Utf8, True), ("Domain", "domain", pl.Utf8, True),
+    ("Task", "task", pl.Utf8, False), ("Parameters", "parameters", pl.Float64, True),
+    ("Parameters notes", "parameters_notes", pl.Utf8, False),
+    ("Training compute (FLOP)", "training_compute_flop", pl.Float64, True),
+    ("Training compute notes", "training_compute_notes", pl.Utf8, False),
+    ("Training dataset", "training_dataset", pl.Utf8, False),
+    ("Training dataset size (total)", "training_dataset_size_total", pl.Utf8, True),  # may list several values
+    ("Dataset size notes", "dataset_size_notes", pl.Utf8, True),
+    ("Confidence", "confidence", pl.Utf8, True), ("Link", "link", pl.Utf8, False),
+    ("Reference", "reference", pl.Utf8, False),
+    ("Organization categorization", "organization_categorization", pl.Utf8, False),
+    ("Country (of organization)", "country_of_organization", pl.Utf8, False),
+    ("Notability criteria", "notability_criteria", pl.Utf8, False),
+    ("Notability criteria notes", "notability_criteria_notes", pl.Utf8, False),
+    ("Epochs", "epochs", pl.Float64, True),
+    ("Training time (hours)", "training_time_hours", pl.Float64, True),
+    ("Training time notes", "training_time_notes", pl.Utf8, False),
+    ("Training hardware", "training_hardware", pl.Utf8, True),
+    ("Hardware quantity", "hardware_quantity", pl.Float64, True),
+    ("Hardware utilization (MFU)", "hardware_utilization_mfu", pl.Float64, False),
+    ("Training compute cost (2023 USD)", "training_compute_cost_2023_usd", pl.Utf8, False),
+    ("Compute cost notes", "compute_cost_notes", pl.Utf8, False),
+    ("Training power draw (W)", "training_power_draw_w", pl.Utf8, False),
+    ("Base model", "base_model", pl.Utf8, True),
+    ("Finetune compute (FLOP)", "finetune_compute_flop", pl.Utf8, False),
+    ("Finetune compute notes", "finetune_compute_notes", pl.Utf8, False),
+    ("Batch size", "batch_size", pl.Utf8, False), ("Batch size notes", "batch_size_notes", pl.Utf8, False),
+    ("Model accessibility", "model_accessibility", pl.Utf8, False),
+    ("Training code accessibility", "training_code_accessibility", pl.Utf8, False),
+    ("Inference code accessibility", "inference_code_accessibility", pl.Utf8, False),
+    ("Accessibility notes", "accessibility_notes", pl.Utf8, False),
+    ("Numerical format", "numerical_format", pl.Utf8, False),
+    ("Frontier model", "frontier_model", pl.Utf8, False),
+    ("Hardware acquisition cost", "hardware_acquisition_cost", pl.Utf8, False),
+    ("Hardware utilization (HFU)", "hardware_utilization_hfu", pl.Utf8, False),
+    ("Training compute cost (cloud)", "training_compute_cost_cloud", pl.Utf8, False),
+    ("Training compute cost (upfront)", "training_compute_cost_upfront", pl.Utf8, False),
+]
+EPOCH = Kind(
+    "epoch", "epoch", "raw.epoch_models",
+    tuple(
+        Col(h, n, t, req, nullable=(n != "model"),
+            checks=((pa.Check.ge(0),) if t is pl.Float64 else ()))
+        for h, n, t, req in _EPOCH_COLUMNS
+    ),
+)
+
+THROUGHPUT = Kind(
+    "throughput", "throughput", "raw.throughput_benchmarks",
+    (
+        Col("section", "section"), Col("Model", "model", nullable=False),
+        Col("SeqLen (T)", "seq_len", pl.Int64, nullable=False, checks=(POS,)),
+        Col("# GPUs", "n_gpus", pl.Int64, nullable=False, checks=(POS,)),
+        Col("GPU", "gpu", nullable=False),
+        _f("MFU", "mfu", nullable=False), _f("HFU", "hfu"), _f("Model TFLOP", "model_tflop"),
+        _f("MicroBatchSize", "micro_batch_size"), _f("GradAccum", "grad_accum"),
+        _f("GlobalBatchSize", "global_batch_size"), _f("Throughput (S/s)", "throughput_samples_s", positive=False, checks=(pa.Check.ge(0),)),  # rounded: 0 for tiny rates
+        _f("Throughput (T/s)", "throughput_tokens_s"),
+        _f("Throughput (T/s/GPU)", "throughput_tokens_s_gpu", nullable=False),
+        _f("GlobalBatchSize (T)", "global_batch_tokens"), Col("Precision", "precision"),
+        Col("MP Mode", "mp_mode"), Col("Sharding Strategy", "sharding_strategy"),
+        Col("Activation Checkpointing", "activation_checkpointing"),
+        Col("Activation CPUOffload", "activation_cpu_offload"),
+        _f("NumParams", "num_params", nullable=False),
+    ),
+)
+
+ACCELERATORS = Kind(
+    "accelerators", "accelerators", "raw.accelerators",
+    (
+        Col("accelerator", "accelerator", nullable=False, unique=True),
+        Col("vendor", "vendor"),
+        _f("peak_dense_bf16_tflops", "peak_dense_bf16_tflops", nullable=False),
+        _f("peak_dense_fp8_tflops", "peak_dense_fp8_tflops"),
+        _f("memory_gb", "memory_gb", nullable=False), _f("hbm_bandwidth_tbs", "hbm_bandwidth_tbs"),
+        _f("on_demand_usd_per_hour_median", "on_demand_usd_per_hour_median"),
+        Col("price_note", "price_note"), Col("notes", "notes", required=False),
+    ),
+    key=("accelerator",),
+)
+
+ALIASES = Kind(
+    "accelerator_aliases", "", "raw.accelerator_aliases",
+    (
+        Col("alias", "alias", nullable=False), Col("accelerator", "accelerator"),
+        Col("flag", "flag"), Col("source", "source", required=False),
+    ),
+    extra={"files": ("accelerator_aliases.csv",)},
+)
+
+CORPUS_PUBLISHED = Kind(
+    "corpus_published", "corpus_published", "raw.corpus_published",
+    (
+        Col("corpus", "corpus", nullable=False), Col("language", "language"),
+        _f("bytes_gb", "bytes_gb"), _f("tokens_b", "tokens_b"), Col("tokenizer", "tokenizer"),
+        Col("source", "source", nullable=False), Col("notes", "notes", required=False),
+    ),
+    key=("corpus",),
+)
+
+ALL_KINDS = (ACCELERATORS, ALIASES, TRAINING_RUNS, EPOCH, THROUGHPUT, CORPUS_PUBLISHED)

@@ -1,0 +1,221 @@
+"""raw → core: typed, unit-normalised frames (Polars). Pure functions of the ingested frames.
+
+Training runs come from two places: the curated file (data/training_runs/) and Epoch AI's
+notable-models CSV (data/epoch/). They are merged into one row per run; when both describe the
+same model the curated row is kept (it cites the primary source, or names the compilation it
+quotes) and the Epoch row is recorded in `merge_note`. Every row the efficiency fit cannot use
+carries a `fit_exclusion_reason` instead of being dropped.
+"""
+
+import re
+
+import polars as pl
+
+from llmplan.accelerators import alias_key, alias_table, normalise
+from llmplan.flops import training_flop
+
+# Epoch records language dataset sizes in words (see its "Dataset size notes": "2 trillion
+# tokens ~= 1.5 trillion words"); 0.75 words per token is Epoch's own conversion.
+TOKENS_PER_WORD = 4.0 / 3.0
+MIN_PARAMS = 1e8          # smaller Epoch rows are research models, not pretraining-scale runs
+UTIL_RANGE = (0.02, 0.80) # outside this, a row's fields contradict each other (mixed units, MoE totals …)
+
+
+def family_of(model: pl.Expr) -> pl.Expr:
+    """'Llama 2 70B' → 'llama', 'Pythia-1.4B' → 'pythia': the leading letters of the name."""
+    return model.str.to_lowercase().str.extract(r"^([a-z]+)", 1)
+
+
+def accelerators(acc: pl.DataFrame) -> pl.DataFrame:
+    return acc.select(
+        "accelerator", "vendor",
+        (pl.col("peak_dense_bf16_tflops") * 1e12).alias("peak_flops"),
+        (pl.col("peak_dense_fp8_tflops") * 1e12).alias("peak_fp8_flops"),
+        (pl.col("memory_gb") * 1e9).alias("memory_bytes"),
+        (pl.col("hbm_bandwidth_tbs") * 1e12).alias("hbm_bandwidth_bytes_s"),
+        pl.col("on_demand_usd_per_hour_median").alias("usd_per_hour"),
+        "price_note", "notes", "source_file", "source_line",
+    )
+
+
+def aliases(acc: pl.DataFrame, al: pl.DataFrame) -> pl.DataFrame:
+    return alias_table(acc, al.select("alias", "accelerator", "flag"))
+
+
+def _with_efficiency(runs: pl.DataFrame, acc: pl.DataFrame) -> pl.DataFrame:
+    peaks = acc.select("accelerator", "peak_flops")
+    return (
+        runs.join(peaks, on="accelerator", how="left")
+        .with_columns(training_flop(pl.col("params"), pl.col("active_params"), pl.col("tokens")).alias("training_flop"))
+        .with_columns(
+            (pl.col("training_flop") / (pl.col("gpu_hours") * 3600.0)).alias("achieved_flops_per_gpu"),
+        )
+        .with_columns((pl.col("achieved_flops_per_gpu") / pl.col("peak_flops")).alias("utilization"))
+    )
+
+
+def curated_runs(tr: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+    runs = normalise(tr, "gpu_type", table).select(
+        "model", family_of(pl.col("model")).alias("family"), "org", pl.col("year").cast(pl.Int32),
+        (pl.col("params_b") * 1e9).alias("params"), (pl.col("active_params_b") * 1e9).alias("active_params"),
+        (pl.col("tokens_b") * 1e9).alias("tokens"),
+        pl.col("gpu_type").alias("accelerator_raw"), "accelerator", "accelerator_flag",
+        pl.col("gpu_count").cast(pl.Float64),
+        pl.coalesce(pl.col("gpu_hours"), pl.col("gpu_count") * pl.col("wall_days") * 24.0).alias("gpu_hours"),
+        "wall_days",
+        pl.lit("curated").alias("origin"),
+        pl.when(pl.col("notes").str.contains(r"(?i)^\s*\[primary")).then(pl.lit("primary"))
+        .when(pl.col("notes").str.contains(r"(?i)^\s*\[secondary")).then(pl.lit("secondary"))
+        .otherwise(pl.lit("unstated")).alias("source_quality"),
+        "source", pl.col("notes").alias("_notes"), "source_file", "source_line",
+    )
+    runs = _with_efficiency(runs, acc)
+    reason = (
+        pl.when(pl.col("accelerator").is_null()).then(pl.lit("accelerator has no specs in the accelerator table"))
+        .when(pl.col("tokens").is_null()).then(pl.lit("missing tokens"))
+        .when(pl.col("gpu_hours").is_null()).then(pl.lit("missing GPU-hours"))
+        .when(pl.col("_notes").str.contains(r"(?i)continual pretraining|not from scratch")).then(pl.lit("continual pretraining, not from scratch"))
+        .otherwise(None)
+    )
+    return runs.with_columns(reason.alias("fit_exclusion_reason"), pl.lit(None, pl.Utf8).alias("merge_note")).drop("_notes")
+
+
+def epoch_runs(ep: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+    size_text = pl.col("training_dataset_size_total").str.strip_chars()
+    size = size_text.cast(pl.Float64, strict=False)
+    runs = normalise(ep, "training_hardware", table).select(
+        "model", family_of(pl.col("model")).alias("family"), pl.col("organization").alias("org"),
+        pl.col("publication_date").str.slice(0, 4).cast(pl.Int32, strict=False).alias("year"),
+        pl.col("parameters").alias("params"), pl.lit(None, pl.Float64).alias("active_params"),
+        (size * TOKENS_PER_WORD * pl.col("epochs").fill_null(1.0)).alias("tokens"),
+        pl.col("training_hardware").alias("accelerator_raw"), "accelerator", "accelerator_flag",
+        "accelerator_known",
+        pl.col("hardware_quantity").alias("gpu_count"),
+        (pl.col("training_time_hours") * pl.col("hardware_quantity")).alias("gpu_hours"),
+        (pl.col("training_time_hours") / 24.0).alias("wall_days"),
+        pl.lit("epoch").alias("origin"), pl.lit("epoch").alias("source_quality"),
+        pl.concat_str(pl.lit("Epoch AI Notable AI Models: "), pl.col("reference").fill_null(""), pl.lit(" "),
+                      pl.col("link").fill_null("")).alias("source"),
+        "domain", "base_model", "confidence", pl.col("training_dataset_size_total").alias("_size_text"),
+        size.alias("_size"), "source_file", "source_line",
+    )
+    runs = _with_efficiency(runs, acc)
+    reason = (
+        pl.when(~pl.col("domain").fill_null("").str.contains("Language")).then(pl.lit("not a language model (Domain)"))
+        .when(pl.col("base_model").is_not_null()).then(pl.lit("fine-tune of a base model"))
+        .when(pl.col("params").is_null()).then(pl.lit("missing parameters"))
+        .when(pl.col("_size_text").is_null()).then(pl.lit("missing dataset size"))
+        .when(pl.col("_size").is_null()).then(pl.lit("dataset size lists several values"))
+        .when(pl.col("gpu_hours").is_null()).then(pl.lit("missing training time or hardware quantity"))
+        .when(pl.col("accelerator_raw").is_null()).then(pl.lit("missing training hardware"))
+        .when(~pl.col("accelerator_known")).then(pl.lit("hardware not in the accelerator table"))
+        .when(pl.col("accelerator").is_null()).then(pl.lit("accelerator has no specs in the accelerator table"))
+        .when(pl.col("params") < MIN_PARAMS).then(pl.lit("below 100M parameters"))
+        .when(pl.col("confidence") == "Speculative").then(pl.lit("speculative estimate (Epoch confidence)"))
+        .when(~pl.col("utilization").is_between(*UTIL_RANGE)).then(pl.lit("implied utilisation outside 2–80% (fields disagree)"))
+        .otherwise(None)
+    )
+    return runs.with_columns(reason.alias("fit_exclusion_reason"), pl.lit(None, pl.Utf8).alias("merge_note")).drop(
+        "domain", "base_model", "confidence", "_size_text", "_size", "accelerator_known"
+    )
+
+
+def _name_key(model: pl.Expr) -> pl.Expr:
+    return model.str.to_lowercase().str.replace_all(r"[^a-z0-9]", "")
+
+
+def merge_runs(curated: pl.DataFrame, epoch: pl.DataFrame) -> pl.DataFrame:
+    """One row per run. Same model = one name key a prefix of the other, parameters within 10%
+    and year within one; the curated row wins and notes the Epoch line it absorbed."""
+    c = curated.with_columns(_name_key(pl.col("model")).alias("_ck"), pl.int_range(pl.len()).alias("_ci"))
+    e = epoch.with_columns(_name_key(pl.col("model")).alias("_ek"), pl.int_range(pl.len()).alias("_ei"))
+    pairs = (
+        c.select("_ci", "_ck", pl.col("params").alias("_cp"), pl.col("year").alias("_cy"))
+        .join(e.select("_ei", "_ek", pl.col("params").alias("_ep"), pl.col("year").alias("_ey"),
+                       pl.col("model").alias("_em"), pl.col("source_line").alias("_el")), how="cross")
+        .filter(
+            (pl.col("_ck").str.starts_with(pl.col("_ek")) | pl.col("_ek").str.starts_with(pl.col("_ck")))
+            & ((pl.col("_cp") / pl.col("_ep")).log().abs() < 0.1)
+            & ((pl.col("_cy") - pl.col("_ey")).abs() <= 1)
+        )
+    )
+    notes = pairs.group_by("_ci").agg(
+        pl.concat_str(pl.lit("also in Epoch AI as "), pl.col("_em"), pl.lit(" (line "), pl.col("_el").cast(pl.Utf8),
+                      pl.lit(")")).str.join("; ").alias("_note")
+    )
+    c = c.join(notes, on="_ci", how="left").with_columns(
+        pl.when(pl.col("_note").is_not_null())
+        .then(pl.concat_str(pl.col("_note"), pl.lit("; curated row kept ("), pl.col("source_quality"), pl.lit(" source)")))
+        .otherwise(pl.col("merge_note")).alias("merge_note")
+    )
+    e = e.filter(~pl.col("_ei").is_in(pairs["_ei"].implode()))
+    runs = pl.concat([c.drop("_ck", "_ci", "_note"), e.drop("_ek", "_ei")], how="diagonal_relaxed")
+    # Run key: the model name, made unique where two sources keep different runs of one name.
+    runs = runs.with_columns(pl.col("model").alias("run_key"))
+    runs = runs.with_columns(
+        pl.when(pl.col("run_key").is_duplicated())
+        .then(pl.concat_str(pl.col("run_key"), pl.lit(" ["), pl.col("origin"), pl.lit(":"), pl.col("source_line").cast(pl.Utf8), pl.lit("]")))
+        .otherwise(pl.col("run_key")).alias("run_key")
+    )
+    return runs.with_columns(pl.lit(None, pl.Float64).alias("attention_flop"))
+
+
+def throughput(tp: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+    peaks = acc.select("accelerator", "peak_flops")
+    t = normalise(tp, "gpu", table).join(peaks, on="accelerator", how="left")
+    return t.select(
+        "model", pl.col("num_params").alias("params"), pl.col("seq_len").cast(pl.Int32),
+        pl.col("n_gpus").cast(pl.Int32), "accelerator", "precision", "peak_flops",
+        pl.col("throughput_tokens_s_gpu").alias("tokens_per_s_gpu"),
+        (pl.col("mfu") / 100.0).alias("mfu"), (pl.col("hfu") / 100.0).alias("hfu"),
+        (pl.col("throughput_tokens_s_gpu") * 6.0 * pl.col("num_params") / pl.col("peak_flops")).alias("mfu_6n"),
+        (pl.col("activation_checkpointing").str.to_lowercase() == "true").alias("activation_checkpointing"),
+        pl.when(pl.col("precision").fill_null("").str.contains("fp8"))
+        .then(pl.lit("FP8 step: MFU is not comparable with the BF16 peak"))
+        .otherwise(None).alias("fit_exclusion_reason"),
+        "source_file", "source_line",
+    )
+
+
+_LANG = [(r"(?i)^japanese", "ja"), (r"(?i)^(mostly )?english", "en"), (r"(?i)^code", "code")]
+
+
+def language_code(raw: pl.Expr) -> pl.Expr:
+    expr = pl.lit("mixed")
+    for pattern, code in reversed(_LANG):
+        expr = pl.when(raw.str.contains(pattern) & ~raw.str.contains(r"(?i)\+ *(english|japanese)")).then(pl.lit(code)).otherwise(expr)
+    return expr
+
+
+def corpus_published(cp: pl.DataFrame) -> pl.DataFrame:
+    return cp.select(
+        "corpus", language_code(pl.col("language").fill_null("")).alias("language"), pl.col("language").alias("language_raw"),
+        (pl.col("bytes_gb") * 1e9).alias("bytes"), (pl.col("tokens_b") * 1e9).alias("tokens"),
+        (pl.col("bytes_gb") / pl.col("tokens_b")).alias("bytes_per_token"),
+        "tokenizer", "source", "source_file", "source_line",
+    )
+
+
+def unmapped(runs: pl.DataFrame) -> pl.DataFrame:
+    return (
+        runs.filter(pl.col("fit_exclusion_reason") == "hardware not in the accelerator table")
+        .group_by("origin", pl.col("accelerator_raw").alias("name")).agg(pl.len().cast(pl.Int64).alias("n_rows"))
+        .sort("n_rows", descending=True)
+    )
+
+
+def build_core(data: dict) -> dict[str, pl.DataFrame]:
+    """All core.* frames from the ingested data (see llmplan.ingest.read_all)."""
+    acc = accelerators(data["accelerators"].typed)
+    table = aliases(data["accelerators"].typed, data["accelerator_aliases"].typed)
+    cur = curated_runs(data["training_runs"].typed, acc, table)
+    ep = epoch_runs(data["epoch"].typed, acc, table) if data["epoch"].typed.height else cur.clear()
+    runs = merge_runs(cur, ep)
+    return {
+        "core.accelerators": acc,
+        "core.accelerator_aliases": table,
+        "core.training_runs": runs,
+        "core.throughput": throughput(data["throughput"].typed, acc, table) if data["throughput"].typed.height else None,
+        "core.corpus_published": corpus_published(data["corpus_published"].typed) if data["corpus_published"].typed.height else None,
+        "core.unmapped_accelerators": unmapped(runs),
+    }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs (Chromium for the report test, the package with its
+# test extra) and run the whole suite. Used by the README and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+[ -n "${PREFECT_HOME:-}" ] || { PREFECT_HOME="$(mktemp -d)"; export PREFECT_HOME; }
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -1,0 +1,74 @@
+-- raw.*: every value exactly as read (text), plus where it came from.
+-- Rows are keyed by (file_sha256, source_line): re-reading an unchanged file adds nothing.
+
+CREATE TABLE IF NOT EXISTS raw.training_runs (
+    model VARCHAR, org VARCHAR, "year" VARCHAR, params_b VARCHAR, active_params_b VARCHAR,
+    tokens_b VARCHAR, gpu_type VARCHAR, gpu_count VARCHAR, gpu_hours VARCHAR, wall_days VARCHAR,
+    "source" VARCHAR, notes VARCHAR,
+    source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+
+-- Epoch AI "Notable AI Models" in Epoch's own column format (header names snake_cased).
+CREATE TABLE IF NOT EXISTS raw.epoch_models (
+    model VARCHAR, organization VARCHAR, publication_date VARCHAR, domain VARCHAR, task VARCHAR,
+    parameters VARCHAR, parameters_notes VARCHAR, training_compute_flop VARCHAR,
+    training_compute_notes VARCHAR, training_dataset VARCHAR, training_dataset_size_total VARCHAR,
+    dataset_size_notes VARCHAR, confidence VARCHAR, link VARCHAR, reference VARCHAR,
+    organization_categorization VARCHAR, country_of_organization VARCHAR,
+    notability_criteria VARCHAR, notability_criteria_notes VARCHAR, epochs VARCHAR,
+    training_time_hours VARCHAR, training_time_notes VARCHAR, training_hardware VARCHAR,
+    hardware_quantity VARCHAR, hardware_utilization_mfu VARCHAR,
+    training_compute_cost_2023_usd VARCHAR, compute_cost_notes VARCHAR,
+    training_power_draw_w VARCHAR, base_model VARCHAR, finetune_compute_flop VARCHAR,
+    finetune_compute_notes VARCHAR, batch_size VARCHAR, batch_size_notes VARCHAR,
+    model_accessibility VARCHAR, training_code_accessibility VARCHAR,
+    inference_code_accessibility VARCHAR, accessibility_notes VARCHAR, numerical_format VARCHAR,
+    frontier_model VARCHAR, hardware_acquisition_cost VARCHAR, hardware_utilization_hfu VARCHAR,
+    training_compute_cost_cloud VARCHAR, training_compute_cost_upfront VARCHAR,
+    source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+
+-- MosaicML llm-foundry throughput tables (per-step, not whole runs).
+CREATE TABLE IF NOT EXISTS raw.throughput_benchmarks (
+    "section" VARCHAR, model VARCHAR, seq_len VARCHAR, n_gpus VARCHAR, gpu VARCHAR,
+    mfu VARCHAR, hfu VARCHAR, model_tflop VARCHAR, micro_batch_size VARCHAR, grad_accum VARCHAR,
+    global_batch_size VARCHAR, throughput_samples_s VARCHAR, throughput_tokens_s VARCHAR,
+    throughput_tokens_s_gpu VARCHAR, global_batch_tokens VARCHAR, "precision" VARCHAR,
+    mp_mode VARCHAR, sharding_strategy VARCHAR, activation_checkpointing VARCHAR,
+    activation_cpu_offload VARCHAR, num_params VARCHAR,
+    source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS raw.accelerators (
+    accelerator VARCHAR, vendor VARCHAR, peak_dense_bf16_tflops VARCHAR,
+    peak_dense_fp8_tflops VARCHAR, memory_gb VARCHAR, hbm_bandwidth_tbs VARCHAR,
+    on_demand_usd_per_hour_median VARCHAR, price_note VARCHAR, notes VARCHAR,
+    source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS raw.accelerator_aliases (
+    alias VARCHAR, accelerator VARCHAR, flag VARCHAR, "source" VARCHAR,
+    source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS raw.corpus_published (
+    corpus VARCHAR, "language" VARCHAR, bytes_gb VARCHAR, tokens_b VARCHAR, tokenizer VARCHAR,
+    "source" VARCHAR, notes VARCHAR,
+    source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+
+-- Corpus scans (llmplan corpus scan / corpus_stats flow): one row per (file, language, tokenizer, sample).
+CREATE TABLE IF NOT EXISTS raw.corpus_measurements (
+    path VARCHAR NOT NULL, file_sha256 VARCHAR NOT NULL, "language" VARCHAR NOT NULL,
+    tokenizer VARCHAR NOT NULL, docs BIGINT, "bytes" BIGINT, chars BIGINT, tokens BIGINT,
+    sample_fraction DOUBLE NOT NULL, seed BIGINT, bytes_per_token DOUBLE,
+    bytes_per_token_lo DOUBLE, bytes_per_token_hi DOUBLE,
+    tokens_total_est DOUBLE, tokens_total_lo DOUBLE, tokens_total_hi DOUBLE,
+    bad_records BIGINT, scanned_at TIMESTAMPTZ NOT NULL
+);

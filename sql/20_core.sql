@@ -1,0 +1,46 @@
+-- core.*: typed, unit-normalised rows. Counts are plain numbers (parameters, tokens), time in hours,
+-- compute in FLOP, peak in FLOP/s. Rebuilt from raw.* by every pipeline run (llmplan/transform.py).
+
+CREATE TABLE IF NOT EXISTS core.accelerators (
+    accelerator VARCHAR PRIMARY KEY, vendor VARCHAR, peak_flops DOUBLE NOT NULL,
+    peak_fp8_flops DOUBLE, memory_bytes DOUBLE, hbm_bandwidth_bytes_s DOUBLE,
+    usd_per_hour DOUBLE, price_note VARCHAR, notes VARCHAR, source_file VARCHAR, source_line INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS core.accelerator_aliases (
+    alias_key VARCHAR PRIMARY KEY, alias VARCHAR, accelerator VARCHAR, flag VARCHAR
+);
+
+-- One row per training run: the curated file and Epoch's rows merged, duplicates resolved.
+CREATE TABLE IF NOT EXISTS core.training_runs (
+    run_key VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, family VARCHAR, org VARCHAR,
+    "year" INTEGER, params DOUBLE, active_params DOUBLE, tokens DOUBLE,
+    accelerator_raw VARCHAR, accelerator VARCHAR, accelerator_flag VARCHAR,
+    gpu_count DOUBLE, gpu_hours DOUBLE, wall_days DOUBLE,
+    training_flop DOUBLE, attention_flop DOUBLE, peak_flops DOUBLE,
+    achieved_flops_per_gpu DOUBLE, utilization DOUBLE,
+    origin VARCHAR NOT NULL,          -- 'curated' or 'epoch'
+    source_quality VARCHAR,           -- 'primary' | 'secondary' | 'epoch'
+    "source" VARCHAR, merge_note VARCHAR,
+    fit_exclusion_reason VARCHAR,     -- NULL = used by the efficiency fit
+    source_file VARCHAR, source_line INTEGER
+);
+
+-- Per-step throughput benchmark rows (MosaicML llm-foundry).
+CREATE TABLE IF NOT EXISTS core.throughput (
+    model VARCHAR, params DOUBLE, seq_len INTEGER, n_gpus INTEGER, accelerator VARCHAR,
+    "precision" VARCHAR, peak_flops DOUBLE, tokens_per_s_gpu DOUBLE, mfu DOUBLE, hfu DOUBLE,
+    mfu_6n DOUBLE, activation_checkpointing BOOLEAN, fit_exclusion_reason VARCHAR,
+    source_file VARCHAR, source_line INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS core.corpus_published (
+    corpus VARCHAR, "language" VARCHAR, language_raw VARCHAR, "bytes" DOUBLE, tokens DOUBLE,
+    bytes_per_token DOUBLE, tokenizer VARCHAR, "source" VARCHAR, source_file VARCHAR,
+    source_line INTEGER
+);
+
+-- Accelerator names seen in inputs that could not be mapped to the accelerator table.
+CREATE TABLE IF NOT EXISTS core.unmapped_accelerators (
+    origin VARCHAR, name VARCHAR, n_rows BIGINT
+);

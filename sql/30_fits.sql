@@ -1,0 +1,41 @@
+-- fits.*: fitted coefficients and ratios, each with its interval, keyed by pipeline run.
+
+CREATE TABLE IF NOT EXISTS fits.efficiency (
+    pipeline_run_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,      -- 'fixed' | 'cov' | 'group' | 'variance' | 'stat'
+    name VARCHAR NOT NULL,
+    estimate DOUBLE, std_error DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, n BIGINT
+);
+
+-- Predicted whole-run utilisation per accelerator for a reference run (report and quick reads).
+CREATE TABLE IF NOT EXISTS fits.efficiency_by_accelerator (
+    pipeline_run_id VARCHAR NOT NULL, accelerator VARCHAR NOT NULL, n_runs BIGINT,
+    seen_in_fit BOOLEAN, utilization_p10 DOUBLE, utilization_p50 DOUBLE, utilization_p90 DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS fits.backtests (
+    pipeline_run_id VARCHAR NOT NULL, split VARCHAR NOT NULL, run_key VARCHAR, model VARCHAR,
+    family VARCHAR, "year" INTEGER, accelerator VARCHAR, actual_gpu_hours DOUBLE,
+    pred_p10 DOUBLE, pred_p50 DOUBLE, pred_p90 DOUBLE, rule_gpu_hours DOUBLE,
+    abs_log10_err DOUBLE, rule_abs_log10_err DOUBLE, inside_p10_p90 BOOLEAN
+);
+
+CREATE TABLE IF NOT EXISTS fits.backtest_summary (
+    pipeline_run_id VARCHAR NOT NULL, split VARCHAR NOT NULL, method VARCHAR NOT NULL,
+    n BIGINT, median_abs_log10_err DOUBLE, median_abs_pct_err DOUBLE, coverage_p10_p90 DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS fits.bytes_per_token (
+    pipeline_run_id VARCHAR NOT NULL, "language" VARCHAR NOT NULL, tokenizer VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,      -- 'measured' | 'published' | 'default'
+    bytes_per_token DOUBLE, lo DOUBLE, hi DOUBLE, n_sources BIGINT, "bytes" DOUBLE,
+    tokens DOUBLE, "source" VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS fits.scaling_law (
+    pipeline_run_id VARCHAR NOT NULL, name VARCHAR NOT NULL,
+    E DOUBLE, A DOUBLE, B DOUBLE, alpha DOUBLE, beta DOUBLE,
+    E_lo DOUBLE, E_hi DOUBLE, A_lo DOUBLE, A_hi DOUBLE, B_lo DOUBLE, B_hi DOUBLE,
+    alpha_lo DOUBLE, alpha_hi DOUBLE, beta_lo DOUBLE, beta_hi DOUBLE,
+    n_points BIGINT, "source" VARCHAR, fitted_at TIMESTAMPTZ
+);

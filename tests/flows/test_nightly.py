@@ -1,0 +1,107 @@
+"""The nightly_refresh flow against a real DuckDB file: idempotency, all-or-nothing on bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.nightly import nightly_refresh
+from tests.helpers import file_sha, row_counts, table_contents
+
+
+def _run(tmp_path: Path, data: Path, **kw):
+    return nightly_refresh(warehouse=str(tmp_path / "w.duckdb"), data_dir=str(data), reports_dir=str(tmp_path / "reports"), **kw)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    import shutil
+
+    from tests.conftest import DATA
+
+    tmp = tmp_path_factory.mktemp("nightly")
+    data = tmp / "data"
+    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
+    result = _run(tmp, data)
+    return tmp, data, result
+
+
+def test_run_fills_every_layer(first_run):
+    tmp, _, result = first_run
+    assert result["status"] == "succeeded"
+    counts = row_counts(tmp / "w.duckdb")
+    for t in ("raw.training_runs", "raw.epoch_models", "raw.throughput_benchmarks", "raw.accelerators",
+              "raw.corpus_published", "core.training_runs", "core.throughput", "core.accelerators",
+              "fits.efficiency", "fits.backtests", "fits.scaling_law", "plans.plans", "plans.plan_languages",
+              "meta.pipeline_runs"):
+        assert counts[t] > 0, t
+    with duckdb.connect(str(tmp / "w.duckdb"), read_only=True) as con:
+        prov = con.execute("SELECT count(*) FROM raw.training_runs WHERE source_file IS NULL OR source_line IS NULL "
+                           "OR length(file_sha256) <> 64 OR loaded_at IS NULL").fetchone()[0]
+        assert prov == 0
+        run = con.execute("SELECT status, input_hashes, code_version, parameters FROM meta.pipeline_runs").fetchone()
+        assert run[0] == "succeeded" and len(json.loads(run[1])) == 7 and run[2] and json.loads(run[3])["targets"]
+        assert con.execute("SELECT count(*) FROM latest_plans").fetchone()[0] == counts["plans.plans"]
+    assert Path(result["report_path"]).exists()
+
+
+def test_second_run_on_same_inputs_adds_only_a_run_record(first_run):
+    tmp, data, _ = first_run
+    before = row_counts(tmp / "w.duckdb")
+    raw_before = table_contents(tmp / "w.duckdb")["raw.training_runs"]
+    result = _run(tmp, data)
+    after = row_counts(tmp / "w.duckdb")
+    assert result["status"] == "reused"
+    assert after["meta.pipeline_runs"] == before["meta.pipeline_runs"] + 1
+    assert {k: v for k, v in after.items() if k != "meta.pipeline_runs"} == \
+           {k: v for k, v in before.items() if k != "meta.pipeline_runs"}
+    assert table_contents(tmp / "w.duckdb")["raw.training_runs"] == raw_before   # loaded_at kept too
+
+
+BAD = {
+    "missing column": lambda b: b.replace(b",tokens_b,", b",tokenz_b,", 1),
+    "non-numeric": lambda b: b.replace(b"Llama 2 13B,Meta,2023,13,", b"Llama 2 13B,Meta,2023,thirteen,", 1),
+    "negative": lambda b: b.replace(b"Llama 2 13B,Meta,2023,13,", b"Llama 2 13B,Meta,2023,-13,", 1),
+    "unknown accelerator": lambda b: b.replace(b"2000,A100-80GB,,368640", b"2000,Z9000,,368640", 1),
+    "duplicate run key": lambda b: b.replace(b"Llama 2 13B,", b"Llama 2 7B,", 1),
+    "bad utf-8": lambda b: b.replace(b"Llama 2 13B", b"Llama 2 \xff13B", 1),
+    "empty file": lambda b: b"",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_fails_the_run_and_leaves_the_warehouse_unchanged(first_run, tmp_path, case):
+    import shutil
+
+    from llmplan.errors import InputError
+
+    tmp, data, _ = first_run
+    wh = tmp_path / "w.duckdb"
+    shutil.copyfile(tmp / "w.duckdb", wh)
+    bad = tmp_path / "data"
+    shutil.copytree(data, bad)
+    f = bad / "training_runs" / "training_runs_through_2023.csv"
+    f.write_bytes(BAD[case](f.read_bytes()))
+    before_sha, before = file_sha(wh), table_contents(wh)
+    with pytest.raises(InputError) as exc:
+        nightly_refresh(warehouse=str(wh), data_dir=str(bad), reports_dir=str(tmp_path / "reports"))
+    assert str(f) in str(exc.value)
+    assert file_sha(wh) == before_sha
+    assert table_contents(wh) == before
+    assert not list(tmp_path.glob("w.duckdb.tmp*"))
+    log = tmp_path / "w.duckdb.failed-runs.jsonl"
+    assert log.exists() and str(f) in log.read_text()
+
+
+def test_warehouse_opens_in_the_duckdb_cli(first_run):
+    tmp, _, _ = first_run
+    cli = Path(sys.executable).with_name("duckdb")
+    out = subprocess.run([str(cli), "-readonly", "-csv", str(tmp / "w.duckdb"),
+                          "-c", "SELECT count(*) AS n FROM core.training_runs; SELECT count(*) AS p FROM latest_plans;"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    assert lines[0] == "n" and int(lines[1]) > 50 and lines[2] == "p" and int(lines[3]) > 0

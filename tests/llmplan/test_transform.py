@@ -1,0 +1,69 @@
+"""raw → core: unit normalisation, accelerator names, the Epoch adapter and the merge."""
+
+import polars as pl
+import pytest
+
+from llmplan.ingest import read_all
+from llmplan.transform import build_core
+from tests.conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def core():
+    return build_core(read_all(DATA))
+
+
+def test_units_are_plain_counts(core):
+    r = core["core.training_runs"].filter(pl.col("model") == "Llama 2 7B").row(0, named=True)
+    assert r["params"] == 7e9 and r["tokens"] == 2e12 and r["gpu_hours"] == 184320
+    assert r["training_flop"] == pytest.approx(6 * 7e9 * 2e12)
+    assert r["utilization"] == pytest.approx(8.4e22 / (184320 * 3600 * 312e12))
+
+
+def test_epoch_names_map_to_the_accelerator_table_with_flags(core):
+    runs = core["core.training_runs"]
+    ep = runs.filter(pl.col("origin") == "epoch")
+    a100 = ep.filter(pl.col("accelerator_raw") == "NVIDIA A100 SXM4 80 GB")
+    assert a100.height and set(a100["accelerator"]) == {"A100-80GB"}
+    cur = runs.filter(pl.col("origin") == "curated")
+    h800 = cur.filter(pl.col("accelerator_raw") == "H800").row(0, named=True)
+    assert h800["accelerator"] == "H100-80GB" and h800["accelerator_flag"] == "export_variant"
+    a800 = cur.filter(pl.col("accelerator_raw") == "A800-80GB").row(0, named=True)
+    assert a800["accelerator"] == "A100-80GB" and a800["accelerator_flag"] == "export_variant"
+
+
+def test_unmappable_epoch_hardware_is_reported_not_dropped(core):
+    un = core["core.unmapped_accelerators"]
+    assert "Huawei Ascend 910" in un["name"].to_list()
+    runs = core["core.training_runs"]
+    assert runs.filter(pl.col("accelerator_raw") == "Huawei Ascend 910")["fit_exclusion_reason"].to_list() == \
+        ["hardware not in the accelerator table"]
+
+
+def test_epoch_adapter_on_real_rows(core):
+    """Epoch records language datasets in words (0.75 words/token) and hours × chips."""
+    runs = core["core.training_runs"]
+    r = runs.filter(pl.col("model") == "GPT-NeoX-20B").row(0, named=True)
+    assert r["origin"] == "epoch" and r["accelerator"] == "A100-40GB"
+    assert r["gpu_hours"] == pytest.approx(2160 * 96)
+    raw = read_all(DATA)["epoch"].typed.filter(pl.col("model") == "GPT-NeoX-20B").row(0, named=True)
+    assert r["tokens"] == pytest.approx(float(raw["training_dataset_size_total"]) * 4 / 3 * raw["epochs"])
+    assert r["fit_exclusion_reason"] is None
+    ft = runs.filter(pl.col("origin") == "epoch").filter(pl.col("fit_exclusion_reason") == "fine-tune of a base model")
+    assert ft.height > 10
+
+
+def test_duplicates_prefer_the_curated_source_and_record_it(core):
+    runs = core["core.training_runs"]
+    assert runs.filter(pl.col("model").str.starts_with("Llama 2-70B")).height == 0
+    note = runs.filter(pl.col("model") == "Llama 2 70B")["merge_note"][0]
+    assert "Llama 2-70B" in note and "curated row kept (primary source)" in note
+    assert runs["run_key"].is_unique().all()
+
+
+def test_every_excluded_row_has_a_counted_reason(core):
+    runs = core["core.training_runs"]
+    reasons = runs.group_by("fit_exclusion_reason").len()
+    assert reasons.filter(pl.col("fit_exclusion_reason").is_null())["len"][0] >= 40
+    assert "missing training time or hardware quantity" in reasons["fit_exclusion_reason"].to_list()
+    assert runs.filter(pl.col("fit_exclusion_reason").is_null() & pl.col("utilization").is_null()).height == 0
