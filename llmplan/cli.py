@@ -112,3 +112,249 @@ def sql(
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+def _open(warehouse):
+    from llmplan import config, warehouse as wh
+
+    return wh.connect_readonly(config.warehouse_path(warehouse))
+
+
+@app.command()
+def predict(
+    runs: Path = typer.Option(..., help="CSV: model, params_b, active_params_b (optional), tokens_b, gpu_type, gpu_count (optional)"),
+    as_json: bool = typer.Option(False, "--json", help="A list of objects with the output keys (floats, unformatted)"),
+    warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
+):
+    """Predict GPU-hours (p10/p50/p90) for training runs from the latest efficiency fit.
+
+    Output per row: model, training_flop, gpu_hours_p10, gpu_hours_p50, gpu_hours_p90,
+    wall_days_p50 (when gpu_count is given).
+
+    Example:\n
+      llmplan predict --runs my_runs.csv --json
+    """
+    import polars as pl
+
+    from llmplan import pipeline
+    from llmplan.accelerators import resolve
+    from llmplan.errors import InputError, Problem
+    from llmplan.flops import training_flop
+    from llmplan.ingest import read_one
+    from llmplan.schemas import PREDICT_RUNS
+
+    try:
+        frame = read_one(PREDICT_RUNS, runs)
+        with _open(warehouse) as con:
+            model, _ = pipeline.load_model(con)
+            table = con.sql("SELECT * FROM core.accelerator_aliases").pl()
+            acc = con.sql("SELECT accelerator, peak_flops FROM core.accelerators").pl()
+        names = []
+        for r in frame.iter_rows(named=True):
+            try:
+                names.append(resolve(r["gpu_type"], table))
+            except LlmplanError as e:
+                raise InputError([Problem(str(runs), r["source_line"], "gpu_type", str(e))]) from None
+        f = frame.with_columns(pl.Series("accelerator", names)).join(acc, on="accelerator", how="left").with_columns(
+            (pl.col("params_b") * 1e9).alias("params"),
+            training_flop(pl.col("params_b") * 1e9, pl.col("active_params_b") * 1e9 if "active_params_b" in frame.columns
+                          else pl.lit(None, pl.Float64), pl.col("tokens_b") * 1e9).alias("training_flop"),
+            pl.lit(model.year_range[1]).alias("year"),
+            (pl.col("gpu_count") if "gpu_count" in frame.columns else pl.lit(None, pl.Float64)).alias("gpu_count"),
+        )
+        out = model.predict(f).with_columns(
+            (pl.col("gpu_hours_p50") / pl.col("gpu_count") / 24.0).alias("wall_days_p50")
+        ).select("model", "training_flop", "gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90", "wall_days_p50")
+    except LlmplanError as e:
+        _fail(e)
+    if as_json:
+        sys.stdout.write(json.dumps(out.to_dicts(), indent=1) + "\n")
+        return
+    from llmplan.units import fmt_count, fmt_days, fmt_sci
+
+    t = Table(title="Predicted GPU-hours (whole run)")
+    for c in ("model", "training compute", "GPU-hours p10", "p50", "p90", "wall days p50"):
+        t.add_column(c, overflow="fold")
+    for r in out.iter_rows(named=True):
+        t.add_row(r["model"], fmt_sci(r["training_flop"], "FLOP"), fmt_count(r["gpu_hours_p10"]), fmt_count(r["gpu_hours_p50"]),
+                  fmt_count(r["gpu_hours_p90"]), fmt_days(r["wall_days_p50"]) if r["wall_days_p50"] is not None else "–")
+    console.print(t)
+
+
+def _parse_mix(text: str) -> dict[str, float]:
+    mix = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise LlmplanError(f"cannot read --mix {text!r}: expected language=share pairs, e.g. ja=0.4,en=0.4,code=0.2")
+        k, v = part.split("=", 1)
+        try:
+            mix[k.strip()] = float(v)
+        except ValueError:
+            raise LlmplanError(f"cannot read --mix share {v!r} for {k.strip()!r}: expected a number") from None
+    return mix
+
+
+@app.command()
+def plan(
+    params: Optional[str] = typer.Option(None, help="Model size: 125M, 10B, 1.5T, 7e9 (omit for the inverse question)"),
+    gpu: str = typer.Option("H100-80GB", help="Accelerator (name or alias from the accelerator table)"),
+    gpus: Optional[int] = typer.Option(None, help="Cluster size (accelerators)"),
+    days: Optional[float] = typer.Option(None, help="Available days (inverse plan, or the deadline)"),
+    budget_usd: Optional[float] = typer.Option(None, help="Budget in USD (inverse plan, or a cap)"),
+    tokens: Optional[str] = typer.Option(None, help="Training tokens, e.g. 200B (default: from --policy)"),
+    policy: str = typer.Option("chinchilla", help="chinchilla | compute-optimal | overtrain | inference-aware"),
+    mix: str = typer.Option("en=1.0", help="Language mixture, e.g. ja=0.4,en=0.4,code=0.2"),
+    seq_len: int = typer.Option(4096, help="Sequence length"),
+    law: str = typer.Option("auto", help="Scaling law: auto | besiroglu2024 | hoffmann2022 | user"),
+    price: Optional[float] = typer.Option(None, help="USD per accelerator-hour (overrides the table)"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+    warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
+):
+    """One plan from the latest fits (no orchestrator start-up), or the inverse question.
+
+    Examples:\n
+      llmplan plan --params 10B --gpu H100-80GB --gpus 20\n
+      llmplan plan --params 7B --gpu A100 --days 30 --mix ja=0.4,en=0.4,code=0.2 --json\n
+      llmplan plan --gpu H100 --gpus 20 --days 15            (what should we train?)
+    """
+    from llmplan import plan as planmod
+    from llmplan.scenario import Scenario
+    from llmplan.units import parse_size
+
+    try:
+        with _open(warehouse) as con:
+            import polars as pl
+
+            from llmplan import pipeline
+            from llmplan.accelerators import resolve
+
+            model, run_id = pipeline.load_model(con)
+            name = resolve(gpu, con.sql("SELECT * FROM core.accelerator_aliases").pl())
+            acc = con.sql(f"SELECT * FROM core.accelerators WHERE accelerator = {pipeline.sql_literal(name)}").pl()
+            if price is not None:
+                acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
+            the_law = pipeline.latest_law(con, law)
+            bpt = con.sql(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {pipeline.sql_literal(run_id)}").pl()
+        if params is None:
+            if gpus is None or (days is None and budget_usd is None):
+                raise LlmplanError("give --params for a plan, or --gpus with --days or --budget-usd for the inverse question")
+            if days is None and not acc["usd_per_hour"][0]:
+                raise LlmplanError(f"{name} has no price in the accelerator table: pass --price or --days")
+            out = planmod.inverse_plan(model, acc, gpus, the_law, days=days, budget_usd=budget_usd)
+            mixd = _parse_mix(mix)
+            sc = Scenario(mixture=mixd)
+            table = planmod.bytes_per_token_table(sc, bpt)
+            out["bytes_per_language"] = {r["language"]: r["share"] * out["tokens_opt_p50"] * r["bytes_per_token"] for r in table.iter_rows(named=True)}
+            out["tokens_per_language"] = {r["language"]: r["share"] * out["tokens_opt_p50"] for r in table.iter_rows(named=True)}
+        else:
+            n = parse_size(params, "--params")
+            pol = "fixed" if tokens else policy
+            sc = Scenario(targets=[params], accelerators=[name], cluster_sizes=[gpus or 8], policies=[pol],
+                          fixed_tokens=tokens or "2T", seq_len=seq_len, mixture=_parse_mix(mix), scaling_law=law,
+                          deadline_days=days, budget_usd=budget_usd)
+            plans, langs = planmod.build_plans(sc, model, acc, the_law, bpt)
+            r = plans.row(0, named=True)
+            if gpus is None and days:
+                # Fewest accelerators that finish within `days` (utilisation depends weakly on count).
+                need = max(int(-(-r["gpu_hours_p50"] // (days * 24))), r["min_gpus_for_memory"] or 1)
+                sc = sc.model_copy(update={"cluster_sizes": [need]})
+                plans, langs = planmod.build_plans(sc, model, acc, the_law, bpt)
+                r = plans.row(0, named=True)
+            out = {k: r[k] for k in ("params", "tokens", "training_flop", "accelerator", "cluster_gpus", "gpu_hours_p10",
+                                     "gpu_hours_p50", "gpu_hours_p90", "wall_days_p10", "wall_days_p50", "wall_days_p90",
+                                     "cost_usd_p10", "cost_usd_p50", "cost_usd_p90", "usd_per_hour", "memory_per_gpu_gb",
+                                     "min_gpus_for_memory", "fits_in_memory", "checkpoint_gb", "predicted_loss", "loss_law", "warnings")}
+            out["policy"] = pol
+            out["bytes_per_language"] = {x["language"]: x["bytes_p50"] for x in langs.iter_rows(named=True)}
+            out["tokens_per_language"] = {x["language"]: x["tokens"] for x in langs.iter_rows(named=True)}
+            out["bytes_per_token_source"] = {x["language"]: x["bytes_per_token_kind"] for x in langs.iter_rows(named=True)}
+    except LlmplanError as e:
+        _fail(e)
+    except ValueError as e:   # pydantic validation of the scenario
+        _fail(LlmplanError(str(e)))
+    if as_json:
+        sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
+        return
+    _print_plan(out)
+
+
+def _print_plan(out: dict) -> None:
+    from llmplan.units import fmt_bytes, fmt_count, fmt_days, fmt_params, fmt_sci, fmt_usd
+
+    t = Table(show_header=False, box=None)
+    t.add_column(style="bold")
+    t.add_column()
+    if "params_opt_p50" in out:
+        t.add_row("budget", f"{out['gpus']} × {out['accelerator']} for {fmt_days(out['days'])} = {fmt_count(out['gpu_hours'], 'GPU-hours')}"
+                  + (f" ({fmt_usd(out['cost_usd'])})" if out.get("cost_usd") else ""))
+        t.add_row("compute (p10/p50/p90)", " / ".join(fmt_sci(out[f"compute_flop_{q}"], "FLOP") for q in ("p10", "p50", "p90")))
+        t.add_row("compute-optimal size", f"{fmt_params(out['params_opt_p50'])} ({fmt_params(out['params_opt_p10'])}–{fmt_params(out['params_opt_p90'])})")
+        t.add_row("tokens", f"{fmt_sci(out['tokens_opt_p50'])} ({fmt_sci(out['tokens_opt_p10'])}–{fmt_sci(out['tokens_opt_p90'])})")
+        t.add_row("expected loss", f"{out['predicted_loss_p50']:.3f} ({out['law']})")
+    else:
+        t.add_row("model", f"{fmt_params(out['params'])} parameters, {out['policy']}")
+        t.add_row("tokens", fmt_sci(out["tokens"]))
+        t.add_row("training compute", fmt_sci(out["training_flop"], "FLOP"))
+        t.add_row("GPU-hours", f"{fmt_count(out['gpu_hours_p50'])} (p10 {fmt_count(out['gpu_hours_p10'])}, p90 {fmt_count(out['gpu_hours_p90'])})")
+        t.add_row("GPU-days", fmt_count(out["gpu_hours_p50"] / 24))
+        t.add_row("wall-clock", f"{fmt_days(out['wall_days_p50'])} on {out['cluster_gpus']} × {out['accelerator']} "
+                  f"({fmt_days(out['wall_days_p10'])}–{fmt_days(out['wall_days_p90'])})")
+        t.add_row("cost", f"{fmt_usd(out['cost_usd_p50'])} ({fmt_usd(out['cost_usd_p10'])}–{fmt_usd(out['cost_usd_p90'])})" if out["cost_usd_p50"] else "– (no price: --price)")
+        t.add_row("memory", f"{out['memory_per_gpu_gb']:.1f} GB per accelerator; needs ≥ {out['min_gpus_for_memory']} accelerators"
+                  if out["min_gpus_for_memory"] else "does not fit at any count")
+        t.add_row("checkpoint", fmt_bytes(out["checkpoint_gb"] * 1e9))
+        t.add_row("expected loss", f"{out['predicted_loss']:.3f} ({out['loss_law']})")
+    for lang, b in out["bytes_per_language"].items():
+        t.add_row(f"text: {lang}", f"{fmt_sci(out['tokens_per_language'][lang])} tokens ≈ {fmt_bytes(b)}"
+                  + (f" ({out['bytes_per_token_source'][lang]} bytes/token)" if "bytes_per_token_source" in out else ""))
+    if out.get("warnings"):
+        t.add_row("warnings", out["warnings"])
+    console.print(t)
+
+
+@app.command("fit-scaling")
+def fit_scaling(
+    losses: Path = typer.Option(..., help="CSV with columns params, tokens, loss (one row per finished run)"),
+    as_json: bool = typer.Option(False, "--json", help="JSON: E, A, B, alpha, beta, n_points and *_ci [lo, hi]"),
+    bootstrap: int = typer.Option(200, min=20, max=5000, help="Bootstrap resamples for the intervals"),
+    warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
+):
+    """Fit L(N, D) = E + A/N^α + B/D^β to your own runs and store it (used by compute-optimal plans).
+
+    Example:\n
+      llmplan fit-scaling --losses small_runs.csv --json
+    """
+    from datetime import datetime, timezone
+
+    import polars as pl
+
+    from llmplan import config, warehouse as wh
+    from llmplan.ingest import read_one
+    from llmplan.scaling import fit_law
+    from llmplan.schemas import SCALING_LOSSES
+
+    try:
+        f = read_one(SCALING_LOSSES, losses)
+        law, ci = fit_law(f["params"].to_numpy(), f["tokens"].to_numpy(), f["loss"].to_numpy(), n_boot=bootstrap)
+        out = {"E": law.E, "A": law.A, "B": law.B, "alpha": law.alpha, "beta": law.beta, "n_points": f.height,
+               **{f"{k}_ci": list(v) for k, v in ci.items()}}
+        path = config.warehouse_path(warehouse)
+        now = datetime.now(timezone.utc)
+        row = pl.DataFrame([{"pipeline_run_id": f"fit-scaling-{now:%Y%m%dT%H%M%S}", "name": "user", "E": law.E, "A": law.A, "B": law.B,
+                             "alpha": law.alpha, "beta": law.beta, **{f"{k}_lo": v[0] for k, v in ci.items()},
+                             **{f"{k}_hi": v[1] for k, v in ci.items()}, "n_points": f.height,
+                             "source": f"llmplan fit-scaling {losses}", "fitted_at": now}])
+        with wh.writer_lock(path), wh.transaction_file(path) as con:
+            wh.append(con, "fits.scaling_law", row)
+    except LlmplanError as e:
+        _fail(e)
+    if as_json:
+        sys.stdout.write(json.dumps(out, indent=1) + "\n")
+        return
+    t = Table(title=f"L(N, D) = E + A/N^α + B/D^β fitted on {f.height} runs (95% bootstrap intervals)")
+    for c in ("parameter", "estimate", "interval"):
+        t.add_column(c)
+    for k in ("E", "A", "B", "alpha", "beta"):
+        t.add_row(k, f"{out[k]:.4g}", f"[{ci[k][0]:.4g}, {ci[k][1]:.4g}]")
+    console.print(t)
+    console.print("stored in fits.scaling_law (name 'user'); compute-optimal plans use it from now on")

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 A100_PEAK = 312e12
 RULE_MFU = 0.40
@@ -41,6 +40,13 @@ RULE_MFU = 0.40
 # (≈ ±12 %) per accelerator, a prior-like bound chosen before looking at any backtest.
 SIGMA2_GROUP_FLOOR = 0.05 ** 2
 FIXED = ["Intercept", "x_size", "x_cluster", "x_year", "x_peak", "per_step"]
+
+
+def _t_ppf(q: float, df: int) -> float:
+    """Student-t quantile (scipy.special, not scipy.stats: a what-if must start fast)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, q))
 
 
 @dataclass
@@ -55,11 +61,16 @@ class EfficiencyModel:
     year_range: tuple[int, int]
     n_obs: int
     terms: list[str] = field(default_factory=lambda: list(FIXED))
+    t90: float = 0.0      # Student-t 90th percentile at df, stored so predicting needs no SciPy
+
+    def __post_init__(self):
+        if not self.t90:
+            self.t90 = _t_ppf(0.9, self.df)
 
     # -- persistence (fits.efficiency rows) ---------------------------------------------
     def to_frame(self, run_id: str) -> pl.DataFrame:
         se = np.sqrt(np.diag(self.cov))
-        t = stats.t.ppf(0.975, self.df)
+        t = _t_ppf(0.975, self.df)
         rows = [dict(kind="fixed", name=k, estimate=self.beta[k], std_error=float(se[i]),
                      ci_lo=self.beta[k] - t * se[i], ci_hi=self.beta[k] + t * se[i], n=self.n_obs)
                 for i, k in enumerate(self.terms)]
@@ -69,6 +80,7 @@ class EfficiencyModel:
                  for g, (u, sd, n) in self.groups.items()]
         rows += [dict(kind="variance", name="sigma2_resid", estimate=self.sigma2, std_error=None, ci_lo=None, ci_hi=None, n=self.df),
                  dict(kind="variance", name="sigma2_group", estimate=self.sigma2_group, std_error=None, ci_lo=None, ci_hi=None, n=len(self.groups)),
+                 dict(kind="stat", name="t90", estimate=self.t90, std_error=None, ci_lo=None, ci_hi=None, n=self.df),
                  dict(kind="stat", name="centre_cluster", estimate=self.centre_cluster, std_error=None, ci_lo=None, ci_hi=None, n=None),
                  dict(kind="stat", name="year_min", estimate=float(self.year_range[0]), std_error=None, ci_lo=None, ci_hi=None, n=None),
                  dict(kind="stat", name="year_max", estimate=float(self.year_range[1]), std_error=None, ci_lo=None, ci_hi=None, n=None)]
@@ -89,7 +101,7 @@ class EfficiencyModel:
                    sigma2_group=v["sigma2_group"]["estimate"], df=int(v["sigma2_resid"]["n"]),
                    centre_cluster=v["centre_cluster"]["estimate"],
                    year_range=(int(v["year_min"]["estimate"]), int(v["year_max"]["estimate"])),
-                   n_obs=int(fixed["n"][0]), terms=terms)
+                   n_obs=int(fixed["n"][0]), terms=terms, t90=v["t90"]["estimate"] if "t90" in v else 0.0)
 
     # -- prediction ---------------------------------------------------------------------
     def design(self, frame: pl.DataFrame) -> np.ndarray:
@@ -117,7 +129,7 @@ class EfficiencyModel:
         u_var = np.array([self.groups[a][1] ** 2 if a in self.groups else self.sigma2_group for a in acc])
         mean = X @ b + u
         var = np.einsum("ij,jk,ik->i", X, self.cov, X) + u_var + self.sigma2
-        t = stats.t.ppf(0.9, self.df)
+        t = self.t90
         sd = np.sqrt(var)
         lo, hi = mean - t * sd, mean + t * sd
         out = frame.with_columns(

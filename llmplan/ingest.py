@@ -196,3 +196,16 @@ def read_all(data_dir: Path, loaded_at: datetime | None = None) -> dict[str, Kin
     if problems:
         raise InputError(problems)
     return out
+
+
+def read_one(kind: Kind, path: Path) -> pl.DataFrame:
+    """One user-supplied CSV (predict, fit-scaling), typed and checked; raises InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError([Problem(str(path), None, None, "no such file; expected a CSV with columns: "
+                                  + ", ".join(c.header for c in kind.columns if c.required))])
+    problems: list[Problem] = []
+    got = read_file(kind, path, datetime.now(timezone.utc), problems)
+    if problems or got is None:
+        raise InputError(problems)
+    return got[1]

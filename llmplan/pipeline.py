@@ -13,13 +13,15 @@ import polars as pl
 from llmplan import efficiency, warehouse
 from llmplan.config import code_version
 from llmplan.errors import LlmplanError
-from llmplan.ingest import PROVENANCE, read_all
 from llmplan.scaling import SHIPPED_LAWS, Law
 from llmplan.scenario import Scenario
-from llmplan.transform import build_core
 
 CORE_TABLES = ("core.accelerators", "core.accelerator_aliases", "core.training_runs", "core.throughput",
                "core.corpus_published", "core.unmapped_accelerators")
+
+
+def sql_literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -43,7 +45,7 @@ def sync_raw(con: duckdb.DuckDBPyConnection, data: dict) -> dict:
         new = want - have
         if new and kd.raw.height:
             rows = kd.raw.filter(pl.concat_str("source_file", pl.lit("|"), "file_sha256").is_in(list(new)))
-            cols = [c.name for c in kd.kind.columns] + list(PROVENANCE)
+            cols = [c.name for c in kd.kind.columns] + ["source_file", "source_line", "file_sha256", "loaded_at"]
             warehouse.append(con, table, rows.select(cols))
             added[table] = rows.height
     return added
@@ -51,6 +53,9 @@ def sync_raw(con: duckdb.DuckDBPyConnection, data: dict) -> dict:
 
 def ingest(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict:
     """Read + check every input file, mirror raw.*, rebuild core.*. Raises InputError."""
+    from llmplan.ingest import read_all
+    from llmplan.transform import build_core
+
     data = read_all(Path(data_dir))
     added = sync_raw(con, data)
     core = build_core(data)
@@ -128,11 +133,17 @@ def fit_bytes_per_token(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """, [run_id, run_id])
 
 
-def latest_law(con: duckdb.DuckDBPyConnection, name: str, run_id: str | None = None) -> Law:
-    if name in SHIPPED_LAWS and name != "user":
+def latest_law(con: duckdb.DuckDBPyConnection, name: str) -> Law:
+    """A shipped law by name, the latest user fit ('user'), or 'auto': the user fit when present."""
+    if name in SHIPPED_LAWS:
         return SHIPPED_LAWS[name]
-    row = con.execute("SELECT name, E, A, B, alpha, beta, source FROM fits.scaling_law WHERE name = ? "
-                      "ORDER BY fitted_at DESC LIMIT 1", [name]).fetchone()
+    if name == "auto":
+        row = con.sql("SELECT count(*) FROM fits.scaling_law WHERE name = 'user'").fetchall()[0]
+        return latest_law(con, "user") if row[0] else SHIPPED_LAWS["besiroglu2024"]
+    # No bound parameters on this path: binding makes DuckDB import pandas (≈0.4 s on a what-if).
+    rows = con.sql("SELECT name, E, A, B, alpha, beta, source FROM fits.scaling_law WHERE name = "
+                   f"{sql_literal(name)} ORDER BY fitted_at DESC LIMIT 1").fetchall()
+    row = rows[0] if rows else None
     if not row:
         raise LlmplanError(f"no scaling law named {name!r}; shipped: {', '.join(SHIPPED_LAWS)}; "
                            "fit your own with `llmplan fit-scaling --losses FILE.csv` (name 'user')")
@@ -145,7 +156,7 @@ def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tup
         if not row:
             raise LlmplanError("the warehouse has no fitted efficiency model yet; create one with `llmplan run`")
         run_id = row[0]
-    f = warehouse.query(con, f"SELECT * FROM fits.efficiency WHERE pipeline_run_id = '{run_id}'")
+    f = warehouse.query(con, f"SELECT * FROM fits.efficiency WHERE pipeline_run_id = {sql_literal(run_id)}")
     if f.height == 0:
         raise LlmplanError(f"no efficiency fit for run {run_id}; create one with `llmplan run`")
     return efficiency.EfficiencyModel.from_frame(f), run_id
@@ -160,7 +171,7 @@ def plan(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dic
     names = [resolve(a, table) for a in scenario.accelerators]
     acc = warehouse.query(con, "SELECT * FROM core.accelerators").filter(pl.col("accelerator").is_in(names))
     law = latest_law(con, scenario.scaling_law)
-    bpt = warehouse.query(con, f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = '{run_id}'")
+    bpt = warehouse.query(con, f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {sql_literal(run_id)}")
     plans, langs = build_plans(scenario, model, acc, law, bpt)
     warehouse.append(con, "plans.plans", plans.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
     warehouse.append(con, "plans.plan_languages", langs.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
@@ -200,21 +211,21 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
         pl.lit(256.0).alias("gpu_count"), pl.lit(None, pl.Int32).alias("year"),
         pl.lit("A100-80GB").alias("accelerator"), pl.lit(float(acc["peak_flops"][0]) if acc.height else 312e12).alias("peak_flops"))
     band = model.predict(band)
-    plans = q(f"SELECT * FROM plans.plans WHERE pipeline_run_id = '{run_id}'")
-    langs = q(f"SELECT * FROM plans.plan_languages WHERE pipeline_run_id = '{run_id}'")
+    plans = q(f"SELECT * FROM plans.plans WHERE pipeline_run_id = {sql_literal(run_id)}")
+    langs = q(f"SELECT * FROM plans.plan_languages WHERE pipeline_run_id = {sql_literal(run_id)}")
     prev = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE results_run_id <> ? "
                        "ORDER BY finished_at DESC LIMIT 1", [run_id]).fetchone()
     changes = pl.DataFrame(schema={"target_params": pl.Float64, "accelerator": pl.Utf8, "old": pl.Float64, "new": pl.Float64})
     if prev:
         key = ["target_params", "policy", "accelerator"]
         new = plans.group_by(key).agg(pl.col("gpu_days_p50").min().alias("new"))
-        old = q(f"SELECT * FROM plans.plans WHERE pipeline_run_id = '{prev[0]}'").group_by(key).agg(pl.col("gpu_days_p50").min().alias("old"))
+        old = q(f"SELECT * FROM plans.plans WHERE pipeline_run_id = {sql_literal(prev[0])}").group_by(key).agg(pl.col("gpu_days_p50").min().alias("old"))
         changes = old.join(new, on=key).filter(pl.col("policy") == scenario.policies[0]).sort("target_params", "accelerator").select(
             "target_params", "accelerator", "old", "new")
     law = latest_law(con, scenario.scaling_law)
     targets = plans.group_by("target_params", "policy").agg(pl.col("params").first(), pl.col("tokens").first(), pl.col("predicted_loss").first()) \
         if "params" in plans.columns else plans.select("target_params", "policy", pl.col("target_params").alias("params"), "tokens", "predicted_loss").unique()
-    summary = q(f"SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = '{run_id}' ORDER BY split, method DESC")
+    summary = q(f"SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = {sql_literal(run_id)} ORDER BY split, method DESC")
     head = plans.filter((pl.col("policy") == scenario.policies[0])).sort("target_params")
     ten_b = head.filter((pl.col("target_params") - 1e10).abs() < 1e6)
     pick = ten_b if ten_b.height else head
@@ -226,9 +237,9 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
                      f"{fmt_count(first['gpu_days_p50'])} GPU-days · {fmt_usd(first['cost_usd_p50'])}"))
     return {
         "runs": runs, "band": band, "throughput": q("SELECT * FROM core.throughput"),
-        "backtests": q(f"SELECT * FROM fits.backtests WHERE pipeline_run_id = '{run_id}'"),
+        "backtests": q(f"SELECT * FROM fits.backtests WHERE pipeline_run_id = {sql_literal(run_id)}"),
         "backtest_summary": summary,
-        "bytes_per_token": q(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = '{run_id}'"),
+        "bytes_per_token": q(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {sql_literal(run_id)}"),
         "plans": plans, "languages": langs, "law": law, "targets": targets, "changes": changes, "kpis": kpis,
     }
 

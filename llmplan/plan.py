@@ -147,7 +147,7 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
         (pl.col("gpu_hours_p50") * pl.col("usd_per_hour")).alias("cost_usd_p50"),
         (pl.col("gpu_hours_p90") * pl.col("usd_per_hour")).alias("cost_usd_p90"),
         (pl.col("min_gpus_for_memory").is_not_null() & (pl.col("min_gpus_for_memory") <= pl.col("cluster_gpus"))).alias("fits_in_memory"),
-        pl.lit(sc.scaling_law).alias("loss_law"),
+        pl.lit(law.name).alias("loss_law"),
     ).with_columns(
         (pl.col("wall_days_p50") <= sc.deadline_days).alias("meets_deadline") if sc.deadline_days else pl.lit(None, pl.Boolean).alias("meets_deadline"),
         (pl.col("cost_usd_p50") <= sc.budget_usd).alias("within_budget") if sc.budget_usd else pl.lit(None, pl.Boolean).alias("within_budget"),

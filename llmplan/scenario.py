@@ -30,8 +30,9 @@ class Scenario(BaseModel):
     micro_batch: int = Field(default=1, ge=1, le=1024, description="Micro-batch per accelerator (sequences)")
     zero_stage: Literal[0, 1, 2, 3] = Field(default=3, description="ZeRO stage for optimizer/gradient/weight sharding")
     fp32_grads: bool = Field(default=False, description="Keep gradients in fp32 (18 instead of 16 bytes/param)")
-    scaling_law: str = Field(default="besiroglu2024",
-                             description="Loss law: hoffmann2022, besiroglu2024, or 'user' (from llmplan fit-scaling)")
+    scaling_law: str = Field(default="auto",
+                             description="Loss law: auto (your fit from `llmplan fit-scaling` when present, else "
+                                         "besiroglu2024), hoffmann2022, besiroglu2024, or user")
     fixed_tokens: str = Field(default="2T", description="Tokens for the 'fixed' policy")
     overtrain_factor: float = Field(default=5.0, gt=1, le=1000, description="'overtrain' = factor × 20 tokens/param")
     inference_tokens: str = Field(default="2T", description="Lifetime inference tokens for 'inference-aware'")

@@ -164,3 +164,26 @@ CORPUS_PUBLISHED = Kind(
 )
 
 ALL_KINDS = (ACCELERATORS, ALIASES, TRAINING_RUNS, EPOCH, THROUGHPUT, CORPUS_PUBLISHED)
+
+# `llmplan predict --runs FILE.csv`
+PREDICT_RUNS = Kind(
+    "predict_runs", "", "",
+    (
+        Col("model", "model", nullable=False),
+        _f("params_b", "params_b", nullable=False),
+        _f("active_params_b", "active_params_b", required=False),
+        _f("tokens_b", "tokens_b", nullable=False),
+        Col("gpu_type", "gpu_type", nullable=False),
+        _f("gpu_count", "gpu_count", required=False),
+    ),
+)
+
+# `llmplan fit-scaling --losses FILE.csv`: one row per finished small run.
+SCALING_LOSSES = Kind(
+    "scaling_losses", "", "",
+    (
+        _f("params", "params", nullable=False),
+        _f("tokens", "tokens", nullable=False),
+        _f("loss", "loss", nullable=False),
+    ),
+)

@@ -18,7 +18,10 @@ from llmplan.flops import training_flop
 # tokens ~= 1.5 trillion words"); 0.75 words per token is Epoch's own conversion.
 TOKENS_PER_WORD = 4.0 / 3.0
 MIN_PARAMS = 1e8          # smaller Epoch rows are research models, not pretraining-scale runs
-UTIL_RANGE = (0.02, 0.80) # outside this, a row's fields contradict each other (mixed units, MoE totals …)
+UTIL_RANGE = (0.02, 0.80)
+# llmplan plans text-only pretraining: rows whose Domain also lists vision, images, robotics or
+# games train on other data with other pipelines.
+NOT_TEXT_ONLY = r"(?i)vision|image|multimodal|robotics|games|video|audio|speech" # outside this, a row's fields contradict each other (mixed units, MoE totals …)
 
 
 def family_of(model: pl.Expr) -> pl.Expr:
@@ -102,6 +105,7 @@ def epoch_runs(ep: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.D
     runs = _with_efficiency(runs, acc)
     reason = (
         pl.when(~pl.col("domain").fill_null("").str.contains("Language")).then(pl.lit("not a language model (Domain)"))
+        .when(pl.col("domain").str.contains(NOT_TEXT_ONLY)).then(pl.lit("multimodal model (Domain beyond Language)"))
         .when(pl.col("base_model").is_not_null()).then(pl.lit("fine-tune of a base model"))
         .when(pl.col("params").is_null()).then(pl.lit("missing parameters"))
         .when(pl.col("_size_text").is_null()).then(pl.lit("missing dataset size"))

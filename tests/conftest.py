@@ -28,3 +28,25 @@ def data_copy(tmp_path: Path) -> Path:
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory) -> Path:
+    """A warehouse built by the pipeline's stages directly (no Prefect): ingest → fit → plan."""
+    from datetime import datetime, timezone
+
+    from llmplan import pipeline
+    from llmplan.scenario import load_scenario
+    from llmplan.warehouse import transaction_file
+
+    path = tmp_path_factory.mktemp("wh") / "w.duckdb"
+    sc = load_scenario(DATA / "targets.toml")
+    started = datetime.now(timezone.utc)
+    run_id = pipeline.new_run_id(started)
+    with transaction_file(path) as con:
+        ing = pipeline.ingest(con, DATA)
+        pipeline.fit(con, run_id)
+        pipeline.plan(con, run_id, sc)
+        fp = pipeline.fingerprint(ing["input_hashes"], sc)
+        pipeline.record_run(con, run_id, started, "succeeded", ing["input_hashes"], sc, fp, run_id, None, None, {})
+    return path

@@ -1,0 +1,143 @@
+"""The command line against a real warehouse file (built without Prefect)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_help_has_examples():
+    for cmd in ("run", "sql", "predict", "plan", "fit-scaling"):
+        r = _run(cmd, "--help")
+        assert r.exit_code == 0 and "Example" in r.output, cmd
+
+
+def test_sql_formats(built_warehouse):
+    r = _run("sql", "SELECT count(*) AS n FROM core.training_runs", "--format", "json", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[0]["n"] > 50
+    r = _run("sql", "SELECT 1 AS a", "--format", "csv", "--warehouse", str(built_warehouse))
+    assert r.output.splitlines() == ["a", "1"]
+
+
+def test_sql_is_read_only(built_warehouse):
+    r = _run("sql", "DELETE FROM core.training_runs", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1 and "read-only" in r.output.lower()
+
+
+def test_predict_json_keys_and_values(built_warehouse, tmp_path):
+    f = tmp_path / "runs.csv"
+    f.write_text("model,params_b,active_params_b,tokens_b,gpu_type,gpu_count\n"
+                 "ten,10,,200,H100,20\nmoe,47,13,1000,NVIDIA A100 SXM4 80 GB,\n")
+    r = _run("predict", "--runs", str(f), "--json", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert [set(x) for x in rows] == [{"model", "training_flop", "gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90", "wall_days_p50"}] * 2
+    assert rows[0]["training_flop"] == pytest.approx(1.2e22)
+    assert rows[0]["wall_days_p50"] == pytest.approx(rows[0]["gpu_hours_p50"] / 20 / 24)
+    assert rows[1]["training_flop"] == pytest.approx(6 * 13e9 * 1e12) and rows[1]["wall_days_p50"] is None
+    assert rows[0]["gpu_hours_p10"] < rows[0]["gpu_hours_p50"] < rows[0]["gpu_hours_p90"]
+
+
+def test_predict_errors(built_warehouse, tmp_path):
+    f = tmp_path / "runs.csv"
+    f.write_text("model,params_b,tokens_b,gpu_type\nx,10,200,Z9000\n")
+    r = _run("predict", "--runs", str(f), "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1 and "line 2" in r.output and "H100-80GB" in r.output
+    f.write_text("model,params_b,tokens_b,gpu_type\nx,10,,H100\n")
+    r = _run("predict", "--runs", str(f), "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1 and "line 2" in r.output and "tokens_b" in r.output
+    f.write_text("model,params_b,tokens_b,gpu_type\nx,10,200,H100\n")
+    r = _run("predict", "--runs", str(f), "--warehouse", str(tmp_path / "none.duckdb"))
+    assert r.exit_code == 1 and "llmplan run" in r.output
+
+
+def test_predict_without_a_fit_says_how_to_make_one(tmp_path):
+    from llmplan.warehouse import ensure
+
+    ensure(tmp_path / "empty.duckdb")
+    f = tmp_path / "runs.csv"
+    f.write_text("model,params_b,tokens_b,gpu_type\nx,10,200,H100\n")
+    r = _run("predict", "--runs", str(f), "--warehouse", str(tmp_path / "empty.duckdb"))
+    assert r.exit_code == 1 and "llmplan run" in r.output
+
+
+def test_plan_json_keys(built_warehouse):
+    r = _run("plan", "--params", "10B", "--gpu", "H100-80GB", "--gpus", "20", "--mix", "ja=0.4,en=0.4,code=0.2",
+             "--json", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    for k in ("tokens", "training_flop", "gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90", "wall_days_p50",
+              "cost_usd_p50", "min_gpus_for_memory", "bytes_per_language"):
+        assert k in out
+    assert set(out["bytes_per_language"]) == {"ja", "en", "code"}
+    assert out["tokens"] == pytest.approx(2e11)
+
+
+def test_plan_days_gives_the_cluster_and_inverse_plan(built_warehouse):
+    r = _run("plan", "--params", "7B", "--gpu", "A100", "--days", "30", "--json", "--warehouse", str(built_warehouse))
+    out = json.loads(r.output)
+    assert r.exit_code == 0 and out["wall_days_p50"] <= 30.5 and out["cluster_gpus"] >= 1
+    r = _run("plan", "--gpu", "H100", "--gpus", "20", "--days", "15", "--json", "--warehouse", str(built_warehouse))
+    out = json.loads(r.output)
+    assert r.exit_code == 0 and out["params_opt_p10"] < out["params_opt_p50"] < out["params_opt_p90"]
+
+
+def test_plan_errors(built_warehouse):
+    r = _run("plan", "--params", "10X", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1 and "10X" in r.output
+    r = _run("plan", "--gpu", "H100", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1 and "--gpus" in r.output
+
+
+def test_fit_scaling_stores_and_is_used(built_warehouse, tmp_path):
+    import shutil
+
+    import duckdb
+    import numpy as np
+
+    from llmplan.scaling import BESIROGLU_2024
+
+    wh = tmp_path / "w.duckdb"
+    shutil.copyfile(built_warehouse, wh)
+    rng = np.random.default_rng(3)
+    n = np.exp(rng.uniform(np.log(3e7), np.log(3e9), 30))
+    d = np.exp(rng.uniform(np.log(1e9), np.log(3e11), 30))
+    loss = BESIROGLU_2024.loss(n, d) * np.exp(rng.normal(0, 0.003, 30))
+    f = tmp_path / "losses.csv"
+    f.write_text("params,tokens,loss\n" + "".join(f"{a},{b},{c}\n" for a, b, c in zip(n, d, loss)))
+    r = _run("fit-scaling", "--losses", str(f), "--json", "--bootstrap", "40", "--warehouse", str(wh))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert set(out) == {"E", "A", "B", "alpha", "beta", "n_points", "E_ci", "A_ci", "B_ci", "alpha_ci", "beta_ci"}
+    assert out["n_points"] == 30 and out["E_ci"][0] <= out["E"] <= out["E_ci"][1]
+    with duckdb.connect(str(wh), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM fits.scaling_law WHERE name = 'user'").fetchone()[0] == 1
+    r = _run("plan", "--params", "1B", "--gpu", "H100", "--gpus", "8", "--json", "--warehouse", str(wh))
+    assert json.loads(r.output)["loss_law"] == "user"
+
+
+def test_fit_scaling_refuses_bad_input_and_writes_nothing(built_warehouse, tmp_path):
+    import shutil
+
+    from tests.helpers import file_sha
+
+    wh = tmp_path / "w.duckdb"
+    shutil.copyfile(built_warehouse, wh)
+    before = file_sha(wh)
+    f = tmp_path / "losses.csv"
+    f.write_text("params,tokens,loss\n1e8,1e9,3.1\n2e8,2e9,2.9\n3e8,3e9,2.8\n")
+    r = _run("fit-scaling", "--losses", str(f), "--warehouse", str(wh))
+    assert r.exit_code == 1 and "at least 5" in r.output
+    f.write_text("params,tokens,loss\n1e8,1e9,3.1\n2e8,-2e9,2.9\n")
+    r = _run("fit-scaling", "--losses", str(f), "--warehouse", str(wh))
+    assert r.exit_code == 1 and "line 3" in r.output and "tokens" in r.output
+    assert file_sha(wh) == before

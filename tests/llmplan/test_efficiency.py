@@ -1,0 +1,95 @@
+"""The efficiency model: arithmetic, recovery on synthetic runs, calibrated intervals, persistence."""
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from llmplan import efficiency as ef
+from llmplan.flops import training_flop
+
+
+def test_training_flop_hand_checked():
+    assert training_flop(10e9, None, 200e9) == pytest.approx(1.2e22)
+    assert training_flop(47e9, 13e9, 1e12) == pytest.approx(6 * 13e9 * 1e12)   # MoE: active params
+
+
+def _synthetic(n=120, seed=0, sigma=0.08, accs=("A100-80GB", "H100-80GB", "TPUv4")):
+    rng = np.random.default_rng(seed)
+    peaks = {"A100-80GB": 312e12, "H100-80GB": 989e12, "TPUv4": 275e12}
+    acc = rng.choice(list(accs), n)
+    params = 10 ** rng.uniform(8, 11.5, n)
+    gpus = 2 ** rng.integers(3, 12, n)
+    year = rng.integers(2020, 2024, n)
+    peak = np.array([peaks[a] for a in acc])
+    log_u = -0.45 + 0.05 * (np.log10(params) - 9) - 0.04 * (np.log10(gpus) - 2.5) + rng.normal(0, sigma, n)
+    util = 10 ** log_u
+    tokens = 20 * params
+    flop = 6 * params * tokens
+    hours = flop / (util * peak * 3600)
+    return pl.DataFrame({"run_key": [f"r{i}" for i in range(n)], "family": [f"f{i % 12}" for i in range(n)],
+                         "year": year.astype(np.int32), "params": params, "gpu_count": gpus.astype(float),
+                         "accelerator": acc, "peak_flops": peak, "utilization": util, "training_flop": flop,
+                         "gpu_hours": hours, "per_step": np.zeros(n, dtype=np.int32)})
+
+
+def test_a_run_with_known_utilisation_reproduces_it():
+    """Constant utilisation 0.40 everywhere → the model predicts 0.40 and GPU-hours = 6ND/(0.4·peak)."""
+    t = _synthetic(sigma=0.0)
+    t = t.with_columns(pl.lit(0.40).alias("utilization"),
+                       (pl.col("training_flop") / (0.40 * pl.col("peak_flops") * 3600)).alias("gpu_hours"))
+    m = ef.fit(t)
+    new = pl.DataFrame({"params": [1e10], "gpu_count": [256.0], "year": [2023], "accelerator": ["A100-80GB"],
+                        "peak_flops": [312e12], "training_flop": [1.2e22]})
+    p = m.predict(new).row(0, named=True)
+    assert p["utilization_p50"] == pytest.approx(0.40, rel=1e-3)
+    assert p["gpu_hours_p50"] == pytest.approx(1.2e22 / (0.40 * 312e12 * 3600), rel=1e-3)
+
+
+def test_fit_recovers_effects_and_intervals_are_calibrated():
+    train, test = _synthetic(n=150, seed=1), _synthetic(n=400, seed=2)
+    m = ef.fit(train)
+    assert m.beta["x_size"] == pytest.approx(0.05, abs=0.02)
+    assert m.beta["x_cluster"] == pytest.approx(-0.04, abs=0.03)
+    p = m.predict(test)
+    inside = p.select(pl.col("gpu_hours").is_between(pl.col("gpu_hours_p10"), pl.col("gpu_hours_p90")).mean()).item()
+    assert 0.72 <= inside <= 0.90, inside
+    assert (p["gpu_hours_p10"] < p["gpu_hours_p50"]).all() and (p["gpu_hours_p50"] < p["gpu_hours_p90"]).all()
+
+
+def test_unseen_accelerator_gets_a_wider_interval():
+    m = ef.fit(_synthetic(seed=3))
+    new = pl.DataFrame({"params": [1e10, 1e10], "gpu_count": [256.0, 256.0], "year": [2023, 2023],
+                        "accelerator": ["A100-80GB", "B200"], "peak_flops": [312e12, 2250e12], "training_flop": [1e22, 1e22]})
+    p = m.predict(new)
+    width = (p["gpu_hours_p90"] / p["gpu_hours_p10"]).to_list()
+    assert width[1] > width[0]
+
+
+def test_model_round_trips_through_the_warehouse_rows():
+    m = ef.fit(_synthetic(seed=4))
+    m2 = ef.EfficiencyModel.from_frame(m.to_frame("run"))
+    new = _synthetic(n=10, seed=5)
+    a, b = m.predict(new), m2.predict(new)
+    for c in ("gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90"):
+        assert np.allclose(a[c].to_numpy(), b[c].to_numpy())
+
+
+def test_backtest_scores_both_splits_beside_the_rule():
+    from llmplan.ingest import read_all
+    from llmplan.transform import build_core
+    from tests.conftest import DATA
+
+    core = build_core(read_all(DATA))
+    table = ef.fit_table(core["core.training_runs"], core["core.throughput"])
+    bt = ef.backtest(table)
+    s = ef.backtest_summary(bt)
+    assert set(s["method"]) == {"llmplan", "6ND/(peak×0.40)"}
+    assert s["split"].str.starts_with("leave-one-family-out").any() and s["split"].str.starts_with("time split").any()
+    lofo = bt.filter(pl.col("split") == "leave-one-family-out")
+    # every whole-run row is predicted exactly once, by a model that never saw its family
+    assert lofo["run_key"].is_unique().all() and lofo.height == table.filter(pl.col("per_step") == 0).height
+    assert lofo["abs_log10_err"].is_finite().all()
+    r = bt.row(0, named=True)
+    assert r["abs_log10_err"] == pytest.approx(abs(math.log10(r["pred_p50"] / r["actual_gpu_hours"])))
