@@ -148,7 +148,8 @@ def _headline(con, results_run_id: str, sc: Scenario) -> str:
     from llmplan.units import fmt_count, fmt_usd
 
     row = con.execute("""SELECT target_params, policy, accelerator, gpu_days_p50, cost_usd_p50 FROM plans.plans
-                         WHERE pipeline_run_id = ? AND policy = ? ORDER BY abs(ln(target_params / 1e10)), gpu_days_p50 LIMIT 1""",
+                         WHERE pipeline_run_id = ? AND policy = ?
+                         ORDER BY abs(ln(target_params / 1e10)), cost_usd_p50 IS NULL, gpu_days_p50 LIMIT 1""",
                       [results_run_id, sc.policies[0]]).fetchone()
     if not row:
         return ""

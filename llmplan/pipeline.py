@@ -248,10 +248,11 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario
     from llmplan import report
 
     data = report_data(con, run_id, scenario)
-    page = report.render(run_id, data)
+    page, headline = report.render(run_id, data)
     out = Path(reports_dir) / run_id / "index.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
+    report.headline_png(headline, out.with_name("headline.png"))
     return out
 
 

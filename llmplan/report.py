@@ -207,15 +207,20 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;paddin
 th{background:#f4f4f4}.kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{display:block;font-size:1.4em}"""
 
 
-def render(run_id: str, data: dict, bundle: str | None = None) -> str:
-    """The report page. `data` holds the frames (see flows/nightly.py: report_data())."""
+def render(run_id: str, data: dict, bundle: str | None = None) -> tuple[str, alt.TopLevelMixin]:
+    """The report page and its headline chart. `data` comes from llmplan.pipeline.report_data()."""
     import vl_convert as vlc
     from altair.utils._importers import vl_version_for_vl_convert
 
     bundle = bundle or vlc.javascript_bundle(vl_version=vl_version_for_vl_convert())
     sections: list[tuple[str, str, str, alt.TopLevelMixin | None, str]] = []
     runs = data["runs"]
-    sections.append(("gpu_hours", "1. GPU-hours vs training compute", SENTENCES["gpu_hours"], chart_gpu_hours(runs, data["band"]), ""))
+    runs_html = "<details><summary>Training runs in the fit</summary>" + _table(runs.sort("training_flop"), {
+        "model": lambda r: r["model"], "org": lambda r: r["org"] or "", "year": lambda r: r["year"],
+        "accelerator": lambda r: r["accelerator"], "GPUs": lambda r: fmt_count(r["gpu_count"]) if r["gpu_count"] else "–",
+        "compute": lambda r: fmt_sci(r["training_flop"], "FLOP"), "GPU-hours": lambda r: fmt_count(r["gpu_hours"]),
+        "whole-run utilisation": lambda r: f"{r['utilization']:.0%}", "source": lambda r: r["source"] or ""}) + "</details>"
+    sections.append(("gpu_hours", "1. GPU-hours vs training compute", SENTENCES["gpu_hours"], chart_gpu_hours(runs, data["band"]), runs_html))
     sections.append(("utilization", "2. Utilisation by accelerator", SENTENCES["utilization"], chart_utilization(runs, data["throughput"]), ""))
     bt_html = _table(data["backtest_summary"], {
         "split": lambda r: r["split"], "method": lambda r: r["method"], "runs": lambda r: r["n"],
@@ -243,7 +248,7 @@ def render(run_id: str, data: dict, bundle: str | None = None) -> str:
     k = data["kpis"]
     kpis = "".join(f'<div class="kpi"><span>{html.escape(a)}</span><b>{html.escape(b)}</b></div>' for a, b in k)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""<!DOCTYPE html>
+    page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>llmplan report {html.escape(run_id)}</title>
 <style>{CSS}</style>
 <script type="text/javascript">{bundle}</script></head>
@@ -253,6 +258,7 @@ def render(run_id: str, data: dict, bundle: str | None = None) -> str:
 <script type="text/javascript">
 {chr(10).join(scripts)}
 </script></body></html>"""
+    return page, sections[0][3]
 
 
 def write_index(reports_dir: Path, runs: list[dict]) -> Path:

@@ -25,8 +25,9 @@ NOT_TEXT_ONLY = r"(?i)vision|image|multimodal|robotics|games|video|audio|speech"
 
 
 def family_of(model: pl.Expr) -> pl.Expr:
-    """'Llama 2 70B' → 'llama', 'Pythia-1.4B' → 'pythia': the leading letters of the name."""
-    return model.str.to_lowercase().str.extract(r"^([a-z]+)", 1)
+    """'Llama 2 70B' → 'llama', 'Pythia-1.4B' → 'pythia': the leading letters of the name
+    (the whole name when it does not start with a letter)."""
+    return pl.coalesce(model.str.to_lowercase().str.extract(r"^([a-z]+)", 1), model.str.to_lowercase())
 
 
 def accelerators(acc: pl.DataFrame) -> pl.DataFrame:

@@ -1,0 +1,92 @@
+"""The report in a real headless Chromium: every chart renders, offline, and input text stays text."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from llmplan import pipeline
+from llmplan.scenario import load_scenario
+from llmplan.warehouse import transaction_file
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+EVIL_MODEL = "<script>alert('model')</script>"
+EVIL_ORG = "<img src=x onerror=alert('org')>"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from tests.conftest import DATA
+
+    tmp = tmp_path_factory.mktemp("report")
+    data = tmp / "data"
+    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
+    (data / "training_runs" / "evil.csv").write_text(
+        "model,org,year,params_b,active_params_b,tokens_b,gpu_type,gpu_count,gpu_hours,wall_days,source,notes\n"
+        f"\"{EVIL_MODEL}\",\"{EVIL_ORG}\",2023,7,,1000,A100-80GB,256,90000,,\"<b>bold</b> source\",[primary] test row\n",
+        encoding="utf-8")
+    sc = load_scenario(data / "targets.toml")
+    wh = tmp / "w.duckdb"
+    with transaction_file(wh) as con:
+        pipeline.ingest(con, data)
+        pipeline.fit(con, "run1")
+        pipeline.plan(con, "run1", sc)
+        # a previous run's plans so section 9 (what changed) has something to draw
+        con.execute("INSERT INTO plans.plans SELECT * REPLACE ('run0' AS pipeline_run_id, gpu_days_p50 * 1.1 AS gpu_days_p50) "
+                    "FROM plans.plans WHERE pipeline_run_id = 'run1'")
+        fp = pipeline.fingerprint({}, sc)
+        pipeline.record_run(con, "run0", __import__("datetime").datetime(2026, 1, 1), "succeeded", {}, sc, fp + "0", "run0", None, None, {})
+        path = pipeline.write_report(con, "run1", sc, tmp / "reports")
+    return path
+
+
+def test_report_is_self_contained(report):
+    text = report.read_text(encoding="utf-8")
+    assert "cdn.jsdelivr" not in text and "unpkg.com" not in text and 'src="http' not in text
+    assert text.count("vegaEmbed(") >= 8
+    assert (report.parent / "headline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_input_text_is_escaped_in_tables(report):
+    text = report.read_text(encoding="utf-8")
+    assert EVIL_MODEL not in text and EVIL_ORG not in text
+    assert "&lt;script&gt;alert(&#x27;model&#x27;)&lt;/script&gt;" in text
+
+
+@pytest.mark.slow
+def test_every_chart_renders_in_headless_chromium_offline(report, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    requests, console_errors, dialogs = [], [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])   # Playwright gives it a fresh profile
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: console_errors.append(str(e)))
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(report.as_uri())
+        n_charts = page.locator("div.chart").count()
+        assert n_charts >= 8
+        page.wait_for_function(
+            """n => [...document.querySelectorAll('div.chart')].filter(d => {
+                   const s = d.querySelector('svg, canvas'); if (!s) return false;
+                   const r = s.getBoundingClientRect(); return r.width > 0 && r.height > 0; }).length === n""",
+            arg=n_charts, timeout=60_000)
+        sizes = page.evaluate("""[...document.querySelectorAll('div.chart')].map(d => {
+            const r = d.querySelector('svg, canvas').getBoundingClientRect(); return [d.id, r.width, r.height]; })""")
+        # the hostile name reached the chart as data (aria labels / tooltips), as text
+        aria = page.evaluate("""[...document.querySelectorAll('#chart-gpu_hours [aria-label]')].map(e => e.getAttribute('aria-label')).join(' ')""")
+        scripts = page.evaluate("document.querySelectorAll('script').length")
+        table_text = page.locator("#gpu_hours table").text_content()   # inside a closed <details>
+        browser.close()
+    assert all(w > 0 and h > 0 for _, w, h in sizes), sizes
+    assert not console_errors, console_errors
+    assert [u for u in requests if not u.startswith(("file://", "data:", "blob:"))] == []
+    assert dialogs == []
+    assert scripts == 2                       # the inlined bundle and the embed calls, nothing injected
+    assert EVIL_MODEL in table_text and EVIL_ORG in table_text
+    assert EVIL_MODEL in aria
