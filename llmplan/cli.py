@@ -358,3 +358,85 @@ def fit_scaling(
         t.add_row(k, f"{out[k]:.4g}", f"[{ci[k][0]:.4g}, {ci[k][1]:.4g}]")
     console.print(t)
     console.print("stored in fits.scaling_law (name 'user'); compute-optimal plans use it from now on")
+
+
+corpus_app = typer.Typer(help="Measure your corpus: bytes, characters and tokens per language and tokenizer.",
+                         no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("scan")
+def corpus_scan(
+    paths: list[Path] = typer.Argument(..., help="Files or folders (.txt, .jsonl, .parquet; .gz/.zst compressed)"),
+    tokenizer: str = typer.Option(..., help="mistral-sp-v1 | tekken | bytes | sp:PATH | hf:PATH | bpe-train:VOCAB"),
+    lang: Optional[str] = typer.Option(None, help="Language of every document (else --lang-field or the script detector)"),
+    lang_field: Optional[str] = typer.Option(None, help="JSONL/Parquet field holding the language"),
+    text_field: str = typer.Option("text", help="JSONL/Parquet field holding the text"),
+    split: str = typer.Option("document", help="For .txt: 'document' (one per file) or 'paragraphs'"),
+    sample: Optional[float] = typer.Option(None, help="Tokenize a random fraction of documents (0–1] and estimate"),
+    seed: int = typer.Option(0, help="Sampling seed"),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)"),
+    dask_address: Optional[str] = typer.Option(None, envvar="LLMPLAN_DASK_ADDRESS",
+                                               help="Run the per-shard tasks on this Dask scheduler (through Prefect)"),
+    as_json: bool = typer.Option(False, "--json", help="JSON output, no progress bar"),
+    warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
+):
+    """Count documents, UTF-8 bytes, characters and tokens per language; store them in the warehouse.
+
+    Examples:\n
+      llmplan corpus scan /usr/share/debian-reference/debian-reference.ja.txt.gz --tokenizer mistral-sp-v1 --lang ja\n
+      llmplan corpus scan shards/ --tokenizer tekken --lang-field lang --sample 0.05 --json\n
+      llmplan corpus scan big.jsonl --tokenizer bpe-train:32000 --dask-address tcp://127.0.0.1:8786
+    """
+    from llmplan import config
+    from llmplan.corpus import Options
+
+    if split not in ("document", "paragraphs"):
+        _fail(LlmplanError(f"--split must be 'document' or 'paragraphs', got {split!r}"))
+    opts = Options(tokenizer=tokenizer, lang=lang, lang_field=lang_field, text_field=text_field, sample=sample,
+                   seed=seed, split=split)
+    wh_path = config.warehouse_path(warehouse)
+    try:
+        if dask_address:
+            _prefect_env()
+            from flows.corpus import corpus_stats
+
+            summary = corpus_stats(paths=[str(p) for p in paths], options=dict(opts.__dict__), warehouse=str(wh_path),
+                                   dask_address=dask_address)
+        else:
+            from llmplan.corpus_scan import scan
+
+            if as_json or not console.is_terminal:
+                summary = scan([str(p) for p in paths], opts, wh_path, workers)
+            else:
+                from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
+                                           TransferSpeedColumn)
+
+                with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                              TransferSpeedColumn(), TimeRemainingColumn(), console=err) as prog:
+                    task = prog.add_task("scanning", total=None)
+                    summary = scan([str(p) for p in paths], opts, wh_path, workers,
+                                   progress=lambda done, total: prog.update(task, completed=done, total=total))
+    except LlmplanError as e:
+        _fail(e)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=1) + "\n")
+        return
+    _print_corpus(summary)
+
+
+def _print_corpus(s: dict) -> None:
+    from llmplan.units import fmt_bytes, fmt_count
+
+    t = Table(title=f"{s['files']} file(s), tokenizer {s['tokenizer']}" + (f", sample {s['sample']:g}" if s["sample"] else ""))
+    for c in ("language", "docs", "bytes", "chars", "tokens", "bytes/token", "tokens 95% interval"):
+        t.add_column(c)
+    for r in s["languages"]:
+        ci = f"{fmt_count(r['tokens_ci95'][0])}–{fmt_count(r['tokens_ci95'][1])}" if r["tokens_ci95"] else "–"
+        t.add_row(r["language"], f"{r['docs']:,}", fmt_bytes(r["bytes"]), f"{r['chars']:,}",
+                  fmt_count(r["tokens"]) if r["tokens"] else "–", f"{r['bytes_per_token']:.3f}" if r["bytes_per_token"] else "–", ci)
+    console.print(t)
+    for e in s["errors"]:
+        err.print(f"[yellow]{e['file']}[/]: {e['count']} × {e['kind']} (first at line(s) {', '.join(map(str, e['first_lines'])) or '–'})")
+    if s["skipped_unchanged"]:
+        console.print(f"unchanged since their last scan (not re-counted): {', '.join(s['skipped_unchanged'])}")

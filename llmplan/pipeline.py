@@ -118,12 +118,13 @@ def fit_bytes_per_token(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         INSERT INTO fits.bytes_per_token
         WITH latest AS (
             SELECT * FROM raw.corpus_measurements
-            QUALIFY row_number() OVER (PARTITION BY path, file_sha256, "language", tokenizer ORDER BY sample_fraction DESC, scanned_at DESC) = 1)
+            QUALIFY row_number() OVER (PARTITION BY file_sha256, "language", tokenizer ORDER BY sample_fraction DESC, scanned_at DESC) = 1)
         SELECT ?, "language", tokenizer, 'measured',
-               sum(bytes / sample_fraction) / sum(tokens / sample_fraction),
-               coalesce(min(bytes_per_token_lo), min(bytes_per_token)), coalesce(max(bytes_per_token_hi), max(bytes_per_token)),
-               count(*), sum(bytes / sample_fraction), sum(tokens / sample_fraction), 'llmplan corpus scan'
-        FROM latest WHERE tokens > 0 GROUP BY ALL
+               sum(bytes_sampled) / sum(tokens),
+               least(min(coalesce(bytes_per_token_lo, bytes_per_token)), sum(bytes_sampled) / sum(tokens)),
+               greatest(max(coalesce(bytes_per_token_hi, bytes_per_token)), sum(bytes_sampled) / sum(tokens)),
+               count(*), sum("bytes"), sum("bytes") * sum(tokens) / sum(bytes_sampled), 'llmplan corpus scan'
+        FROM latest WHERE tokens > 0 GROUP BY "language", tokenizer
         UNION ALL
         SELECT ?, "language", coalesce(tokenizer, 'unknown'), 'published', median(bytes_per_token),
                min(bytes_per_token), max(bytes_per_token), count(*), sum("bytes"), sum(tokens),

@@ -66,7 +66,9 @@ CREATE TABLE IF NOT EXISTS raw.corpus_published (
 -- Corpus scans (llmplan corpus scan / corpus_stats flow): one row per (file, language, tokenizer, sample).
 CREATE TABLE IF NOT EXISTS raw.corpus_measurements (
     path VARCHAR NOT NULL, file_sha256 VARCHAR NOT NULL, "language" VARCHAR NOT NULL,
-    tokenizer VARCHAR NOT NULL, docs BIGINT, "bytes" BIGINT, chars BIGINT, tokens BIGINT,
+    tokenizer VARCHAR NOT NULL, docs BIGINT, "bytes" BIGINT, chars BIGINT,
+    tokens BIGINT,                       -- counted on the sampled documents (all of them when not sampled)
+    docs_sampled BIGINT, bytes_sampled BIGINT,
     sample_fraction DOUBLE NOT NULL, seed BIGINT, bytes_per_token DOUBLE,
     bytes_per_token_lo DOUBLE, bytes_per_token_hi DOUBLE,
     tokens_total_est DOUBLE, tokens_total_lo DOUBLE, tokens_total_hi DOUBLE,

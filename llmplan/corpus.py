@@ -1,0 +1,547 @@
+"""Measure a corpus: documents, UTF-8 bytes, characters and tokens per (file, language), streamed.
+
+Why streamed shards: peak memory must not grow with the corpus, and a 2-core machine should
+tokenize on both cores. Uncompressed .jsonl/.txt files larger than SHARD_BYTES are cut into
+byte ranges at line (or blank-line) boundaries; each shard is read, decoded and tokenized
+in batches by one worker process (or a Prefect/Dask task). Compressed files and Parquet row
+groups are shards of their own.
+
+Formats: .txt (one document per file, or per blank-line paragraph with split='paragraphs';
+a large document is tokenized in pieces of ≥ 1 MB cut at paragraph boundaries), .jsonl (one
+document per record), each optionally .gz/.zst, and .parquet (a text column).
+
+Bad records are counted per file with their first line numbers and skipped; the rest of the
+file is still scanned: a truncated gzip/zstd stream (counts up to the cut), invalid UTF-8, a
+JSON line that does not parse, a record without the text field.
+
+Language: from a field, a flag, or a script detector over the first 2,000 characters: any
+kana → ja; Hangul → ko; Han without kana → zh; code-like (≥ 6 % of characters in {}();=<>[]
+and most lines indented or ending in ; { }) → code; mostly Latin letters → `latin_as` (en);
+otherwise 'und'.
+
+Sampling: a document is in the sample when crc32(seed:line) / 2³² < fraction (deterministic,
+independent of sharding). All documents are read (bytes and characters are exact); tokens are
+counted on the sample. Bytes/token is the ratio estimator Σbytes/Σtokens over the sample with
+a 95 % interval from its linearised variance (finite-population corrected); total tokens =
+total bytes ÷ bytes/token with the matching interval.
+"""
+
+import gzip
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmplan.errors import LlmplanError
+
+SHARD_BYTES = 16 << 20          # split uncompressed files into shards of about this size
+BATCH_BYTES = 1 << 20           # tokenize in batches of about this many bytes
+PIECE_BYTES = 1 << 20           # a large plain-text document is encoded in pieces of ≥ 1 MB
+MAX_ERROR_LINES = 5
+SUFFIXES = (".txt", ".jsonl", ".parquet", ".txt.gz", ".txt.zst", ".jsonl.gz", ".jsonl.zst")
+
+
+@dataclass(frozen=True)
+class Options:
+    tokenizer: str
+    lang: str | None = None
+    lang_field: str | None = None
+    text_field: str = "text"
+    sample: float | None = None
+    seed: int = 0
+    split: str = "document"      # or 'paragraphs' for .txt
+    latin_as: str = "en"
+
+
+@dataclass(frozen=True)
+class Shard:
+    path: str
+    start: int = 0
+    end: int | None = None        # None: to the end (whole file / stream)
+    index: int = 0
+    first_line: int = 1           # line number of the shard's first line
+    row_group: int | None = None  # parquet
+
+
+@dataclass
+class LangStats:
+    docs: int = 0
+    bytes: int = 0
+    chars: int = 0
+    docs_s: int = 0               # sampled
+    bytes_s: int = 0
+    tokens_s: int = 0
+    sxx: float = 0.0              # Σ tokens², Σ bytes², Σ bytes·tokens over the sample
+    syy: float = 0.0
+    sxy: float = 0.0
+
+    def add(self, other: "LangStats") -> None:
+        for k in self.__dataclass_fields__:
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+@dataclass
+class ShardResult:
+    path: str
+    langs: dict[str, LangStats] = field(default_factory=dict)
+    errors: dict[str, list] = field(default_factory=dict)     # kind -> [count, first lines]
+    bytes_read: int = 0
+
+    def error(self, kind: str, line: int | None) -> None:
+        e = self.errors.setdefault(kind, [0, []])
+        e[0] += 1
+        if line is not None and len(e[1]) < MAX_ERROR_LINES:
+            e[1].append(line)
+
+
+# -- discovery ----------------------------------------------------------------------------
+
+def discover(paths: list[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise LlmplanError(f"{p}: no such file or directory")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(SUFFIXES))
+            if not found:
+                raise LlmplanError(f"{p}: no corpus files in it (expected {', '.join(SUFFIXES)})")
+            out.extend(found)
+        else:
+            if not p.name.lower().endswith(SUFFIXES):
+                raise LlmplanError(f"{p}: unsupported file type; expected one of {', '.join(SUFFIXES)}")
+            out.append(p)
+        for f in out:
+            if not os.access(f, os.R_OK):
+                raise LlmplanError(f"{f}: cannot be read (permission denied)")
+    return list(dict.fromkeys(out))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _kind(path: str) -> tuple[str, str]:
+    """(format, compression)"""
+    name = path.lower()
+    comp = "gz" if name.endswith(".gz") else "zst" if name.endswith(".zst") else ""
+    base = name[: -len(comp) - 1] if comp else name
+    return (base.rsplit(".", 1)[-1], comp)
+
+
+def plan_shards(files: list[Path], split: str = "document") -> list[Shard]:
+    shards: list[Shard] = []
+    for f in files:
+        fmt, comp = _kind(str(f))
+        size = f.stat().st_size
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            n = pq.ParquetFile(f).num_row_groups
+            shards.extend(Shard(str(f), index=i, row_group=i) for i in range(max(n, 1)))
+        elif comp or size <= SHARD_BYTES or (fmt == "txt" and split != "paragraphs"):
+            shards.append(Shard(str(f)))
+        else:
+            shards.extend(_split(f, size, paragraphs=(fmt == "txt")))
+    return shards
+
+
+def _split(f: Path, size: int, paragraphs: bool) -> list[Shard]:
+    """Cut an uncompressed file at record boundaries (newline, or blank line for paragraphs)."""
+    cuts = [0]
+    sep = b"\n\n" if paragraphs else b"\n"
+    with open(f, "rb") as fh:
+        pos = SHARD_BYTES
+        while pos < size:
+            fh.seek(pos)
+            buf = fh.read(1 << 20)
+            i = buf.find(sep)
+            while i < 0 and buf:
+                more = fh.read(1 << 20)
+                if not more:
+                    break
+                buf += more
+                i = buf.find(sep)
+            if i < 0:
+                break
+            cut = pos + i + len(sep)
+            if cut >= size:
+                break
+            cuts.append(cut)
+            pos = cut + SHARD_BYTES
+        shards, line = [], 1
+        for k, start in enumerate(cuts):
+            end = cuts[k + 1] if k + 1 < len(cuts) else None
+            shards.append(Shard(str(f), start, end, k, line))
+            if end is not None:
+                fh.seek(start)
+                line += fh.read(end - start).count(b"\n")
+    return shards
+
+
+# -- reading ------------------------------------------------------------------------------
+
+class _ZstdReader(io.RawIOBase):
+    """Zstandard frames streamed; unlike zstandard's stream_reader it *raises* on a stream that
+    ends inside a frame (a truncated file), so the cut is counted instead of silently ignored."""
+
+    def __init__(self, path: str):
+        import zstandard
+
+        self._zstd = zstandard
+        self._fh = open(path, "rb")
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+        self._buf = b""
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._buf:
+            chunk = self._fh.read(1 << 16)
+            if not chunk:
+                if self._in_frame:
+                    raise OSError("zstd stream ends inside a frame (truncated file)")
+                return 0
+            while chunk:
+                self._in_frame = True
+                self._buf += self._d.decompress(chunk)
+                if self._d.eof:
+                    chunk = self._d.unused_data
+                    self._d = self._zstd.ZstdDecompressor().decompressobj()
+                    self._in_frame = False
+                else:
+                    chunk = b""
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _open_binary(path: str, comp: str):
+    if comp == "gz":
+        return gzip.open(path, "rb")
+    if comp == "zst":
+        return io.BufferedReader(_ZstdReader(path), buffer_size=1 << 16)
+    return open(path, "rb")
+
+
+def _lines(shard: Shard, comp: str, res: ShardResult):
+    """(line number, bytes) for each line of the shard; a truncated stream is counted, not raised."""
+    fh = _open_binary(shard.path, comp)
+    try:
+        if shard.start:
+            fh.seek(shard.start)
+        line, remaining = shard.first_line, (shard.end - shard.start) if shard.end is not None else None
+        while True:
+            try:
+                raw = fh.readline()
+            except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as e:
+                res.error("truncated or corrupt stream", line)
+                del e
+                return
+            except Exception as e:  # zstandard.ZstdError
+                if type(e).__name__ == "ZstdError":
+                    res.error("truncated or corrupt stream", line)
+                    return
+                raise
+            if not raw:
+                return
+            res.bytes_read += len(raw)
+            yield line, raw
+            line += 1
+            if remaining is not None:
+                remaining -= len(raw)
+                if remaining <= 0:
+                    return
+    finally:
+        fh.close()
+
+
+def _decode(raw: bytes, line: int, res: ShardResult) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        res.error("invalid UTF-8", line)
+        return None
+
+
+def documents(shard: Shard, opts: Options, res: ShardResult):
+    """(line, text, language or None) for every document of a shard; pieces of one large
+    plain-text document come with line = -1 after the first (they count as one document)."""
+    fmt, comp = _kind(shard.path)
+    if fmt == "parquet":
+        yield from _parquet_docs(shard, opts, res)
+        return
+    if fmt == "jsonl":
+        for line, raw in _lines(shard, comp, res):
+            if not raw.strip():
+                continue
+            text = _decode(raw, line, res)
+            if text is None:
+                continue
+            try:
+                rec = json.loads(text)
+            except json.JSONDecodeError:
+                res.error("JSON line does not parse", line)
+                continue
+            value = rec.get(opts.text_field) if isinstance(rec, dict) else None
+            if not isinstance(value, str):
+                res.error(f"record without a string '{opts.text_field}' field", line)
+                continue
+            lang = rec.get(opts.lang_field) if opts.lang_field else None
+            yield line, value, (str(lang) if lang is not None else None)
+        return
+    # plain text: paragraphs, or one document per file in ≥ 1 MB pieces cut at paragraph ends
+    buf: list[str] = []
+    size, start_line, first_piece = 0, None, True
+    for line, raw in _lines(shard, comp, res):
+        text = _decode(raw, line, res)
+        if text is None:
+            continue
+        blank = not text.strip()
+        if opts.split == "paragraphs":
+            if blank:
+                if buf:
+                    yield start_line, "".join(buf).strip("\n"), None
+                    buf, start_line = [], None
+                continue
+            if start_line is None:
+                start_line = line
+            buf.append(text)
+        else:
+            if start_line is None:
+                start_line = line
+            buf.append(text)
+            size += len(raw)
+            if blank and size >= PIECE_BYTES:
+                yield (start_line if first_piece else -1), "".join(buf), None
+                buf, size, first_piece = [], 0, False
+    if buf:
+        piece = "".join(buf)
+        if opts.split == "paragraphs":
+            piece = piece.strip("\n")
+        yield (start_line if (first_piece or opts.split == "paragraphs") else -1), piece, None
+
+
+def _parquet_docs(shard: Shard, opts: Options, res: ShardResult):
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(shard.path)
+    names = pf.schema_arrow.names
+    if opts.text_field not in names:
+        res.error(f"no '{opts.text_field}' column (columns: {', '.join(names)})", None)
+        return
+    cols = [opts.text_field] + ([opts.lang_field] if opts.lang_field and opts.lang_field in names else [])
+    offset = sum(pf.metadata.row_group(i).num_rows for i in range(shard.row_group or 0))
+    table = pf.read_row_group(shard.row_group or 0, columns=cols)
+    texts = table.column(opts.text_field).to_pylist()
+    langs = table.column(opts.lang_field).to_pylist() if len(cols) > 1 else [None] * len(texts)
+    for i, (t, lg) in enumerate(zip(texts, langs)):
+        row = offset + i + 1
+        if not isinstance(t, str):
+            res.error(f"record without a string '{opts.text_field}' field", row)
+            continue
+        res.bytes_read += len(t)
+        yield row, t, (str(lg) if lg is not None else None)
+
+
+# -- language -----------------------------------------------------------------------------
+
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_CODE_CHARS = re.compile(r"[{}();=<>\[\]]")
+
+
+def detect_language(text: str, latin_as: str = "en") -> str:
+    """Script-based guess for unlabelled text (see the module docstring)."""
+    s = text[:2000]
+    if not s.strip():
+        return "und"
+    n = len(s)
+    kana, han, hangul = len(_KANA.findall(s)), len(_HAN.findall(s)), len(_HANGUL.findall(s))
+    if kana >= 5 or (kana and kana + han > 0.2 * n):
+        return "ja"
+    if hangul > 0.2 * n:
+        return "ko"
+    if han > 0.2 * n:
+        return "zh"
+    lines = [ln for ln in s.splitlines() if ln.strip()]
+    codeish = sum(1 for ln in lines if ln.startswith(("    ", "\t")) or ln.rstrip().endswith((";", "{", "}", ":", ")")))
+    if len(_CODE_CHARS.findall(s)) >= 0.06 * n and lines and codeish >= 0.5 * len(lines):
+        return "code"
+    if len(_LATIN.findall(s)) > 0.5 * n:
+        return latin_as
+    return "und"
+
+
+def in_sample(line: int, fraction: float | None, seed: int) -> bool:
+    if fraction is None or fraction >= 1.0:
+        return True
+    return zlib.crc32(f"{seed}:{line}".encode()) / 4294967296.0 < fraction
+
+
+# -- scanning -----------------------------------------------------------------------------
+
+def scan_shard(shard: Shard, opts: Options, tokenizer_spec: str, threads: int = 1) -> ShardResult:
+    """Count one shard. Memory is bounded by one batch of documents."""
+    from llmplan.tokenizers import load
+
+    counter = load(tokenizer_spec, threads)
+    res = ShardResult(shard.path)
+    batch: list[tuple[str, str, int, int, bool]] = []     # (lang, text, bytes, doc_id, new_doc)
+    batch_bytes = 0
+    doc_lang = None
+    doc_sampled = True
+
+    def flush():
+        nonlocal batch, batch_bytes
+        if not batch:
+            return
+        counts = counter.count([b[1] for b in batch])
+        # pieces of one document add up before the ratio statistics see them
+        per_doc: dict[tuple[str, int], list[int]] = {}
+        for (lang, _t, nb, doc_id, _), c in zip(batch, counts):
+            acc = per_doc.setdefault((lang, doc_id), [0, 0])
+            acc[0] += nb
+            acc[1] += c
+        for (lang, _), (nb, c) in per_doc.items():
+            st = res.langs.setdefault(lang, LangStats())
+            st.bytes_s += nb
+            st.tokens_s += c
+            st.sxx += c * c
+            st.syy += nb * nb
+            st.sxy += nb * c
+        batch, batch_bytes = [], 0
+
+    doc_id = 0
+    for line, text, lang in documents(shard, opts, res):
+        new_doc = line != -1
+        if new_doc:
+            doc_id += 1
+            doc_lang = opts.lang or lang or detect_language(text, opts.latin_as)
+            doc_sampled = in_sample(line, opts.sample, opts.seed)
+        st = res.langs.setdefault(doc_lang, LangStats())
+        nb = len(text.encode("utf-8"))
+        if new_doc:
+            st.docs += 1
+            if doc_sampled:
+                st.docs_s += 1
+        st.bytes += nb
+        st.chars += len(text)
+        if doc_sampled:
+            batch.append((doc_lang, text, nb, doc_id, new_doc))
+            batch_bytes += nb
+            if batch_bytes >= BATCH_BYTES:
+                flush()
+    flush()
+    return res
+
+
+@dataclass
+class FileLang:
+    path: str
+    language: str
+    docs: int
+    bytes: int
+    chars: int
+    tokens: int                    # counted on the sample (all documents without sampling)
+    docs_sampled: int
+    bytes_sampled: int
+    bytes_per_token: float | None
+    bytes_per_token_lo: float | None
+    bytes_per_token_hi: float | None
+    tokens_total_est: float | None
+    tokens_total_lo: float | None
+    tokens_total_hi: float | None
+
+
+def ratio_estimate(st: LangStats, fraction: float | None) -> tuple:
+    """(bytes/token, lo, hi, total tokens, lo, hi): ratio estimator with a 95 % interval."""
+    if st.tokens_s == 0:
+        return (None,) * 6
+    r = st.bytes_s / st.tokens_s
+    if fraction is None or fraction >= 1.0:
+        return r, r, r, float(st.tokens_s), float(st.tokens_s), float(st.tokens_s)
+    n = st.docs_s
+    if n < 2:
+        return r, None, None, st.bytes / r, None, None
+    s2 = max((st.syy - 2 * r * st.sxy + r * r * st.sxx) / (n - 1), 0.0)
+    xbar = st.tokens_s / n
+    se = math.sqrt((1 - fraction) * s2 / n) / xbar
+    lo, hi = r - 1.96 * se, r + 1.96 * se
+    total = st.bytes / r
+    return r, lo, hi, total, st.bytes / hi if hi > 0 else None, st.bytes / lo if lo > 0 else None
+
+
+def merge(results: list[ShardResult], opts: Options) -> tuple[list[FileLang], list[dict]]:
+    by_file: dict[tuple[str, str], LangStats] = {}
+    errors: dict[str, dict[str, list]] = {}
+    for r in results:
+        for lang, st in r.langs.items():
+            by_file.setdefault((r.path, lang), LangStats()).add(st)
+        fe = errors.setdefault(r.path, {})
+        for kind, (n, lines) in r.errors.items():
+            e = fe.setdefault(kind, [0, []])
+            e[0] += n
+            e[1] = sorted(e[1] + lines)[:MAX_ERROR_LINES]
+    rows = []
+    for (path, lang), st in sorted(by_file.items()):
+        if st.docs == 0:
+            continue
+        est = ratio_estimate(st, opts.sample)
+        rows.append(FileLang(path, lang, st.docs, st.bytes, st.chars, st.tokens_s, st.docs_s, st.bytes_s, *est))
+    errs = [{"file": p, "kind": k, "count": n, "first_lines": lines}
+            for p, kinds in sorted(errors.items()) for k, (n, lines) in sorted(kinds.items())]
+    return rows, errs
+
+
+def summarise(rows: list[FileLang], errors: list[dict], tokenizer: str, n_files: int, sample: float | None,
+              skipped: list[str] | None = None) -> dict:
+    """The JSON the CLI prints: per language totals, bytes/token and (when sampled) intervals."""
+    langs: dict[str, LangStats] = {}
+    for r in rows:
+        st = langs.setdefault(r.language, LangStats())
+        st.add(LangStats(r.docs, r.bytes, r.chars, r.docs_sampled, r.bytes_sampled, r.tokens))
+    # interval over all files of a language: pool the per-file second moments from the rows
+    out = []
+    for lang, st in sorted(langs.items()):
+        file_rows = [r for r in rows if r.language == lang]
+        bpt = st.bytes_s / st.tokens_s if st.tokens_s else None
+        ci = None
+        if sample is not None and sample < 1.0 and bpt:
+            los = [r.tokens_total_lo for r in file_rows]
+            his = [r.tokens_total_hi for r in file_rows]
+            ests = [r.tokens_total_est for r in file_rows]
+            if all(v is not None for v in los + his):
+                # independent files: add variances of the per-file totals
+                var = sum(((h - lo) / (2 * 1.96)) ** 2 for lo, h in zip(los, his))
+                tot = sum(ests)
+                ci = [tot - 1.96 * math.sqrt(var), tot + 1.96 * math.sqrt(var)]
+        tokens = st.tokens_s if not (sample and sample < 1.0) else (st.bytes / bpt if bpt else None)
+        entry = {"language": lang, "docs": st.docs, "bytes": st.bytes, "chars": st.chars, "tokens": tokens,
+                 "bytes_per_token": bpt, "tokens_ci95": ci}
+        if sample and sample < 1.0:
+            entry["tokens_counted"] = st.tokens_s
+            lo_b = [r.bytes_per_token_lo for r in file_rows]
+            hi_b = [r.bytes_per_token_hi for r in file_rows]
+            if ci and all(v is not None for v in lo_b + hi_b):
+                entry["bytes_per_token_ci95"] = [st.bytes / ci[1], st.bytes / ci[0]] if ci[0] > 0 else None
+        out.append(entry)
+    return {"tokenizer": tokenizer, "files": n_files, "sample": sample, "languages": out, "errors": errors,
+            "skipped_unchanged": skipped or []}

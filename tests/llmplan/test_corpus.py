@@ -1,0 +1,218 @@
+"""Corpus measurement on generated multilingual fixtures, broken files included."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from llmplan import corpus
+from llmplan.corpus import Options, detect_language
+from llmplan.corpus_scan import scan
+from llmplan.errors import LlmplanError
+from llmplan.tokenizers import BUILTINS, load
+
+EN = ["The quick brown fox jumps over the lazy dog number {i}. Planning a pretraining run needs data.",
+      "Accelerators differ: an H100 is not three A100s in practice, run {i} showed."]
+JA = ["日本語の文章はUTF-8で一文字三バイトです。計画{i}番目の例文です。",
+      "東京で大規模言語モデルを学習するには多くのデータが必要です（{i}）。"]
+CODE = "def f{i}(x):\n    return [y * 2 for y in range(x)]  # {i}\n"
+
+
+def _docs(n=60):
+    out = []
+    for i in range(n):
+        out.append({"text": EN[i % 2].format(i=i), "lang": "en"})
+        out.append({"text": JA[i % 2].format(i=i), "lang": "ja"})
+        out.append({"text": CODE.format(i=i), "lang": "code"})
+    return out
+
+
+def _jsonl(docs) -> bytes:
+    return "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode("utf-8")
+
+
+@pytest.fixture
+def corpus_dir(tmp_path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zstandard
+
+    d = tmp_path / "corpus"
+    d.mkdir()
+    docs = _docs()
+    (d / "mix.jsonl").write_bytes(_jsonl(docs))
+    (d / "mix.jsonl.gz").write_bytes(gzip.compress(_jsonl(docs)))
+    (d / "mix.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(_jsonl(docs)))
+    pq.write_table(pa.table({"text": [x["text"] for x in docs], "lang": [x["lang"] for x in docs]}), d / "mix.parquet",
+                   row_group_size=50)
+    (d / "paras.txt").write_text("\n\n".join(x["text"] for x in docs if x["lang"] != "code") + "\n", encoding="utf-8")
+    return d
+
+
+def _python_truth(docs):
+    by = {}
+    for x in docs:
+        b = by.setdefault(x["lang"], [0, 0, 0])
+        b[0] += 1
+        b[1] += len(x["text"].encode("utf-8"))
+        b[2] += len(x["text"])
+    return by
+
+
+@pytest.mark.parametrize("name", ["mix.jsonl", "mix.jsonl.gz", "mix.jsonl.zst", "mix.parquet"])
+def test_every_format_counts_exactly(corpus_dir, name):
+    s = scan([str(corpus_dir / name)], Options("bytes", lang_field="lang"), None, workers=1)
+    truth = _python_truth(_docs())
+    got = {r["language"]: [r["docs"], r["bytes"], r["chars"]] for r in s["languages"]}
+    assert got == truth
+    assert all(r["tokens"] == r["bytes"] and r["bytes_per_token"] == 1.0 for r in s["languages"])
+    assert s["errors"] == []
+
+
+def test_txt_paragraphs_and_documents(corpus_dir):
+    docs = [x for x in _docs() if x["lang"] != "code"]
+    s = scan([str(corpus_dir / "paras.txt")], Options("bytes", split="paragraphs"), None, workers=1)
+    got = {r["language"]: r["docs"] for r in s["languages"]}
+    assert got == {"en": 60, "ja": 60}                      # script detector, per paragraph
+    s = scan([str(corpus_dir / "paras.txt")], Options("bytes", lang="ja"), None, workers=1)
+    assert s["languages"][0]["docs"] == 1
+    assert s["languages"][0]["bytes"] == (corpus_dir / "paras.txt").stat().st_size
+    del docs
+
+
+def test_directories_are_walked_and_shards_split_large_files(corpus_dir, monkeypatch):
+    monkeypatch.setattr(corpus, "SHARD_BYTES", 2048)
+    shards = corpus.plan_shards([corpus_dir / "mix.jsonl"])
+    assert len(shards) > 3 and shards[0].start == 0 and shards[1].first_line > 1
+    s = scan([str(corpus_dir)], Options("bytes", lang_field="lang"), None, workers=2)
+    assert s["files"] == 5
+    ja = next(r for r in s["languages"] if r["language"] == "ja")
+    assert ja["docs"] == 60 * 4 + 1                          # four record formats + paras.txt as one document (kana → ja)
+
+
+def _sp_truth(texts):
+    import sentencepiece as spm
+
+    kind, path = BUILTINS["mistral-sp-v1"]()
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    return sum(len(x) for x in sp.encode(texts))
+
+
+def test_tokenizer_kinds_agree_with_the_libraries(corpus_dir, tmp_path):
+    import tiktoken  # noqa: F401
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    texts = [x["text"] for x in _docs()]
+    f = str(corpus_dir / "mix.jsonl")
+    s = scan([f], Options("mistral-sp-v1", lang="all"), None, workers=1)
+    assert s["languages"][0]["tokens"] == _sp_truth(texts)
+    kind, path = BUILTINS["mistral-sp-v1"]()
+    s2 = scan([f], Options(f"sp:{path}", lang="all"), None, workers=1)
+    assert s2["languages"][0]["tokens"] == s["languages"][0]["tokens"]
+    tk = Tekkenizer.from_file(str(BUILTINS["tekken"]()[1]))
+    s = scan([f], Options("tekken", lang="all"), None, workers=1)
+    assert s["languages"][0]["tokens"] == sum(len(tk.encode(t, bos=False, eos=False)) for t in texts)
+    # hf:PATH with a small tokenizer.json made here
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    s = scan([f], Options(f"hf:{tmp_path / 'tokenizer.json'}", lang="all"), None, workers=1)
+    assert s["languages"][0]["tokens"] == sum(len(tok.encode(t, add_special_tokens=False).ids) for t in texts)
+    # bpe-train: trained on the corpus itself
+    s = scan([f], Options("bpe-train:400", lang_field="lang"), None, workers=1)
+    ja = next(r for r in s["languages"] if r["language"] == "ja")
+    assert s["tokenizer"] == "bpe-train:400" and 1.0 < ja["bytes_per_token"] < 20
+
+
+def test_unknown_tokenizer_and_paths_are_clear_errors(tmp_path, corpus_dir):
+    with pytest.raises(LlmplanError, match="unknown tokenizer"):
+        scan([str(corpus_dir / "mix.jsonl")], Options("gpt5"), None)
+    with pytest.raises(LlmplanError, match="no such file"):
+        scan([str(tmp_path / "missing.jsonl")], Options("bytes"), None)
+    (tmp_path / "x.csv").write_text("a")
+    with pytest.raises(LlmplanError, match="unsupported file type"):
+        scan([str(tmp_path / "x.csv")], Options("bytes"), None)
+
+
+def test_broken_files_are_counted_with_first_lines_and_the_rest_scanned(tmp_path):
+    import zstandard
+
+    docs = _docs(20)
+    good = _jsonl(docs)
+    lines = good.splitlines(keepends=True)
+    broken = list(lines)
+    broken[2] = b'{"text": "bad \xff utf8", "lang": "en"}\n'
+    broken[5] = b'{"text": "unterminated\n'
+    broken[7] = b'{"body": "no text field", "lang": "en"}\n'
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "broken.jsonl").write_bytes(b"".join(broken))
+    gz = gzip.compress(good)
+    (d / "cut.jsonl.gz").write_bytes(gz[: len(gz) // 2])
+    zs = zstandard.ZstdCompressor().compress(good)
+    (d / "cut.jsonl.zst").write_bytes(zs[: len(zs) // 2])
+    s = scan([str(d)], Options("bytes", lang_field="lang"), None, workers=1)
+    errs = {(Path(e["file"]).name, e["kind"]): e for e in s["errors"]}
+    assert errs[("broken.jsonl", "invalid UTF-8")]["first_lines"] == [3]
+    assert errs[("broken.jsonl", "JSON line does not parse")]["first_lines"] == [6]
+    assert errs[("broken.jsonl", "record without a string 'text' field")]["first_lines"] == [8]
+    assert errs[("cut.jsonl.gz", "truncated or corrupt stream")]["count"] == 1
+    assert errs[("cut.jsonl.zst", "truncated or corrupt stream")]["count"] == 1
+    total_docs = sum(r["docs"] for r in s["languages"])
+    assert len(docs) - 3 + 2 < total_docs < 3 * len(docs) - 3   # the rest of each file was scanned
+
+
+def test_sampling_estimates_bytes_per_token_within_2_percent_inside_its_interval(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    words = ["planning", "tokens", "accelerator", "memory", "budget", "corpus", "language", "model", "days", "cluster",
+             "データ", "学習", "計画", "東京", "モデル"]
+    docs = [{"text": " ".join(rng.choice(words) for _ in range(rng.randint(20, 200)))} for _ in range(12000)]
+    f = tmp_path / "big.jsonl"
+    f.write_bytes(_jsonl(docs))
+    full = scan([str(f)], Options("mistral-sp-v1", lang="x"), None, workers=1)["languages"][0]
+    part = scan([str(f)], Options("mistral-sp-v1", lang="x", sample=0.05, seed=3), None, workers=1)["languages"][0]
+    assert abs(part["bytes_per_token"] / full["bytes_per_token"] - 1) < 0.02
+    lo, hi = part["bytes_per_token_ci95"]
+    assert lo <= full["bytes_per_token"] <= hi
+    tlo, thi = part["tokens_ci95"]
+    assert tlo <= full["tokens"] <= thi
+    assert part["tokens_counted"] < 0.1 * full["tokens"]
+
+
+def test_language_detector():
+    assert detect_language("これは日本語の文章です。") == "ja"
+    assert detect_language("한국어 문장입니다. 대규모 언어 모델") == "ko"
+    assert detect_language("这是一个中文句子，用于测试语言检测。") == "zh"
+    assert detect_language("def f(x):\n    return [y for y in range(x)]\n\nclass A:\n    pass\n") == "code"
+    assert detect_language("A plain English sentence about training.") == "en"
+    assert detect_language("Une phrase française.", latin_as="fr") == "fr"
+
+
+def test_store_skip_unchanged_and_no_partial_rows(corpus_dir, tmp_path):
+    from tests.helpers import file_sha
+
+    wh = tmp_path / "w.duckdb"
+    f = str(corpus_dir / "mix.jsonl")
+    s1 = scan([f], Options("mistral-sp-v1", lang_field="lang"), wh, workers=1)
+    import duckdb
+
+    with duckdb.connect(str(wh), read_only=True) as con:
+        rows = con.sql("SELECT * FROM raw.corpus_measurements").pl()
+    assert set(rows["language"]) == {"en", "ja", "code"} and (rows["tokenizer"] == "mistral-sp-v1").all()
+    assert rows["file_sha256"].str.len_chars().to_list() == [64] * 3
+    s2 = scan([f], Options("mistral-sp-v1", lang_field="lang"), wh, workers=1)
+    assert s2["skipped_unchanged"] == [f] and s2["languages"] == s1["languages"]
+    before = file_sha(wh)
+    # the second file disappears after the first was counted: the scan fails part-way
+    second = corpus_dir / "mix.jsonl.zst"
+    with pytest.raises(FileNotFoundError):
+        scan([str(corpus_dir / "mix.jsonl.gz"), str(second)], Options("bytes", lang_field="lang"), wh, workers=1,
+             progress=lambda done, total: second.unlink(missing_ok=True))
+    assert file_sha(wh) == before                 # the file counted before the failure left no rows
+    with duckdb.connect(str(wh), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM raw.corpus_measurements").fetchall()[0][0] == 3
