@@ -440,3 +440,90 @@ def _print_corpus(s: dict) -> None:
         err.print(f"[yellow]{e['file']}[/]: {e['count']} × {e['kind']} (first at line(s) {', '.join(map(str, e['first_lines'])) or '–'})")
     if s["skipped_unchanged"]:
         console.print(f"unchanged since their last scan (not re-counted): {', '.join(s['skipped_unchanged'])}")
+
+
+def _healthy(api: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(api.rstrip("/") + "/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@app.command()
+def serve(
+    port: int = typer.Option(4200, help="Prefect server port on 127.0.0.1 (used when no server is running there)"),
+    reports_port: int = typer.Option(8765, help="Port on 127.0.0.1 serving reports/ over HTTP"),
+    cron: str = typer.Option("0 3 * * *", help="Nightly schedule (cron)"),
+    timezone: str = typer.Option("UTC", help="Time zone of the schedule (IANA name, e.g. Europe/Paris)"),
+    home: Optional[Path] = typer.Option(None, help="Prefect home for a server started here (default .prefect/ in the project)"),
+    warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
+    data_dir: Optional[Path] = typer.Option(None, "--data", help="Input folder (default data/)"),
+    reports_dir: Optional[Path] = typer.Option(None, "--reports", help="Report folder (default reports/)"),
+):
+    """Start a local Prefect server (if none is running), serve the nightly and corpus deployments,
+    and serve reports/ over HTTP so the report link in the UI opens with one click.
+
+    Examples:\n
+      llmplan serve                              (UI at http://127.0.0.1:4200)\n
+      llmplan serve --cron "30 2 * * *" --timezone Asia/Tokyo
+    """
+    import functools
+    import http.server
+    import subprocess
+    import threading
+
+    from llmplan import config
+
+    _prefect_env()
+    home = Path(home or config.PROJECT_ROOT / ".prefect").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{port}/api"
+    server = None
+    if not _healthy(api):
+        if "PREFECT_API_URL" in os.environ:
+            _fail(LlmplanError(f"PREFECT_API_URL={api} does not answer; start that server or unset the variable"))
+        env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env.pop("PREFECT_API_URL", None)
+        log = open(home / "server.log", "a")
+        server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
+                                   "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        import time
+
+        for _ in range(240):
+            if _healthy(api):
+                break
+            if server.poll() is not None:
+                _fail(LlmplanError(f"the Prefect server exited; see {home / 'server.log'}"))
+            time.sleep(0.5)
+        else:
+            server.terminate()
+            _fail(LlmplanError(f"the Prefect server did not answer on {api}; see {home / 'server.log'}"))
+    os.environ["PREFECT_API_URL"] = api
+    reports = config.reports_dir(reports_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(reports))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", reports_port), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    os.environ["LLMPLAN_REPORTS_URL"] = f"http://127.0.0.1:{reports_port}"
+    os.environ["LLMPLAN_REPORTS"] = str(reports)
+    console.print(f"Prefect UI: [bold]{api.removesuffix('/api')}[/]  ·  reports: http://127.0.0.1:{reports_port}/")
+    from deployments.serve import main as serve_main
+
+    args = ["--cron", cron, "--timezone", timezone, "--reports", str(reports)]
+    if warehouse:
+        args += ["--warehouse", str(warehouse)]
+    if data_dir:
+        args += ["--data", str(data_dir)]
+    try:
+        serve_main(args)
+    finally:
+        httpd.shutdown()
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        console.print("stopped serving; the nightly schedule is still active and its runs wait as Late until "
+                      "`llmplan serve` runs again (pause it with `prefect deployment schedule pause` if you mean to)")

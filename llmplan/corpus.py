@@ -39,7 +39,8 @@ from pathlib import Path
 
 from llmplan.errors import LlmplanError
 
-SHARD_BYTES = 16 << 20          # split uncompressed files into shards of about this size
+SHARD_BYTES = 16 << 20          # split uncompressed files into shards of at most this size …
+MIN_SHARD_BYTES = 1 << 20       # … and at least this size
 BATCH_BYTES = 1 << 20           # tokenize in batches of about this many bytes
 PIECE_BYTES = 1 << 20           # a large plain-text document is encoded in pieces of ≥ 1 MB
 MAX_ERROR_LINES = 5
@@ -137,7 +138,10 @@ def _kind(path: str) -> tuple[str, str]:
     return (base.rsplit(".", 1)[-1], comp)
 
 
-def plan_shards(files: list[Path], split: str = "document") -> list[Shard]:
+def plan_shards(files: list[Path], split: str = "document", workers: int = 1) -> list[Shard]:
+    """Shards of about total/(4·workers) bytes (1–16 MB), so every worker stays busy to the end."""
+    total = sum(f.stat().st_size for f in files)
+    target = int(min(SHARD_BYTES, max(MIN_SHARD_BYTES, total / (4 * max(workers, 1)))))
     shards: list[Shard] = []
     for f in files:
         fmt, comp = _kind(str(f))
@@ -147,19 +151,19 @@ def plan_shards(files: list[Path], split: str = "document") -> list[Shard]:
 
             n = pq.ParquetFile(f).num_row_groups
             shards.extend(Shard(str(f), index=i, row_group=i) for i in range(max(n, 1)))
-        elif comp or size <= SHARD_BYTES or (fmt == "txt" and split != "paragraphs"):
+        elif comp or size <= target or (fmt == "txt" and split != "paragraphs"):
             shards.append(Shard(str(f)))
         else:
-            shards.extend(_split(f, size, paragraphs=(fmt == "txt")))
+            shards.extend(_split(f, size, paragraphs=(fmt == "txt"), target=target))
     return shards
 
 
-def _split(f: Path, size: int, paragraphs: bool) -> list[Shard]:
+def _split(f: Path, size: int, paragraphs: bool, target: int = SHARD_BYTES) -> list[Shard]:
     """Cut an uncompressed file at record boundaries (newline, or blank line for paragraphs)."""
     cuts = [0]
     sep = b"\n\n" if paragraphs else b"\n"
     with open(f, "rb") as fh:
-        pos = SHARD_BYTES
+        pos = target
         while pos < size:
             fh.seek(pos)
             buf = fh.read(1 << 20)
@@ -176,7 +180,7 @@ def _split(f: Path, size: int, paragraphs: bool) -> list[Shard]:
             if cut >= size:
                 break
             cuts.append(cut)
-            pos = cut + SHARD_BYTES
+            pos = cut + target
         shards, line = [], 1
         for k, start in enumerate(cuts):
             end = cuts[k + 1] if k + 1 < len(cuts) else None

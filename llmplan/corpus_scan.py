@@ -138,7 +138,7 @@ def scan(paths: list[str], opts: Options, wh_path: Path | None = None, workers: 
     if todo:
         with tempfile.TemporaryDirectory(prefix="llmplan-bpe-") as tmp:
             spec = prepare_tokenizer(opts, todo, Path(tmp))
-            shards = corpus.plan_shards(todo, opts.split)
+            shards = corpus.plan_shards(todo, opts.split, workers)
             total = sum(Path(f).stat().st_size for f in todo)
             seen_files: set[str] = set()
             done_bytes = [0]

@@ -21,6 +21,7 @@ def files(tmp_path, monkeypatch):
 
 def test_flow_runs_one_task_per_shard_and_stores(files, tmp_path, monkeypatch):
     monkeypatch.setattr(corpus, "SHARD_BYTES", 4096)
+    monkeypatch.setattr(corpus, "MIN_SHARD_BYTES", 4096)
     wh = tmp_path / "w.duckdb"
     s = corpus_stats(paths=[str(files)], options={"tokenizer": "mistral-sp-v1", "lang_field": "lang"}, warehouse=str(wh))
     assert {r["language"]: r["docs"] for r in s["languages"]} == {"en": 400, "ja": 400}

@@ -83,6 +83,7 @@ def test_txt_paragraphs_and_documents(corpus_dir):
 
 def test_directories_are_walked_and_shards_split_large_files(corpus_dir, monkeypatch):
     monkeypatch.setattr(corpus, "SHARD_BYTES", 2048)
+    monkeypatch.setattr(corpus, "MIN_SHARD_BYTES", 2048)
     shards = corpus.plan_shards([corpus_dir / "mix.jsonl"])
     assert len(shards) > 3 and shards[0].start == 0 and shards[1].first_line > 1
     s = scan([str(corpus_dir)], Options("bytes", lang_field="lang"), None, workers=2)

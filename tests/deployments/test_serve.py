@@ -1,0 +1,120 @@
+"""A real Prefect server on a free loopback port: deployments with their schedule, a run triggered
+through the API with non-default parameters, rejected parameters, and a schedule left active."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from tests.conftest import DATA, ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(pred, timeout, what):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if pred():
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(tmp / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "the Prefect server")
+        yield api, env, tmp
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_served_deployment_runs_with_ui_parameters(server):
+    api, env, tmp = server
+    data = tmp / "data"
+    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
+    wh, reports = tmp / "w.duckdb", tmp / "reports"
+    senv = {**env, "PREFECT_API_URL": api}
+    serve_log = open(tmp / "serve.log", "w")
+    reports_port = _free_port()
+    serve = subprocess.Popen([str(Path(sys.executable).with_name("llmplan")), "serve", "--cron", "0 3 * * *",
+                              "--timezone", "Europe/Paris", "--reports-port", str(reports_port),
+                              "--warehouse", str(wh), "--data", str(data), "--reports", str(reports)],
+                             cwd=ROOT, env=senv, stdout=serve_log, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=api, timeout=30)
+    try:
+        def deployment():
+            r = client.get("/deployments/name/nightly_refresh/nightly")
+            return r.json() if r.status_code == 200 else None
+        _wait(lambda: deployment() is not None, 120, "the nightly deployment")
+        dep = deployment()
+        sched = dep["schedules"][0]
+        assert sched["schedule"]["cron"] == "0 3 * * *" and sched["schedule"]["timezone"] == "Europe/Paris" and sched["active"]
+        assert "scenario" in dep["parameter_openapi_schema"]["properties"]      # the UI's run form
+        assert client.get("/deployments/name/corpus_stats/corpus-stats").status_code == 200
+
+        # invalid parameters are rejected before any work starts
+        bad = client.post(f"/deployments/{dep['id']}/create_flow_run", json={"parameters": {"scenario": {"seq_len": 1}}})
+        assert bad.status_code in (409, 422), bad.text
+
+        params = {"scenario": {"targets": ["1B", "3B"], "accelerators": ["H100-80GB"], "cluster_sizes": [16],
+                               "policies": ["chinchilla"], "mixture": {"en": 1.0}}}
+        run = client.post(f"/deployments/{dep['id']}/create_flow_run", json={"parameters": params})
+        assert run.status_code == 201, run.text
+        run_id = run.json()["id"]
+
+        def final_state():
+            s = client.get(f"/flow_runs/{run_id}").json()["state"]
+            return s if s["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+        _wait(lambda: final_state() is not None, 300, "the triggered flow run")
+        assert final_state()["type"] == "COMPLETED", (tmp / "serve.log").read_text()[-3000:]
+        # the report link artifact is an http:// URL on loopback that serves the report
+        artifacts = client.post("/artifacts/filter", json={"artifacts": {"key": {"any_": ["llmplan-report"]}}}).json()
+        link = artifacts[0]["data"].split("](", 1)[1].rstrip(")")
+        assert link.startswith(f"http://127.0.0.1:{reports_port}/")
+        page = httpx.get(link, timeout=10)
+        assert page.status_code == 200 and "llmplan report" in page.text
+    finally:
+        serve.send_signal(signal.SIGINT)
+        try:
+            serve.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+    with duckdb.connect(str(wh), read_only=True) as con:
+        plans = con.sql("SELECT DISTINCT target_params, accelerator, cluster_gpus, policy FROM latest_plans ORDER BY 1").fetchall()
+        report = con.sql("SELECT report_path FROM latest_run").fetchall()[0][0]
+    assert plans == [(1e9, "H100-80GB", 16, "chinchilla"), (3e9, "H100-80GB", 16, "chinchilla")]
+    assert Path(report).exists() and Path(report).is_relative_to(reports)
+    # stopping the serve process did not pause the schedule
+    dep = client.get("/deployments/name/nightly_refresh/nightly").json()
+    assert dep["schedules"][0]["active"] and not dep.get("paused", False)
+    assert "schedule is still active" in (tmp / "serve.log").read_text()
