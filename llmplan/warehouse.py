@@ -56,6 +56,16 @@ def writer_lock(path: Path, timeout_s: float = 600.0) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Staging:
     """A writable copy of the warehouse that replaces the real file only on commit()."""
 
@@ -66,6 +76,7 @@ class Staging:
     def begin(self) -> "Staging":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._cleanup()
+        self._remove_orphans()
         if self.path.exists():
             shutil.copyfile(self.path, self.tmp)
             wal = self.path.with_name(self.path.name + ".wal")
@@ -86,6 +97,13 @@ class Staging:
 
     def abort(self) -> None:
         self._cleanup()
+
+    def _remove_orphans(self) -> None:
+        """Copies left by a writer that was killed (its pid is gone). Safe: we hold the writer lock."""
+        for p in self.path.parent.glob(f"{self.path.name}.tmp-*"):
+            pid = p.name.rsplit("tmp-", 1)[1].split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                p.unlink(missing_ok=True)
 
     def _cleanup(self) -> None:
         for p in (self.tmp, self.tmp.with_name(self.tmp.name + ".wal")):
