@@ -15,12 +15,15 @@ from prefect.schedules import Cron
 
 from flows.corpus import corpus_stats
 from flows.nightly import nightly_refresh
+from flows.what_to_train import what_to_train
 
 NIGHTLY = "nightly"
 CORPUS = "corpus-stats"
+INVERSE = "what-to-train"
 
 
-def deployments(cron: str = "0 3 * * *", timezone: str = "UTC", parameters: dict | None = None):
+def deployments(cron: str = "0 3 * * *", timezone: str = "UTC", parameters: dict | None = None,
+                inverse_parameters: dict | None = None):
     return [
         nightly_refresh.to_deployment(
             name=NIGHTLY, schedules=[Cron(cron, timezone=timezone)], parameters=parameters or {},
@@ -28,6 +31,9 @@ def deployments(cron: str = "0 3 * * *", timezone: str = "UTC", parameters: dict
             tags=["llmplan"]),
         corpus_stats.to_deployment(
             name=CORPUS, description="Measure corpus files (bytes, characters, tokens per language).", tags=["llmplan"]),
+        what_to_train.to_deployment(
+            name=INVERSE, parameters=inverse_parameters or {},
+            description="We have G accelerators for D days (or $X): what should we train?", tags=["llmplan"]),
     ]
 
 
@@ -40,9 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reports", default=None, help="default reports folder parameter")
     a = ap.parse_args(argv)
     params = {k: v for k, v in (("warehouse", a.warehouse), ("data_dir", a.data), ("reports_dir", a.reports)) if v}
-    print(f"serving nightly_refresh/{NIGHTLY} (cron {a.cron!r}, {a.timezone}) and corpus_stats/{CORPUS}; "
+    inverse = {"warehouse_path": a.warehouse} if a.warehouse else {}
+    print(f"serving nightly_refresh/{NIGHTLY} (cron {a.cron!r}, {a.timezone}), corpus_stats/{CORPUS} and "
+          f"what_to_train/{INVERSE}; "
           "Ctrl-C stops serving — the schedule stays active and runs wait as Late until served again", flush=True)
-    serve(*deployments(a.cron, a.timezone, params), pause_on_shutdown=False)
+    serve(*deployments(a.cron, a.timezone, params, inverse), pause_on_shutdown=False)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ def report(tmp_path_factory):
         encoding="utf-8")
     sc = load_scenario(data / "targets.toml")
     wh = tmp / "w.duckdb"
+    from llmplan.corpus import Options
+    from llmplan.corpus_scan import scan
+
+    (tmp / "ja.txt").write_text("日本語の文章を数えます。大規模言語モデルの学習計画です。\n" * 200, encoding="utf-8")
+    scan([str(tmp / "ja.txt")], Options("mistral-sp-v1", lang="ja"), wh, workers=1)
     with transaction_file(wh) as con:
         pipeline.ingest(con, data)
         pipeline.fit(con, "run1")
@@ -45,6 +50,13 @@ def test_report_is_self_contained(report):
     assert "cdn.jsdelivr" not in text and "unpkg.com" not in text and 'src="http' not in text
     assert text.count("vegaEmbed(") >= 8
     assert (report.parent / "headline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bytes_per_token_shows_measured_beside_published(report):
+    text = report.read_text(encoding="utf-8")
+    spec = text[text.index('vegaEmbed("#chart-bpt"'):]
+    spec = spec[: spec.index("\n")]
+    assert '"measured"' in spec and '"published"' in spec and "mistral-sp-v1" in spec
 
 
 def test_input_text_is_escaped_in_tables(report):
