@@ -7,7 +7,6 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field, model_validator
 
 from llmplan import config, pipeline, warehouse
-from llmplan.accelerators import resolve
 from llmplan.plan import bytes_per_token_table, inverse_plan
 from llmplan.scenario import Scenario
 from llmplan.units import fmt_bytes, fmt_days, fmt_params, fmt_sci, fmt_usd
@@ -35,15 +34,10 @@ def what_to_train(budget: Budget = Budget(), warehouse_path: str | None = None) 
     """Compute budget (p10/p50/p90), compute-optimal size and tokens, expected loss, data per language."""
     sc = Scenario(mixture=budget.mixture)
     with warehouse.connect_readonly(config.warehouse_path(warehouse_path)) as con:
-        model, run_id = pipeline.load_model(con)
-        name = resolve(budget.accelerator, con.sql("SELECT * FROM core.accelerator_aliases").pl())
-        acc = con.sql(f"SELECT * FROM core.accelerators WHERE accelerator = {pipeline.sql_literal(name)}").pl()
-        law = pipeline.latest_law(con, budget.scaling_law)
-        bpt = con.sql(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {pipeline.sql_literal(run_id)}").pl()
-    out = inverse_plan(model, acc, budget.gpus, law, days=budget.days, budget_usd=budget.budget_usd)
-    table = bytes_per_token_table(sc, bpt)
-    out["bytes_per_language"] = {r["language"]: r["share"] * out["tokens_opt_p50"] * r["bytes_per_token"] for r in table.iter_rows(named=True)}
-    md = (f"# {budget.gpus} × {name} for {fmt_days(out['days'])}"
+        model, _, acc, law, bpt = pipeline.planning_inputs(con, budget.accelerator, budget.scaling_law)
+    out = inverse_plan(model, acc, budget.gpus, law, days=budget.days, budget_usd=budget.budget_usd,
+                       languages=bytes_per_token_table(sc, bpt))
+    md = (f"# {budget.gpus} × {out['accelerator']} for {fmt_days(out['days'])}"
           + (f" ({fmt_usd(out['cost_usd'])})" if out.get("cost_usd") else "") + "\n\n"
           f"| | p10 | p50 | p90 |\n|---|---|---|---|\n"
           f"| compute | {fmt_sci(out['compute_flop_p10'], 'FLOP')} | {fmt_sci(out['compute_flop_p50'], 'FLOP')} | {fmt_sci(out['compute_flop_p90'], 'FLOP')} |\n"

@@ -222,32 +222,24 @@ def plan(
     from llmplan.units import parse_size
 
     try:
+        import polars as pl
+
+        from llmplan import pipeline
+
         with _open(warehouse) as con:
-            import polars as pl
-
-            from llmplan import pipeline
-            from llmplan.accelerators import resolve
-
-            model, run_id = pipeline.load_model(con)
-            name = resolve(gpu, con.sql("SELECT * FROM core.accelerator_aliases").pl())
-            acc = con.sql(f"SELECT * FROM core.accelerators WHERE accelerator = {pipeline.sql_literal(name)}").pl()
-            if price is not None:
-                acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
-            the_law = pipeline.latest_law(con, law)
-            bpt = con.sql(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {pipeline.sql_literal(run_id)}").pl()
+            model, run_id, acc, the_law, bpt = pipeline.planning_inputs(con, gpu, law)
+        name = acc["accelerator"][0]
+        if price is not None:
+            acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
         if params is None:
             if gpus is None or (days is None and budget_usd is None):
                 raise LlmplanError("give --params for a plan, or --gpus with --days or --budget-usd for the inverse question")
             if days is None and not acc["usd_per_hour"][0]:
                 raise LlmplanError(f"{name} has no price in the accelerator table: pass --price or --days")
-            out = planmod.inverse_plan(model, acc, gpus, the_law, days=days, budget_usd=budget_usd)
-            mixd = _parse_mix(mix)
-            sc = Scenario(mixture=mixd)
-            table = planmod.bytes_per_token_table(sc, bpt)
-            out["bytes_per_language"] = {r["language"]: r["share"] * out["tokens_opt_p50"] * r["bytes_per_token"] for r in table.iter_rows(named=True)}
-            out["tokens_per_language"] = {r["language"]: r["share"] * out["tokens_opt_p50"] for r in table.iter_rows(named=True)}
+            out = planmod.inverse_plan(model, acc, gpus, the_law, days=days, budget_usd=budget_usd,
+                                       languages=planmod.bytes_per_token_table(Scenario(mixture=_parse_mix(mix)), bpt))
         else:
-            n = parse_size(params, "--params")
+            parse_size(params, "--params")            # a malformed size fails here, clearly
             pol = "fixed" if tokens else policy
             sc = Scenario(targets=[params], accelerators=[name], cluster_sizes=[gpus or 8], policies=[pol],
                           fixed_tokens=tokens or "2T", seq_len=seq_len, mixture=_parse_mix(mix), scaling_law=law,

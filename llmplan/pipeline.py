@@ -163,6 +163,18 @@ def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tup
     return efficiency.EfficiencyModel.from_frame(f), run_id
 
 
+def planning_inputs(con: duckdb.DuckDBPyConnection, accelerator: str, law_name: str):
+    """What a one-off plan needs from the latest run: (model, run id, the accelerator's row,
+    the loss law, bytes/token fits). Bound parameters are avoided (see latest_law)."""
+    from llmplan.accelerators import resolve
+
+    model, run_id = load_model(con)
+    name = resolve(accelerator, warehouse.query(con, "SELECT * FROM core.accelerator_aliases"))
+    acc = con.sql(f"SELECT * FROM core.accelerators WHERE accelerator = {sql_literal(name)}").pl()
+    bpt = con.sql(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {sql_literal(run_id)}").pl()
+    return model, run_id, acc, latest_law(con, law_name), bpt
+
+
 def plan(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dict:
     from llmplan.accelerators import resolve
     from llmplan.plan import build_plans

@@ -4,8 +4,6 @@ and expected loss. Vectorised: the grid is a Polars frame built by cross joins, 
 whole columns.
 """
 
-import math
-
 import numpy as np
 import polars as pl
 
@@ -166,9 +164,11 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
 
 
 def inverse_plan(model: EfficiencyModel, accelerator_row: pl.DataFrame, gpus: int, law: Law,
-                 days: float | None = None, budget_usd: float | None = None, year: int | None = None) -> dict:
-    """'We have G accelerators for T days (or $X)': the compute budget (p10/p50/p90) and the
-    compute-optimal N and D under the law with the expected loss."""
+                 days: float | None = None, budget_usd: float | None = None, year: int | None = None,
+                 languages: pl.DataFrame | None = None) -> dict:
+    """'We have G accelerators for T days (or $X)': the compute budget (p10/p50/p90), the
+    compute-optimal N and D under the law with the expected loss, and — given a
+    bytes_per_token_table() — the tokens and bytes of text per language."""
     acc = accelerator_row.row(0, named=True)
     if days is None:
         if budget_usd is None or not acc["usd_per_hour"]:
@@ -185,7 +185,7 @@ def inverse_plan(model: EfficiencyModel, accelerator_row: pl.DataFrame, gpus: in
         n_guess = float(law.optimal(compute["p50"])[0])
     n_opt = {q: float(law.optimal(c)[0]) for q, c in compute.items()}
     d_opt = {q: float(law.optimal(c)[1]) for q, c in compute.items()}
-    return {
+    out = {
         "accelerator": acc["accelerator"], "gpus": gpus, "days": days, "gpu_hours": gpu_hours,
         "cost_usd": gpu_hours * acc["usd_per_hour"] if acc["usd_per_hour"] else None,
         "compute_flop_p10": compute["p10"], "compute_flop_p50": compute["p50"], "compute_flop_p90": compute["p90"],
@@ -193,7 +193,9 @@ def inverse_plan(model: EfficiencyModel, accelerator_row: pl.DataFrame, gpus: in
         "tokens_opt_p10": d_opt["p10"], "tokens_opt_p50": d_opt["p50"], "tokens_opt_p90": d_opt["p90"],
         "predicted_loss_p50": float(law.loss(n_opt["p50"], d_opt["p50"])), "law": law.name,
     }
-
-
-def _isfinite(x: float) -> bool:
-    return x is not None and math.isfinite(x)
+    if languages is not None:
+        rows = list(languages.iter_rows(named=True))
+        out["tokens_per_language"] = {r["language"]: r["share"] * d_opt["p50"] for r in rows}
+        out["bytes_per_language"] = {r["language"]: r["share"] * d_opt["p50"] * r["bytes_per_token"] for r in rows}
+        out["bytes_per_token_source"] = {r["language"]: r["bytes_per_token_kind"] for r in rows}
+    return out

@@ -44,20 +44,11 @@ class Scenario(BaseModel):
     deadline_days: float | None = Field(default=None, gt=0, description="Optional deadline: flag plans that take longer")
     budget_usd: float | None = Field(default=None, gt=0, description="Optional budget: flag plans that cost more")
 
-    @field_validator("targets", "fixed_tokens", "inference_tokens")
+    @field_validator("targets", "fixed_tokens", "inference_tokens", "unique_tokens")
     @classmethod
     def _sizes(cls, v):
-        for s in ([v] if isinstance(v, str) else v):
-            try:
-                parse_size(s)
-            except LlmplanError as e:
-                raise ValueError(str(e)) from None
-        return v
-
-    @field_validator("unique_tokens")
-    @classmethod
-    def _unique(cls, v):
-        for s in v.values():
+        values = [v] if isinstance(v, str) else list(v.values()) if isinstance(v, dict) else v
+        for s in values:
             try:
                 parse_size(s)
             except LlmplanError as e:

@@ -75,12 +75,13 @@ def test_served_deployment_runs_with_ui_parameters(server):
         def deployment():
             r = client.get("/deployments/name/nightly_refresh/nightly")
             return r.json() if r.status_code == 200 else None
-        _wait(lambda: deployment() is not None, 120, "the nightly deployment")
+        names = ("nightly_refresh/nightly", "corpus_stats/corpus-stats", "what_to_train/what-to-train")
+        _wait(lambda: all(client.get(f"/deployments/name/{n}").status_code == 200 for n in names), 120,
+              "the three deployments")     # serve registers them one after the other
         dep = deployment()
         sched = dep["schedules"][0]
         assert sched["schedule"]["cron"] == "0 3 * * *" and sched["schedule"]["timezone"] == "Europe/Paris" and sched["active"]
         assert "scenario" in dep["parameter_openapi_schema"]["properties"]      # the UI's run form
-        assert client.get("/deployments/name/corpus_stats/corpus-stats").status_code == 200
 
         # invalid parameters are rejected before any work starts
         bad = client.post(f"/deployments/{dep['id']}/create_flow_run", json={"parameters": {"scenario": {"seq_len": 1}}})
