@@ -11,7 +11,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
 
 from bench._common import fitted  # noqa: E402
 from llmplan import memory  # noqa: E402

@@ -27,7 +27,6 @@ BF16 peak (FP16 for V100). It is learned, not assumed:
 
 import json
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,9 +123,12 @@ class EfficiencyModel:
                                         ("utilization_p10", "utilization_p50", "utilization_p90", "gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90")])
         X = self.design(frame)
         b = np.array([self.beta[t] for t in self.terms])
-        acc = frame["accelerator"].to_list()
-        u = np.array([self.groups.get(a, (0.0, math.sqrt(self.sigma2_group), 0))[0] for a in acc])
-        u_var = np.array([self.groups[a][1] ** 2 if a in self.groups else self.sigma2_group for a in acc])
+        groups = pl.DataFrame({"accelerator": list(self.groups), "_u": [g[0] for g in self.groups.values()],
+                               "_uvar": [g[1] ** 2 for g in self.groups.values()]},
+                              schema={"accelerator": pl.Utf8, "_u": pl.Float64, "_uvar": pl.Float64})
+        g = frame.select("accelerator").join(groups, on="accelerator", how="left", maintain_order="left")
+        u = g["_u"].fill_null(0.0).to_numpy()
+        u_var = g["_uvar"].fill_null(self.sigma2_group).to_numpy()   # unseen: the full between-accelerator variance
         mean = X @ b + u
         var = np.einsum("ij,jk,ik->i", X, self.cov, X) + u_var + self.sigma2
         t = self.t90

@@ -7,11 +7,10 @@ quotes) and the Epoch row is recorded in `merge_note`. Every row the efficiency 
 carries a `fit_exclusion_reason` instead of being dropped.
 """
 
-import re
 
 import polars as pl
 
-from llmplan.accelerators import alias_key, alias_table, normalise
+from llmplan.accelerators import alias_table, normalise
 from llmplan.flops import training_flop
 
 # Epoch records language dataset sizes in words (see its "Dataset size notes": "2 trillion

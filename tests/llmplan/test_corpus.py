@@ -10,7 +10,7 @@ from llmplan import corpus
 from llmplan.corpus import Options, detect_language
 from llmplan.corpus_scan import scan
 from llmplan.errors import LlmplanError
-from llmplan.tokenizers import BUILTINS, load
+from llmplan.tokenizers import BUILTINS
 
 EN = ["The quick brown fox jumps over the lazy dog number {i}. Planning a pretraining run needs data.",
       "Accelerators differ: an H100 is not three A100s in practice, run {i} showed."]

@@ -1,7 +1,6 @@
 """The report in a real headless Chromium: every chart renders, offline, and input text stays text."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 
