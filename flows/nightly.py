@@ -52,8 +52,11 @@ def report_task(staging_path: str, run_id: str, scenario: Scenario, reports_dir:
         return str(pipeline.write_report(con, run_id, scenario, Path(reports_dir)))
 
 
-def _publish(path: Path, run_id: str, report_path: str, reports_dir: Path, status: str) -> dict:
-    """Prefect artifacts with stable keys (the UI keeps their history) + reports/index.html."""
+@task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30])
+def publish_task(path: Path, run_id: str, report_path: str, reports_dir: Path, status: str) -> dict:
+    """Prefect artifacts with stable keys (the UI keeps their history) + reports/index.html.
+    Retried with backoff: it reads the committed warehouse and talks to the Prefect API, both of
+    which can fail for a moment (an external writer holding the file, an API restart)."""
     import polars as pl
 
     from llmplan.units import fmt_count, fmt_days, fmt_usd
@@ -138,7 +141,7 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
                 shutil.rmtree(report_dir, ignore_errors=True)
             pipeline.log_failure(path, run_id, started, e, {"scenario": sc.model_dump()})
             raise
-    pub = _publish(path, run_id, report_path, reports, status)
+    pub = publish_task(path, run_id, report_path, reports, status)
     print(f"run {run_id} {status}; report: {report_path}")
     return {"pipeline_run_id": run_id, "status": status, "results_run_id": results, "report_path": report_path,
             "warehouse": str(path), "headline": summary["headline"], **pub}

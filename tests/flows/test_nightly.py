@@ -46,6 +46,8 @@ def test_run_fills_every_layer(first_run):
         assert run[0] == "succeeded" and len(json.loads(run[1])) == 7 and run[2] and json.loads(run[3])["targets"]
         assert con.execute("SELECT count(*) FROM latest_plans").fetchone()[0] == counts["plans.plans"]
     assert Path(result["report_path"]).exists()
+    index = (tmp / "reports" / "index.html").read_text(encoding="utf-8")
+    assert f'href="{result["pipeline_run_id"]}/index.html"' in index and "GPU-days p50" in index
 
 
 def test_second_run_on_same_inputs_adds_only_a_run_record(first_run):
