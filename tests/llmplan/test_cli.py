@@ -15,8 +15,8 @@ def _run(*args):
 
 
 def test_help_has_examples():
-    for cmd in ("run", "sql", "predict", "plan", "fit-scaling"):
-        r = _run(cmd, "--help")
+    for cmd in ("run", "sql", "predict", "plan", "fit-scaling", "serve", "corpus scan"):
+        r = _run(*cmd.split(), "--help")
         assert r.exit_code == 0 and "Example" in r.output, cmd
 
 
