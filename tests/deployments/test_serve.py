@@ -37,6 +37,15 @@ def _wait(pred, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _stop(proc: subprocess.Popen, timeout: float) -> None:
+    """Ctrl-C, as a person would; kill only if it does not stop."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
@@ -51,11 +60,7 @@ def server(tmp_path_factory):
         _wait(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "the Prefect server")
         yield api, env, tmp
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc, 30)
 
 
 def test_served_deployment_runs_with_ui_parameters(server):
@@ -105,11 +110,7 @@ def test_served_deployment_runs_with_ui_parameters(server):
         page = httpx.get(link, timeout=10)
         assert page.status_code == 200 and "llmplan report" in page.text
     finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        _stop(serve, 60)
     with duckdb.connect(str(wh), read_only=True) as con:
         plans = con.sql("SELECT DISTINCT target_params, accelerator, cluster_gpus, policy FROM latest_plans ORDER BY 1").fetchall()
         report = con.sql("SELECT report_path FROM latest_run").fetchall()[0][0]
