@@ -150,15 +150,15 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
         (pl.col("wall_days_p50") <= sc.deadline_days).alias("meets_deadline") if sc.deadline_days else pl.lit(None, pl.Boolean).alias("meets_deadline"),
         (pl.col("cost_usd_p50") <= sc.budget_usd).alias("within_budget") if sc.budget_usd else pl.lit(None, pl.Boolean).alias("within_budget"),
     ).with_columns(
-        pl.concat_list(
+        pl.concat_str([
             pl.when(~pl.col("fits_in_memory")).then(
                 pl.when(pl.col("min_gpus_for_memory").is_null()).then(pl.lit("does not fit in this accelerator's memory at any count (reduce micro-batch or add tensor parallelism)"))
-                .otherwise(pl.format("needs ≥ {} accelerators for memory", pl.col("min_gpus_for_memory")))),
+                .otherwise(pl.lit("needs ≥ ") + pl.col("min_gpus_for_memory").cast(pl.Utf8) + pl.lit(" accelerators for memory"))),
             pl.col("data_warning").replace("", None),
             pl.when(pl.col("usd_per_hour").is_null()).then(pl.lit("no price for this accelerator: set price_usd_per_hour")),
             pl.when(pl.col("meets_deadline") == False).then(pl.lit("misses the deadline")),  # noqa: E712
             pl.when(pl.col("within_budget") == False).then(pl.lit("over budget")),  # noqa: E712
-        ).list.drop_nulls().list.join("; ").replace("", None).alias("warnings"),
+        ], separator="; ", ignore_nulls=True).replace("", None).alias("warnings"),
     )
     return plans, langs
 
