@@ -144,7 +144,7 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
     pub = publish_task(path, run_id, report_path, reports, status)
     print(f"run {run_id} {status}; report: {report_path}")
     return {"pipeline_run_id": run_id, "status": status, "results_run_id": results, "report_path": report_path,
-            "warehouse": str(path), "headline": summary["headline"], **pub}
+            "warehouse": str(path), "headline": summary["headline"], "ingest": summary["ingest"], **pub}
 
 
 def _headline(con, results_run_id: str, sc: Scenario) -> str:

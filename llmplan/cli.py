@@ -79,6 +79,14 @@ def run(
     console.print(f"[bold green]run {result['pipeline_run_id']}[/] {result['status']}"
                   + (f" (results of {result['results_run_id']})" if result["status"] == "reused" else ""))
     console.print(f"warehouse: {result['warehouse']}")
+    ing = result["ingest"]
+    console.print(f"inputs:    {ing['training_runs']} rows in core.training_runs (curated + Epoch, all domains), "
+                  f"{ing['runs_in_fit']} used by the efficiency fit; "
+                  f"{sum(ing['excluded'].values())} excluded with a reason (SELECT fit_exclusion_reason, count(*) "
+                  "FROM core.training_runs GROUP BY 1)", soft_wrap=True)
+    if ing["unmapped_accelerators"]:
+        console.print("unmapped accelerator names (kept, not fitted): "
+                      + ", ".join(f"{k} × {v}" for k, v in ing["unmapped_accelerators"].items()), soft_wrap=True)
     if result.get("headline"):
         console.print(f"headline:  {result['headline']}")
     console.print(f"report:    {result['report_path']}", soft_wrap=True)

@@ -14,6 +14,6 @@ def training_flop(params, active_params, tokens):
 
 
 def attention_flop_per_token(n_layers, d_model, seq_len):
-    """Extra forward+backward FLOPs per token from attention scores (≈ 6·n_layers·seq·d_model;
-    Kaplan et al. 2020 Table 1 with ×3 for the backward pass). Recorded apart from 6·N·D."""
-    return 6.0 * n_layers * seq_len * d_model
+    """Extra forward+backward FLOPs per token from attention scores and values, 12·L·s·d
+    (Chowdhery et al. 2022, appendix B; the count MosaicML's MFU uses). Recorded apart from 6·N·D."""
+    return 12.0 * n_layers * seq_len * d_model

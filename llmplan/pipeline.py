@@ -68,7 +68,8 @@ def ingest(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict:
         "training_runs": runs.height,
         "runs_in_fit": runs.filter(pl.col("fit_exclusion_reason").is_null()).height,
         "excluded": dict(runs.group_by("fit_exclusion_reason").len().drop_nulls().iter_rows()),
-        "unmapped_accelerators": core["core.unmapped_accelerators"].height,
+        "unmapped_accelerators": {f"{r['name']} ({r['origin']})": r["n_rows"]
+                                  for r in core["core.unmapped_accelerators"].iter_rows(named=True)},
     }
 
 

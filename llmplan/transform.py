@@ -173,6 +173,9 @@ def throughput(tp: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.D
         pl.col("throughput_tokens_s_gpu").alias("tokens_per_s_gpu"),
         (pl.col("mfu") / 100.0).alias("mfu"), (pl.col("hfu") / 100.0).alias("hfu"),
         (pl.col("throughput_tokens_s_gpu") * 6.0 * pl.col("num_params") / pl.col("peak_flops")).alias("mfu_6n"),
+        # MosaicML's MFU counts attention too (12·L·s·d per token): the table itself gives that term.
+        (pl.col("mfu") / 100.0 * pl.col("peak_flops") / pl.col("throughput_tokens_s_gpu") - 6.0 * pl.col("num_params"))
+        .alias("attention_flop_per_token"),
         (pl.col("activation_checkpointing").str.to_lowercase() == "true").alias("activation_checkpointing"),
         pl.when(pl.col("precision").fill_null("").str.contains("fp8"))
         .then(pl.lit("FP8 step: MFU is not comparable with the BF16 peak"))

@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS core.training_runs (
     "year" INTEGER, params DOUBLE, active_params DOUBLE, tokens DOUBLE,
     accelerator_raw VARCHAR, accelerator VARCHAR, accelerator_flag VARCHAR,
     gpu_count DOUBLE, gpu_hours DOUBLE, wall_days DOUBLE,
-    training_flop DOUBLE, attention_flop DOUBLE, peak_flops DOUBLE,
+    training_flop DOUBLE,             -- 6·N·D (N = active parameters for MoE)
+    attention_flop DOUBLE,            -- 12·L·s·d·D when shape and sequence length are known (not in the shipped runs)
+    peak_flops DOUBLE,
     achieved_flops_per_gpu DOUBLE, utilization DOUBLE,
     origin VARCHAR NOT NULL,          -- 'curated' or 'epoch'
     source_quality VARCHAR,           -- 'primary' | 'secondary' | 'epoch'
@@ -30,7 +32,9 @@ CREATE TABLE IF NOT EXISTS core.training_runs (
 CREATE TABLE IF NOT EXISTS core.throughput (
     model VARCHAR, params DOUBLE, seq_len INTEGER, n_gpus INTEGER, accelerator VARCHAR,
     "precision" VARCHAR, peak_flops DOUBLE, tokens_per_s_gpu DOUBLE, mfu DOUBLE, hfu DOUBLE,
-    mfu_6n DOUBLE, activation_checkpointing BOOLEAN, fit_exclusion_reason VARCHAR,
+    mfu_6n DOUBLE,                    -- tokens/s/GPU × 6N ÷ peak: the 6·N·D utilisation the fit uses
+    attention_flop_per_token DOUBLE,  -- implied by the reported MFU (which counts attention) minus 6N
+    activation_checkpointing BOOLEAN, fit_exclusion_reason VARCHAR,
     source_file VARCHAR, source_line INTEGER
 );
 

@@ -67,3 +67,15 @@ def test_every_excluded_row_has_a_counted_reason(core):
     assert reasons.filter(pl.col("fit_exclusion_reason").is_null())["len"][0] >= 40
     assert "missing training time or hardware quantity" in reasons["fit_exclusion_reason"].to_list()
     assert runs.filter(pl.col("fit_exclusion_reason").is_null() & pl.col("utilization").is_null()).height == 0
+
+
+def test_throughput_rows_give_per_step_mfu_tokens_per_gpu_and_the_attention_term(core):
+    from llmplan.flops import attention_flop_per_token
+
+    tp = core["core.throughput"]
+    r = tp.filter((pl.col("model") == "70b") & (pl.col("n_gpus") == 512) & (pl.col("seq_len") == 2048)).row(0, named=True)
+    assert r["tokens_per_s_gpu"] == 1007 and r["mfu"] == pytest.approx(0.4125)
+    assert r["mfu_6n"] == pytest.approx(1007 * 6 * 64862437376 / 989e12)
+    # MosaicML's MFU includes attention: the implied term matches 12·L·s·d for MPT-70B (80 layers, d = 8192)
+    assert r["attention_flop_per_token"] == pytest.approx(attention_flop_per_token(80, 8192, 2048), rel=0.1)
+    assert tp.filter(pl.col("precision").str.contains("fp8"))["fit_exclusion_reason"].is_not_null().all()
