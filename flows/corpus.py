@@ -26,6 +26,7 @@ class CorpusScan(BaseModel):
     split: Literal["document", "paragraphs"] = Field(default="document", description="For .txt files")
     sample: float | None = Field(default=None, gt=0, le=1, description="Fraction of documents to tokenize")
     seed: int = Field(default=0, ge=0, description="Sampling seed")
+    latin_as: str = Field(default="en", description="Language code the script detector gives Latin-script text")
 
 
 @task(name="scan-shard", task_run_name="scan {shard.path}#{shard.index}")

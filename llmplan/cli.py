@@ -373,6 +373,7 @@ def corpus_scan(
     lang_field: Optional[str] = typer.Option(None, help="JSONL/Parquet field holding the language"),
     text_field: str = typer.Option("text", help="JSONL/Parquet field holding the text"),
     split: str = typer.Option("document", help="For .txt: 'document' (one per file) or 'paragraphs'"),
+    latin_as: str = typer.Option("en", help="Language code the script detector gives Latin-script text"),
     sample: Optional[float] = typer.Option(None, help="Tokenize a random fraction of documents (0–1] and estimate"),
     seed: int = typer.Option(0, help="Sampling seed"),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)"),
@@ -394,7 +395,7 @@ def corpus_scan(
     if split not in ("document", "paragraphs"):
         _fail(LlmplanError(f"--split must be 'document' or 'paragraphs', got {split!r}"))
     opts = Options(tokenizer=tokenizer, lang=lang, lang_field=lang_field, text_field=text_field, sample=sample,
-                   seed=seed, split=split)
+                   seed=seed, split=split, latin_as=latin_as)
     wh_path = config.warehouse_path(warehouse)
     try:
         if dask_address:
