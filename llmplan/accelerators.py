@@ -75,3 +75,19 @@ def check_accelerator_names(data: dict) -> list[Problem]:
                                     f"unknown accelerator {r[col]!r}; expected a name from the accelerator table "
                                     f"({', '.join(sorted(names))}) or data/accelerator_aliases.csv"))
     return problems
+
+
+# Architecture generation and launch year, for grouping in the report (vendor announcements).
+GENERATIONS = {
+    "V100": "NVIDIA Volta (2017)", "A100": "NVIDIA Ampere (2020)", "H100": "NVIDIA Hopper (2022)",
+    "H200": "NVIDIA Hopper (2022)", "B200": "NVIDIA Blackwell (2024)", "MI250X": "AMD CDNA 2 (2021)",
+    "MI300X": "AMD CDNA 3 (2023)", "TPUv3": "Google TPU v3 (2018)", "TPUv4": "Google TPU v4 (2021)",
+    "TPUv5e": "Google TPU v5 (2023)", "TPUv5p": "Google TPU v5 (2023)", "Trainium1": "AWS Trainium 1 (2022)",
+    "Trainium2": "AWS Trainium 2 (2024)",
+}
+
+
+def generation(accelerator: pl.Expr) -> pl.Expr:
+    """'A100-80GB' → 'NVIDIA Ampere (2020)' (by the name before the memory size); else the name."""
+    base = accelerator.str.replace(r"-\d+GB$", "")
+    return base.replace_strict(GENERATIONS, default=None).fill_null(accelerator)

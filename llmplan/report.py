@@ -40,16 +40,18 @@ def chart_gpu_hours(runs: pl.DataFrame, band: pl.DataFrame) -> alt.Chart:
 
 
 def chart_utilization(runs: pl.DataFrame, tp: pl.DataFrame) -> alt.Chart:
+    from llmplan.accelerators import generation
+
     whole = runs.select("accelerator", "utilization", "model", pl.lit("whole run").alias("measure"))
     step = tp.filter(pl.col("fit_exclusion_reason").is_null()).select(
         "accelerator", pl.col("mfu").alias("utilization"), "model", pl.lit("per-step MFU (MosaicML)").alias("measure"))
-    df = pl.concat([whole, step]).to_pandas()
+    df = pl.concat([whole, step]).with_columns(generation(pl.col("accelerator")).alias("generation")).to_pandas()
     return alt.Chart(df).mark_tick(thickness=2, size=18).encode(
-        y=alt.Y("accelerator:N", title="accelerator"),
+        y=alt.Y("generation:N", title="accelerator generation", sort="ascending"),
         x=alt.X("utilization:Q", title="utilisation of dense BF16 peak (FP16 for V100)", axis=alt.Axis(format="%")),
         color=alt.Color("measure:N", title="measured as"),
-        tooltip=["model:N", "accelerator:N", alt.Tooltip("utilization:Q", format=".1%"), "measure:N"],
-    ).properties(width=640, height=260, title="Whole-run utilisation by accelerator, and per-step MFU")
+        tooltip=["model:N", "accelerator:N", "generation:N", alt.Tooltip("utilization:Q", format=".1%"), "measure:N"],
+    ).properties(width=640, height=260, title="Whole-run utilisation by accelerator generation, and per-step MFU")
 
 
 def chart_backtest(bt: pl.DataFrame) -> alt.Chart:
