@@ -87,4 +87,11 @@ def load_scenario(path: Path) -> Scenario:
     try:
         return Scenario(**data)
     except ValidationError as e:
-        raise LlmplanError(f"{path}: invalid scenario:\n{e}") from e
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        msgs = []
+        for err in e.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            line = next((i + 1 for i, t in enumerate(lines) if t.strip().startswith((f"{key} ", f"{key}=", f"[{key}]"))), None)
+            where = f"{path}, line {line}, key {key!r}" if line else f"{path}, key {key!r}" if key else str(path)
+            msgs.append(f"  - {where}: {err['msg']} (got {err.get('input')!r})")
+        raise LlmplanError("invalid scenario; nothing was run:\n" + "\n".join(msgs)) from e

@@ -106,3 +106,17 @@ def test_scenario_rejects_bad_parameters():
         Scenario(targets=["10X"])
     with pytest.raises(ValidationError):
         Scenario(cluster_sizes=[0])
+
+
+def test_a_bad_targets_file_names_line_and_key(tmp_path):
+    from llmplan.scenario import load_scenario
+
+    f = tmp_path / "targets.toml"
+    f.write_text('targets = ["1B"]\nseq_len = 12\n\n[mixture]\nja = 0.7\nen = 0.7\n', encoding="utf-8")
+    with pytest.raises(LlmplanError) as e:
+        load_scenario(f)
+    msg = str(e.value)
+    assert f"{f}, line 2, key 'seq_len'" in msg and "greater than or equal to 128" in msg
+    f.write_text('targets = ["1B"]\nseq_len = = 3\n', encoding="utf-8")
+    with pytest.raises(LlmplanError, match="line 2, column"):
+        load_scenario(f)
