@@ -131,7 +131,7 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
                 summary["plan"] = plan_task(tmp, run_id, sc)
                 report_path = report_task(tmp, run_id, sc, str(reports))
             with duckdb.connect(tmp) as con:
-                summary["headline"] = _headline(con, results, sc)
+                summary["headline"] = pipeline.headline(con, results, sc.policies[0])
                 pipeline.record_run(con, run_id, started, status, ing["input_hashes"], sc, fp, results, report_path,
                                     str(flow_run.get_id() or ""), summary)
             st.commit()
@@ -145,15 +145,3 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
     print(f"run {run_id} {status}; report: {report_path}")
     return {"pipeline_run_id": run_id, "status": status, "results_run_id": results, "report_path": report_path,
             "warehouse": str(path), "headline": summary["headline"], "ingest": summary["ingest"], **pub}
-
-
-def _headline(con, results_run_id: str, sc: Scenario) -> str:
-    from llmplan.units import fmt_count, fmt_usd
-
-    row = con.execute("""SELECT target_params, policy, accelerator, gpu_days_p50, cost_usd_p50 FROM plans.plans
-                         WHERE pipeline_run_id = ? AND policy = ?
-                         ORDER BY abs(ln(target_params / 1e10)), cost_usd_p50 IS NULL, gpu_days_p50 LIMIT 1""",
-                      [results_run_id, sc.policies[0]]).fetchone()
-    if not row:
-        return ""
-    return f"{row[0] / 1e9:g}B {row[1]} on {row[2]}: {fmt_count(row[3])} GPU-days p50, {fmt_usd(row[4])}"

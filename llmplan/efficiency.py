@@ -25,7 +25,6 @@ BF16 peak (FP16 for V100). It is learned, not assumed:
 * Year is clamped to the range seen in the fit: the model does not extrapolate a trend.
 """
 
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -288,8 +287,3 @@ def backtest_summary(bt: pl.DataFrame) -> pl.DataFrame:
         ((pl.col("rule_gpu_hours") / pl.col("actual_gpu_hours") - 1).abs() * 100).median().alias("median_abs_pct_err"),
         pl.lit(None, pl.Float64).alias("coverage_p10_p90"))
     return pl.concat([model, rule]).sort("split", "method", descending=[False, True])
-
-
-def describe(model: EfficiencyModel) -> str:
-    return json.dumps({"beta": model.beta, "sigma_resid": math.sqrt(model.sigma2),
-                       "sigma_group": math.sqrt(model.sigma2_group), "groups": model.groups}, indent=1)

@@ -210,6 +210,26 @@ def log_failure(path: Path, run_id: str, started: datetime, error: BaseException
                              "parameters": parameters}, default=str) + "\n")
 
 
+def headline_row(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> dict | None:
+    """The plan people look at first: the target nearest 10B, the policy given, the priced
+    accelerator and cluster size with the fewest GPU-days."""
+    rows = con.sql(f"""SELECT target_params, policy, accelerator, gpu_days_p50, cost_usd_p50 FROM plans.plans
+                       WHERE pipeline_run_id = {sql_literal(run_id)} AND policy = {sql_literal(policy)}
+                       ORDER BY abs(ln(target_params / 1e10)), cost_usd_p50 IS NULL, gpu_days_p50, cluster_gpus
+                       LIMIT 1""").pl()
+    return rows.row(0, named=True) if rows.height else None
+
+
+def headline(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> str:
+    from llmplan.units import fmt_count, fmt_usd
+
+    r = headline_row(con, run_id, policy)
+    if not r:
+        return ""
+    return (f"{r['target_params'] / 1e9:g}B {r['policy']} on {r['accelerator']}: "
+            f"{fmt_count(r['gpu_days_p50'])} GPU-days p50, {fmt_usd(r['cost_usd_p50'])}")
+
+
 def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dict:
     """Frames the report draws, all from the warehouse (as of the staging copy)."""
     import numpy as np
@@ -237,13 +257,10 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
         changes = old.join(new, on=key).filter(pl.col("policy") == scenario.policies[0]).sort("target_params", "accelerator").select(
             "target_params", "accelerator", "old", "new")
     law = latest_law(con, scenario.scaling_law)
-    targets = plans.group_by("target_params", "policy").agg(pl.col("params").first(), pl.col("tokens").first(), pl.col("predicted_loss").first()) \
-        if "params" in plans.columns else plans.select("target_params", "policy", pl.col("target_params").alias("params"), "tokens", "predicted_loss").unique()
+    targets = plans.group_by("target_params", "policy").agg(pl.col("params").first(), pl.col("tokens").first(),
+                                                            pl.col("predicted_loss").first())
     summary = q(f"SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = {sql_literal(run_id)} ORDER BY split, method DESC")
-    head = plans.filter((pl.col("policy") == scenario.policies[0])).sort("target_params")
-    ten_b = head.filter((pl.col("target_params") - 1e10).abs() < 1e6)
-    pick = ten_b if ten_b.height else head
-    first = pick.sort("cluster_gpus").row(0, named=True) if pick.height else None
+    first = headline_row(con, run_id, scenario.policies[0])
     kpis = [("training runs in the fit", str(runs.height)),
             ("backtest median |log10 error|", ", ".join(f"{r['median_abs_log10_err']:.3f}" for r in summary.filter(pl.col("method") == "llmplan").iter_rows(named=True)))]
     if first:

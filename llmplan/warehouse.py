@@ -163,5 +163,5 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> N
     con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _df")
 
 
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
-    return con.execute(sql, params or []).pl() if params else con.sql(sql).pl()
+def query(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    return con.sql(sql).pl()
