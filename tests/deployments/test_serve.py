@@ -37,6 +37,16 @@ def _wait(pred, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _req(client: httpx.Client, method: str, url: str, payload: dict | None = None) -> httpx.Response:
+    """A request retried on 429/502/503, as Prefect's own client does (a busy server sheds load)."""
+    for delay in (0.5, 1, 2, 4, 8, 0):
+        r = client.request(method, url, json=payload)
+        if r.status_code not in (429, 502, 503) or not delay:
+            return r
+        time.sleep(delay)
+    return r
+
+
 def _stop(proc: subprocess.Popen, timeout: float) -> None:
     """Ctrl-C, as a person would; kill only if it does not stop."""
     proc.send_signal(signal.SIGINT)
@@ -78,7 +88,7 @@ def test_served_deployment_runs_with_ui_parameters(server):
     client = httpx.Client(base_url=api, timeout=30)
     try:
         def deployment():
-            r = client.get("/deployments/name/nightly_refresh/nightly")
+            r = _req(client, "GET", "/deployments/name/nightly_refresh/nightly")
             return r.json() if r.status_code == 200 else None
         names = ("nightly_refresh/nightly", "corpus_stats/corpus-stats", "what_to_train/what-to-train")
         _wait(lambda: all(client.get(f"/deployments/name/{n}").status_code == 200 for n in names), 120,
@@ -89,22 +99,22 @@ def test_served_deployment_runs_with_ui_parameters(server):
         assert "scenario" in dep["parameter_openapi_schema"]["properties"]      # the UI's run form
 
         # invalid parameters are rejected before any work starts
-        bad = client.post(f"/deployments/{dep['id']}/create_flow_run", json={"parameters": {"scenario": {"seq_len": 1}}})
+        bad = _req(client, "POST", f"/deployments/{dep['id']}/create_flow_run", {"parameters": {"scenario": {"seq_len": 1}}})
         assert bad.status_code in (409, 422), bad.text
 
         params = {"scenario": {"targets": ["1B", "3B"], "accelerators": ["H100-80GB"], "cluster_sizes": [16],
                                "policies": ["chinchilla"], "mixture": {"en": 1.0}}}
-        run = client.post(f"/deployments/{dep['id']}/create_flow_run", json={"parameters": params})
+        run = _req(client, "POST", f"/deployments/{dep['id']}/create_flow_run", {"parameters": params})
         assert run.status_code == 201, run.text
         run_id = run.json()["id"]
 
         def final_state():
-            s = client.get(f"/flow_runs/{run_id}").json()["state"]
+            s = _req(client, "GET", f"/flow_runs/{run_id}").json()["state"]
             return s if s["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
         _wait(lambda: final_state() is not None, 300, "the triggered flow run")
         assert final_state()["type"] == "COMPLETED", (tmp / "serve.log").read_text()[-3000:]
         # the report link artifact is an http:// URL on loopback that serves the report
-        artifacts = client.post("/artifacts/filter", json={"artifacts": {"key": {"any_": ["llmplan-report"]}}}).json()
+        artifacts = _req(client, "POST", "/artifacts/filter", {"artifacts": {"key": {"any_": ["llmplan-report"]}}}).json()
         link = artifacts[0]["data"].split("](", 1)[1].rstrip(")")
         assert link.startswith(f"http://127.0.0.1:{reports_port}/")
         page = httpx.get(link, timeout=10)
@@ -117,6 +127,6 @@ def test_served_deployment_runs_with_ui_parameters(server):
     assert plans == [(1e9, "H100-80GB", 16, "chinchilla"), (3e9, "H100-80GB", 16, "chinchilla")]
     assert Path(report).exists() and Path(report).is_relative_to(reports)
     # stopping the serve process did not pause the schedule
-    dep = client.get("/deployments/name/nightly_refresh/nightly").json()
+    dep = _req(client, "GET", "/deployments/name/nightly_refresh/nightly").json()
     assert dep["schedules"][0]["active"] and not dep.get("paused", False)
     assert "schedule is still active" in (tmp / "serve.log").read_text()
