@@ -18,12 +18,14 @@ from tests.conftest import DATA, ROOT
 from tests.helpers import file_sha, table_contents
 
 HOLDER = r"""
-import json, sys, time, duckdb
+import json, os, sys, time, duckdb
 path, out, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 held = duckdb.connect(path, read_only=True)            # a user holding the file open all along
 first = held.sql("SELECT count(*) FROM meta.pipeline_runs").fetchall()[0][0]
 open(out + ".ready", "w").close()
-time.sleep(seconds)
+end = time.time() + seconds
+while not os.path.exists(out + ".stop") and time.time() < end:
+    time.sleep(0.05)
 again = held.sql("SELECT count(*) FROM meta.pipeline_runs").fetchall()[0][0]
 plans = held.sql("SELECT count(*) FROM latest_plans").fetchall()[0][0]
 json.dump({"first": first, "again": again, "plans": plans}, open(out, "w"))
@@ -33,11 +35,12 @@ json.dump({"first": first, "again": again, "plans": plans}, open(out, "w"))
 # instance between connections to the same path, so a process that keeps one connection open
 # keeps seeing that snapshot; this one closes each connection.)
 READER = r"""
-import json, sys, time, duckdb
+import json, os, sys, time, duckdb
 path, out, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-obs, end = [], time.time() + seconds
+obs, end, last = [], time.time() + seconds, False
 open(out + ".ready", "w").close()
-while time.time() < end:
+while time.time() < end and not last:
+    last = os.path.exists(out + ".stop")                   # one more look after the run finished
     try:
         with duckdb.connect(path, read_only=True) as c:   # a fresh reader: sees whole runs only
             runs = c.sql("SELECT count(*) FROM meta.pipeline_runs").fetchall()[0][0]
@@ -66,8 +69,8 @@ SMALL = Scenario(targets=["1B", "7B"], accelerators=["H100-80GB"], cluster_sizes
 def test_readers_never_block_the_run_nor_see_half_a_run(warehouse):
     wh, data, tmp = warehouse
     out, held = tmp / "reader.json", tmp / "holder.json"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(wh), str(held), "20"])
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(wh), str(out), "20"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(wh), str(held), "300"])
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(wh), str(out), "300"])
     cli = subprocess.Popen([str(Path(sys.executable).with_name("duckdb")), "-readonly", "-csv", str(wh)],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -78,6 +81,8 @@ def test_readers_never_block_the_run_nor_see_half_a_run(warehouse):
         assert result["status"] == "succeeded"
         cli_out, _ = cli.communicate("SELECT count(*) AS n FROM meta.pipeline_runs;\n", timeout=30)
     finally:
+        for f in (out, held):
+            Path(str(f) + ".stop").touch()
         reader.wait(timeout=60)
         holder.wait(timeout=60)
         cli.kill()
