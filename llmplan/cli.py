@@ -104,12 +104,10 @@ def sql(
       llmplan sql "SELECT * FROM latest_plans LIMIT 5"\n
       llmplan sql "SELECT accelerator, median(utilization) FROM runs_with_efficiency GROUP BY 1" --format csv
     """
-    from llmplan import config, warehouse as wh
-
     if fmt not in ("table", "csv", "json"):
         _fail(LlmplanError(f"--format must be table, csv or json, got {fmt!r}"))
     try:
-        with wh.connect_readonly(config.warehouse_path(warehouse)) as con:
+        with _open(warehouse) as con:
             df = con.sql(query).pl()
     except LlmplanError as e:
         _fail(e)
@@ -145,7 +143,7 @@ def predict(
     import polars as pl
 
     from llmplan import pipeline
-    from llmplan.accelerators import resolve
+    from llmplan.accelerators import normalise, resolve
     from llmplan.errors import InputError, Problem
     from llmplan.flops import training_flop
     from llmplan.ingest import read_one
@@ -157,13 +155,17 @@ def predict(
             model, _ = pipeline.load_model(con)
             table = con.sql("SELECT * FROM core.accelerator_aliases").pl()
             acc = con.sql("SELECT accelerator, peak_flops FROM core.accelerators").pl()
-        names = []
-        for r in frame.iter_rows(named=True):
-            try:
-                names.append(resolve(r["gpu_type"], table))
-            except LlmplanError as e:
-                raise InputError([Problem(str(runs), r["source_line"], "gpu_type", str(e))]) from None
-        f = frame.with_columns(pl.Series("accelerator", names)).join(acc, on="accelerator", how="left").with_columns(
+        mapped = normalise(frame, "gpu_type", table)
+        bad = mapped.filter(pl.col("accelerator").is_null())
+        if bad.height:                      # resolve() words the error and lists the known names
+            problems = []
+            for r in bad.iter_rows(named=True):
+                try:
+                    resolve(r["gpu_type"], table)
+                except LlmplanError as e:
+                    problems.append(Problem(str(runs), r["source_line"], "gpu_type", str(e)))
+            raise InputError(problems)
+        f = mapped.join(acc, on="accelerator", how="left").with_columns(
             (pl.col("params_b") * 1e9).alias("params"),
             training_flop(pl.col("params_b") * 1e9, pl.col("active_params_b") * 1e9 if "active_params_b" in frame.columns
                           else pl.lit(None, pl.Float64), pl.col("tokens_b") * 1e9).alias("training_flop"),

@@ -32,6 +32,8 @@ def new_run_id(now: datetime | None = None) -> str:
 def sync_raw(con: duckdb.DuckDBPyConnection, data: dict) -> dict:
     """raw.* mirrors the input files: rows of files already loaded (same path and hash) stay as
     they are (their loaded_at too); changed or new files are (re)loaded; vanished files leave."""
+    from llmplan.ingest import PROVENANCE
+
     added = {}
     for kd in data.values():
         table = kd.kind.raw_table
@@ -45,7 +47,7 @@ def sync_raw(con: duckdb.DuckDBPyConnection, data: dict) -> dict:
         new = want - have
         if new and kd.raw.height:
             rows = kd.raw.filter(pl.concat_str("source_file", pl.lit("|"), "file_sha256").is_in(list(new)))
-            cols = [c.name for c in kd.kind.columns] + ["source_file", "source_line", "file_sha256", "loaded_at"]
+            cols = [c.name for c in kd.kind.columns] + list(PROVENANCE)
             warehouse.append(con, table, rows.select(cols))
             added[table] = rows.height
     return added
