@@ -38,11 +38,10 @@ def numpy_grid(model, targets, accs, clusters, sc):
     X = X[:, [["Intercept", "x_size", "x_cluster", "x_year", "x_peak", "per_step"].index(t) for t in model.terms]]
     b = np.array([model.beta[t] for t in model.terms])
     mean = X @ b
-    var = np.einsum("ij,jk,ik->i", X, model.cov, X) + model.sigma2 + model.sigma2_group
-    sd = np.sqrt(var)
+    hw = model.half_width(np.einsum("ij,jk,ik->i", X, model.cov, X), np.full_like(N, model.sigma2_group))
     hours = flop / (P * 3600)
     h50 = hours / 10 ** mean
-    h10, h90 = hours / 10 ** (mean + model.t90 * sd), hours / 10 ** (mean - model.t90 * sd)
+    h10, h90 = hours / 10 ** (mean + hw), hours / 10 ** (mean - hw)
     days = h50 / G / 24
     cost = h50 * PR
     per_gpu, need = memory.memory_plan(N, G, M, sc.zero_stage, sc.seq_len, sc.micro_batch)

@@ -4,6 +4,7 @@ import Prefect: a what-if answers in well under a second."""
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Optional
 
@@ -26,9 +27,17 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(1)
 
 
+def _json_value(v):
+    """JSON for what json can't encode: DuckDB's HUGEINT (count_if, sum of integers) arrives as a
+    Decimal and must stay a number; dates and the rest become strings."""
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return str(v)
+
+
 def _print_frame(df, fmt: str = "table", title: str | None = None) -> None:
     if fmt == "json":
-        sys.stdout.write(json.dumps(df.to_dicts(), default=str, indent=1) + "\n")
+        sys.stdout.write(json.dumps(df.to_dicts(), default=_json_value, indent=1) + "\n")
     elif fmt == "csv":
         sys.stdout.write(df.write_csv())
     else:

@@ -10,21 +10,36 @@ BF16 peak (FP16 for V100). It is learned, not assumed:
                          + b_year·(year − 2022) + b_peak·log10(peak / 312 TFLOP/s)
                          + b_step·[per-step benchmark] + u_accelerator + ε
 
-* u_accelerator is a random intercept per accelerator (REML, see fit()): partial pooling,
-  so an accelerator with two runs is pulled towards the global estimate and one with forty
-  keeps its own. An accelerator that never appears in the data (B200, MI300X …) gets u = 0
-  and the full between-accelerator variance added to its interval; its prediction comes from
-  its specs through b_peak (newer, faster chips reach a smaller fraction of a higher peak).
+* u_accelerator is a random intercept per accelerator: partial pooling, so an accelerator
+  with two runs is pulled towards the global estimate and one with forty keeps its own. An
+  accelerator that never appears in the data (B200, MI300X …) gets u = 0 and the full
+  between-accelerator variance added to its interval; its prediction comes from its specs
+  through b_peak (newer, faster chips reach a smaller fraction of a higher peak).
+* v_family is a random intercept per model family (LLaMA, Pythia, Falcon …): runs of one
+  family share a team, a codebase and a way of counting hours, so they are not independent
+  evidence, and the run a user plans is a *new* family. Its variance is part of every
+  prediction interval.
+* ε is Student-t with ν = 4 degrees of freedom, not normal: public records contain gross
+  errors (hours that include hyperparameter sweeps, GPUs counted per node, encoder models
+  whose FLOPs 6·N·D misstates) and a normal likelihood lets one such row drag the slopes. The
+  t likelihood is fitted as a scale mixture of normals (iteratively reweighted: a row far
+  from the fit gets weight (ν+1)/(ν+r²/σ²) < 1); ν = 4 is the conventional robust choice
+  (Lange, Little & Taylor 1989), fixed before fitting, not tuned.
 * The MosaicML throughput rows are per-step measurements (no restarts, no evaluation); they
   enter as medians per (accelerator, model) with the per-step indicator, which absorbs the
   step-vs-whole-run gap. Predictions for planning are always whole-run (indicator 0).
 * A missing GPU count is set to the centre (no information), not guessed.
-* Prediction intervals: Student-t with the model's residual degrees of freedom on the
-  variance of a *new run* = fixed-effect uncertainty + accelerator-effect uncertainty
-  + residual variance; p10/p90 are its 10th/90th percentiles.
+* The family effect is t-distributed too (ν = 4): most families are a single public record,
+  so a record's gross error is as much the family's deviation as the run's.
+* Prediction interval for a new run of a new family: a normal part (coefficient uncertainty +
+  accelerator effect uncertainty) plus the family's and the run's t deviations, taken as one t
+  with their summed scale² (same variance); p10/p90 are the quantiles of that sum, tabulated
+  once per ν (_quantile_factor()).
+* Variance components and coefficients are fitted by REML, alternating with the t weights.
 * Year is clamped to the range seen in the fit: the model does not extrapolate a trend.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -38,6 +53,37 @@ RULE_MFU = 0.40
 # (≈ ±12 %) per accelerator, a prior-like bound chosen before looking at any backtest.
 SIGMA2_GROUP_FLOOR = 0.05 ** 2
 FIXED = ["Intercept", "x_size", "x_cluster", "x_year", "x_peak", "per_step"]
+NU = 4.0          # Student-t degrees of freedom of the run scatter (see the module docstring)
+Z90 = 1.2815515655446004   # standard normal 90th percentile
+
+
+@functools.lru_cache(maxsize=8)
+def _quantile_table(nu: float) -> tuple[np.ndarray, np.ndarray]:
+    """90th percentile of a·Z + s·T (Z normal, T Student-t with ν d.o.f.), divided by
+    sqrt(a² + s²), tabulated over log10(a/s). It tends to t_ν's quantile when the t part
+    dominates and to the normal's when the normal part does, so clamped interpolation is exact
+    enough beyond the table (|log10 ratio| > 4)."""
+    from scipy.special import ndtr, stdtrit
+
+    nodes = stdtrit(nu, (np.arange(2000) + 0.5) / 2000)          # equal-probability nodes of T
+    log_r = np.linspace(-4.0, 4.0, 161)
+    r = 10 ** log_r
+    lo, hi = np.zeros_like(r), (Z90 * r + float(stdtrit(nu, 0.9))) * 1.5
+    for _ in range(60):                                          # bisection, all ratios at once
+        mid = (lo + hi) / 2
+        cdf = ndtr((mid[:, None] - nodes[None, :]) / r[:, None]).mean(axis=1)
+        lo, hi = np.where(cdf < 0.9, mid, lo), np.where(cdf < 0.9, hi, mid)
+    return log_r, (lo + hi) / 2 / np.sqrt(r ** 2 + 1)
+
+
+def _quantile_factor(normal_var: np.ndarray, scale2: float, nu: float) -> np.ndarray:
+    """Half-width of the p10–p90 band: the 90th percentile of N(0, normal_var) + sqrt(scale2)·T_ν."""
+    total = np.sqrt(normal_var + scale2)
+    if not math.isfinite(nu) or scale2 <= 0:
+        return Z90 * total
+    log_r, g = _quantile_table(float(nu))
+    ratio = np.log10(np.maximum(np.sqrt(normal_var), 1e-300) / math.sqrt(scale2))
+    return np.interp(ratio, log_r, g) * total
 
 
 def _t_ppf(q: float, df: int) -> float:
@@ -52,18 +98,22 @@ class EfficiencyModel:
     beta: dict[str, float]
     cov: np.ndarray
     groups: dict[str, tuple[float, float, int]]   # accelerator -> (BLUP, posterior sd, n)
-    sigma2: float
-    sigma2_group: float
+    sigma2: float                                  # scale² of the t-distributed run scatter
+    sigma2_group: float                            # between-accelerator variance
     df: int
     centre_cluster: float
     year_range: tuple[int, int]
     n_obs: int
     terms: list[str] = field(default_factory=lambda: list(FIXED))
-    t90: float = 0.0      # Student-t 90th percentile at df, stored so predicting needs no SciPy
+    sigma2_family: float = 0.0                     # scale² of the t-distributed family deviation (a planned run is a new family)
+    nu: float = math.inf                           # t d.o.f. of the run scatter (inf: normal)
+    weights: dict[str, float] = field(default_factory=dict)   # run_key -> final t weight (1 = typical)
 
-    def __post_init__(self):
-        if not self.t90:
-            self.t90 = _t_ppf(0.9, self.df)
+    def half_width(self, fixed_var: np.ndarray, accelerator_var: np.ndarray) -> np.ndarray:
+        """log10 distance from p50 to p90 for a new run of a new family: normal uncertainty of the
+        coefficients and the accelerator effect, plus the family's and the run's t-distributed
+        deviations (their sum is taken as one t with the summed scale², which matches its variance)."""
+        return _quantile_factor(fixed_var + accelerator_var, self.sigma2 + self.sigma2_family, self.nu)
 
     # -- persistence (fits.efficiency rows) ---------------------------------------------
     def to_frame(self, run_id: str) -> pl.DataFrame:
@@ -78,10 +128,13 @@ class EfficiencyModel:
                  for g, (u, sd, n) in self.groups.items()]
         rows += [dict(kind="variance", name="sigma2_resid", estimate=self.sigma2, std_error=None, ci_lo=None, ci_hi=None, n=self.df),
                  dict(kind="variance", name="sigma2_group", estimate=self.sigma2_group, std_error=None, ci_lo=None, ci_hi=None, n=len(self.groups)),
-                 dict(kind="stat", name="t90", estimate=self.t90, std_error=None, ci_lo=None, ci_hi=None, n=self.df),
+                 dict(kind="variance", name="sigma2_family", estimate=self.sigma2_family, std_error=None, ci_lo=None, ci_hi=None, n=None),
+                 dict(kind="stat", name="nu", estimate=self.nu if math.isfinite(self.nu) else None, std_error=None, ci_lo=None, ci_hi=None, n=None),
                  dict(kind="stat", name="centre_cluster", estimate=self.centre_cluster, std_error=None, ci_lo=None, ci_hi=None, n=None),
                  dict(kind="stat", name="year_min", estimate=float(self.year_range[0]), std_error=None, ci_lo=None, ci_hi=None, n=None),
                  dict(kind="stat", name="year_max", estimate=float(self.year_range[1]), std_error=None, ci_lo=None, ci_hi=None, n=None)]
+        rows += [dict(kind="weight", name=k, estimate=w, std_error=None, ci_lo=None, ci_hi=None, n=None)
+                 for k, w in self.weights.items()]
         return pl.DataFrame(rows, schema={"kind": pl.Utf8, "name": pl.Utf8, "estimate": pl.Float64, "std_error": pl.Float64,
                                           "ci_lo": pl.Float64, "ci_hi": pl.Float64, "n": pl.Int64}).with_columns(
             pl.lit(run_id).alias("pipeline_run_id"))
@@ -99,7 +152,10 @@ class EfficiencyModel:
                    sigma2_group=v["sigma2_group"]["estimate"], df=int(v["sigma2_resid"]["n"]),
                    centre_cluster=v["centre_cluster"]["estimate"],
                    year_range=(int(v["year_min"]["estimate"]), int(v["year_max"]["estimate"])),
-                   n_obs=int(fixed["n"][0]), terms=terms, t90=v["t90"]["estimate"] if "t90" in v else 0.0)
+                   n_obs=int(fixed["n"][0]), terms=terms,
+                   sigma2_family=v["sigma2_family"]["estimate"] if "sigma2_family" in v else 0.0,
+                   nu=(v["nu"]["estimate"] or math.inf) if "nu" in v else math.inf,
+                   weights={r["name"]: r["estimate"] for r in f.filter(pl.col("kind") == "weight").iter_rows(named=True)})
 
     # -- prediction ---------------------------------------------------------------------
     def design(self, frame: pl.DataFrame) -> np.ndarray:
@@ -129,10 +185,8 @@ class EfficiencyModel:
         u = g["_u"].fill_null(0.0).to_numpy()
         u_var = g["_uvar"].fill_null(self.sigma2_group).to_numpy()   # unseen: the full between-accelerator variance
         mean = X @ b + u
-        var = np.einsum("ij,jk,ik->i", X, self.cov, X) + u_var + self.sigma2
-        t = self.t90
-        sd = np.sqrt(var)
-        lo, hi = mean - t * sd, mean + t * sd
+        hw = self.half_width(np.einsum("ij,jk,ik->i", X, self.cov, X), u_var)
+        lo, hi = mean - hw, mean + hw
         out = frame.with_columns(
             pl.Series("utilization_p10", 10 ** lo), pl.Series("utilization_p50", 10 ** mean), pl.Series("utilization_p90", 10 ** hi),
         )
@@ -172,29 +226,64 @@ def fit_table(runs: pl.DataFrame, throughput: pl.DataFrame | None) -> pl.DataFra
                      how="vertical_relaxed").sort("run_key")
 
 
-def _reml(X: np.ndarray, y: np.ndarray, Z: np.ndarray, lam: float):
-    """GLS with V = σ²(I + λ·ZZ') and the REML criterion profiled over σ² (returns -2ℓ)."""
+def _reml(X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray], lams: np.ndarray, w: np.ndarray):
+    """GLS with V = σ²(W⁻¹ + Σ λ_k·Z_k Z_k') and the REML criterion profiled over σ² (returns -2ℓ).
+    W holds the t weights; λ_k are the variance ratios σ²_k/σ² of the random intercepts."""
     n, p = X.shape
-    H = np.eye(n) + lam * (Z @ Z.T)
+    H = np.diag(1.0 / w) + sum(lam * (Z @ Z.T) for lam, Z in zip(lams, Zs))
     Hi = np.linalg.inv(H)
     XtHiX = X.T @ Hi @ X
     XtHiX_inv = np.linalg.pinv(XtHiX)
     beta = XtHiX_inv @ X.T @ Hi @ y
     r = y - X @ beta
-    q = float(r @ Hi @ r)
     dof = max(n - p, 1)
+    q = max(float(r @ Hi @ r), 1e-20 * dof)      # an exact fit (constant data) must not give log(0)
     crit = dof * math.log(q / dof) + np.linalg.slogdet(H)[1] + np.linalg.slogdet(XtHiX)[1]
-    return crit, beta, XtHiX_inv, q / dof, Hi @ r
+    return crit, beta, XtHiX_inv, q / dof, Hi, r
 
 
-def fit(table: pl.DataFrame) -> EfficiencyModel:
-    """Fit the random-intercept model on a fit_table() by REML.
+def _t_weight(dev2: np.ndarray, scale2: float, nu: float) -> np.ndarray:
+    """E-step of the t likelihood: (ν+1)/(ν + d²/s²). Clipped at 1e-3 (such a row is as good as
+    dropped) so an exact fit (s² → 0) cannot make the covariance singular."""
+    return np.clip((nu + 1) / (nu + dev2 / max(scale2, 1e-300)), 1e-3, None)
 
-    Why not statsmodels MixedLM: with eight-odd accelerators it often lands on a singular
-    random-effect covariance (σ²_g = 0) and then fails on leave-one-family-out subsets. The
-    model is small enough to fit exactly: GLS for each variance ratio λ = σ²_g/σ², λ chosen by
-    the REML criterion (scipy, bounded 1-D search)."""
-    from scipy.optimize import minimize_scalar
+
+def _gls_step(X, y, Za, Zf, wf, has_acc, has_fam, lams, w):
+    """GLS for fixed variance ratios and weights: coefficients, their unscaled covariance, σ²,
+    the random-effect predictions (BLUPs) and the conditional residuals."""
+    Zw = [Za] * has_acc + [Zf / np.sqrt(wf)] * has_fam
+    _, beta, XtHiX_inv, sigma2, Hi, r = _reml(X, y, Zw, lams, w)
+    Hir = Hi @ r
+    blups = [lam * (Z.T @ Hir) for lam, Z in zip(lams, Zw)]
+    if has_fam:
+        blups[-1] = blups[-1] / np.sqrt(wf)
+    Zs = [Za] * has_acc + [Zf] * has_fam
+    resid = r - sum((Z @ u for Z, u in zip(Zs, blups)), np.zeros(len(y)))
+    return beta, XtHiX_inv, sigma2, blups, resid
+
+
+def _moved(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    return max(float(np.max(np.abs(x - y), initial=0.0)) for x, y in zip(a, b))
+
+
+def _indicators(values: list[str]) -> tuple[list[str], np.ndarray]:
+    levels = sorted(set(values))
+    index = {lv: j for j, lv in enumerate(levels)}
+    Z = np.zeros((len(values), len(levels)))
+    Z[np.arange(len(values)), [index[v] for v in values]] = 1.0
+    return levels, Z
+
+
+def fit(table: pl.DataFrame, nu: float = NU) -> EfficiencyModel:
+    """Fit the model of the module docstring on a fit_table() by REML with t weights.
+
+    Why not statsmodels MixedLM: it has neither crossed random effects with a t likelihood nor
+    a stable answer with eight-odd accelerators (it lands on a singular random-effect covariance
+    and fails on leave-one-family-out subsets). The model is small enough to fit exactly: for
+    given weights, GLS with the variance ratios (λ_accelerator, λ_family) chosen by the REML
+    criterion (scipy L-BFGS-B on log λ); then the t weights from the conditional residuals;
+    repeat until the weights settle (the EM algorithm for a t likelihood)."""
+    from scipy.optimize import minimize
 
     gc = table["gpu_count"].drop_nulls()
     centre = float(np.median(np.log10(gc.to_numpy()))) if gc.len() else 0.0
@@ -207,26 +296,60 @@ def fit(table: pl.DataFrame) -> EfficiencyModel:
     terms = [FIXED[i] for i in keep]
     X = Xall[:, keep]
     y = np.log10(table["utilization"].to_numpy())
-    g = table["accelerator"].to_list()
-    levels = sorted(set(g))
-    Z = np.array([[1.0 if gi == lv else 0.0 for lv in levels] for gi in g])
-    if len(levels) >= 2:
-        opt = minimize_scalar(lambda ll: _reml(X, y, Z, math.exp(ll))[0], bounds=(-9.0, 4.0), method="bounded")
-        lam_hat = math.exp(opt.x)
-    else:
-        lam_hat = 0.0
-    _, beta_v, XtHiX_inv, sigma2, Hir = _reml(X, y, Z, lam_hat)
-    sigma2_g_hat = lam_hat * sigma2
-    sigma2_g = max(sigma2_g_hat, SIGMA2_GROUP_FLOOR)
-    u_all = lam_hat * (Z.T @ Hir)                    # BLUPs: shrunk group means of residuals
-    groups = {}
-    for j, lv in enumerate(levels):
-        n = int(Z[:, j].sum())
-        post_var = (sigma2_g * sigma2) / (sigma2 + n * sigma2_g)
-        groups[lv] = (float(u_all[j]), math.sqrt(post_var), n)
-    return EfficiencyModel(beta=dict(zip(terms, map(float, beta_v))), cov=sigma2 * XtHiX_inv, groups=groups,
+    levels, Za = _indicators(table["accelerator"].to_list())
+    families, Zf = _indicators(table["family"].to_list())
+    # A random intercept needs at least two levels, and a family effect is only separable from
+    # the run scatter when some family has two runs.
+    has_acc, has_fam = len(levels) >= 2, 2 <= len(families) < len(y)
+    w, wf = np.ones(len(y)), np.ones(len(families))     # t weights: per run, per family
+    log_lam = np.full(int(has_acc) + int(has_fam), -1.0)
+    # Alternate: variance ratios λ by REML for the current weights (the expensive step), then the
+    # weights to convergence for those λ (cheap GLS steps); stop when λ no longer moves.
+    for _ in range(50):
+        Zw = [Za] * has_acc + [Zf / np.sqrt(wf)] * has_fam   # family variance σ²_f / w_f
+        if Zw:
+            opt = minimize(lambda ll: _reml(X, y, Zw, np.exp(ll), w)[0], log_lam, method="L-BFGS-B",
+                           bounds=[(-12.0, 8.0)] * len(Zw))
+            settled, log_lam = bool(np.max(np.abs(opt.x - log_lam)) < 1e-3), opt.x
+        else:
+            settled = True
+        lams = np.exp(log_lam)
+        for _ in range(500):
+            beta, XtHiX_inv, sigma2, blups, resid = _gls_step(X, y, Za, Zf, wf, has_acc, has_fam, lams, w)
+            if not math.isfinite(nu):
+                break
+            w_new = _t_weight(resid ** 2, sigma2, nu)
+            wf_new = _t_weight(blups[-1] ** 2, lams[-1] * sigma2, nu) if has_fam else wf
+            moved = _moved((w, wf), (w_new, wf_new))
+            w, wf = w_new, wf_new
+            if moved < 1e-5:
+                break
+        if settled:
+            break
+    beta, XtHiX_inv, sigma2, blups, resid = _gls_step(X, y, Za, Zf, wf, has_acc, has_fam, lams, w)
+    lam_acc = lams[0] if has_acc else 0.0
+    lam_fam = lams[-1] if has_fam else 0.0
+    sigma2_g = max(lam_acc * sigma2, SIGMA2_GROUP_FLOOR)
+    # Posterior sd of each accelerator's effect, with the floored variance (conservative):
+    # Var(u − û) = G − G Z'PZ G, G = σ²_g·I, P = V⁻¹ − V⁻¹X(X'V⁻¹X)⁻¹X'V⁻¹ (absolute units;
+    # pinv because an exact fit makes V singular).
+    V = sigma2 * np.diag(1.0 / w) + sigma2_g * (Za @ Za.T)
+    if has_fam:
+        V = V + lam_fam * sigma2 * ((Zf / wf) @ Zf.T)
+    Vi = np.linalg.pinv(V)
+    P = Vi - Vi @ X @ np.linalg.pinv(X.T @ Vi @ X) @ X.T @ Vi
+    post_var = sigma2_g - sigma2_g ** 2 * np.einsum("ij,ik,kj->j", Za, P, Za)
+    u_acc = blups[0] if has_acc else np.zeros(len(levels))
+    # A run's weight in the fit: the smaller of its own and its family's (for a one-run family
+    # the two are the same deviation, split between them).
+    run_weight = np.minimum(w, Zf @ wf)
+    groups = {lv: (float(u_acc[j]), math.sqrt(max(float(post_var[j]), 0.0)), int(Za[:, j].sum()))
+              for j, lv in enumerate(levels)}
+    return EfficiencyModel(beta=dict(zip(terms, map(float, beta))), cov=sigma2 * XtHiX_inv, groups=groups,
                            sigma2=float(sigma2), sigma2_group=float(sigma2_g), df=max(len(y) - len(terms) - 1, 1),
-                           centre_cluster=centre, year_range=year_range, n_obs=len(y), terms=terms)
+                           centre_cluster=centre, year_range=year_range, n_obs=len(y), terms=terms,
+                           sigma2_family=float(lam_fam * sigma2), nu=nu,
+                           weights=dict(zip(table["run_key"].to_list(), map(float, run_weight))))
 
 
 def utilization_by_accelerator(model: EfficiencyModel, accelerators: pl.DataFrame, run_id: str,

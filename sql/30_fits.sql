@@ -2,7 +2,9 @@
 
 CREATE TABLE IF NOT EXISTS fits.efficiency (
     pipeline_run_id VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,      -- 'fixed' | 'cov' | 'group' | 'variance' | 'stat'
+    kind VARCHAR NOT NULL,      -- 'fixed' | 'cov' | 'group' | 'variance' | 'stat' | 'weight'
+                                -- (weight: a fitted run's final Student-t weight, name = run_key;
+                                --  well below 1 = the fit treats the run as an outlier)
     name VARCHAR NOT NULL,
     estimate DOUBLE, std_error DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, n BIGINT
 );

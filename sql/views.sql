@@ -19,8 +19,14 @@ ORDER BY p.target_params, p.policy, p.accelerator, r.finished_at;
 
 -- Training runs with their implied whole-run utilisation (model FLOP / (GPU-hours × peak)).
 CREATE OR REPLACE VIEW main.runs_with_efficiency AS
-SELECT model, family, org, "year", params, tokens, accelerator, gpu_count, gpu_hours, wall_days,
-       training_flop, utilization, origin, source_quality, fit_exclusion_reason, "source"
-FROM core.training_runs
-WHERE utilization IS NOT NULL
-ORDER BY "year", model;
+-- fit_weight: the run's Student-t weight in the latest efficiency fit (1 ≈ typical; near 0.2 the
+-- fit treats the record as an outlier); NULL when the run was excluded from the fit.
+SELECT r.model, r.family, r.org, r."year", r.params, r.tokens, r.accelerator, r.gpu_count, r.gpu_hours,
+       r.wall_days, r.training_flop, r.utilization, w.estimate AS fit_weight, r.origin, r.source_quality,
+       r.fit_exclusion_reason, r."source"
+FROM core.training_runs r
+LEFT JOIN (SELECT name, estimate FROM fits.efficiency
+           WHERE kind = 'weight' AND pipeline_run_id = (SELECT results_run_id FROM main.latest_run)) w
+       ON w.name = r.run_key
+WHERE r.utilization IS NOT NULL
+ORDER BY r."year", r.model;

@@ -24,8 +24,23 @@ def test_sql_formats(built_warehouse):
     r = _run("sql", "SELECT count(*) AS n FROM core.training_runs", "--format", "json", "--warehouse", str(built_warehouse))
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)[0]["n"] > 50
+    r = _run("sql", "SELECT count_if(true) AS n, sum(1) AS s, 0.5::DECIMAL(4,2) AS d", "--format", "json", "--warehouse", str(built_warehouse))
+    assert json.loads(r.output) == [{"n": 1, "s": 1, "d": 0.5}]     # HUGEINT/DECIMAL stay numbers
     r = _run("sql", "SELECT 1 AS a", "--format", "csv", "--warehouse", str(built_warehouse))
     assert r.output.splitlines() == ["a", "1"]
+
+
+def test_runs_view_shows_each_fitted_runs_weight(built_warehouse):
+    """Every run the efficiency fit used has its t weight in runs_with_efficiency; excluded runs
+    have none; the weights are in (0, (ν+1)/ν] and the most down-weighted is an outlier (< 0.5)."""
+    q = ("SELECT count(fit_weight) AS weighted, count_if(fit_exclusion_reason IS NULL) AS fitted, "
+         "count_if(fit_weight IS NOT NULL AND fit_exclusion_reason IS NOT NULL) AS stray, "
+         "min(fit_weight) AS lo, max(fit_weight) AS hi FROM runs_with_efficiency")
+    r = _run("sql", q, "--format", "json", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output)[0]
+    assert row["weighted"] == row["fitted"] > 50 and row["stray"] == 0
+    assert 0 < row["lo"] < 0.5 and row["hi"] <= 1.25
 
 
 def test_sql_is_read_only(built_warehouse):

@@ -93,3 +93,57 @@ def test_backtest_scores_both_splits_beside_the_rule():
     assert lofo["abs_log10_err"].is_finite().all()
     r = bt.row(0, named=True)
     assert r["abs_log10_err"] == pytest.approx(abs(math.log10(r["pred_p50"] / r["actual_gpu_hours"])))
+
+
+def _with_gross_errors(t: pl.DataFrame, rows: list[int], factor: float) -> pl.DataFrame:
+    """Records whose hours are off by `factor` (a sweep counted in, GPUs counted per node)."""
+    bad = pl.int_range(pl.len()).is_in(rows)
+    return t.with_columns(pl.when(bad).then(pl.col("utilization") * factor).otherwise(pl.col("utilization")).alias("utilization"))
+
+
+def test_gross_record_errors_are_down_weighted_and_do_not_drag_the_slopes():
+    """Five of 150 records with utilisation ÷10, all on the smallest models: a normal likelihood
+    tilts the size slope; the t likelihood gives those rows small weights and keeps it."""
+    t = _synthetic(n=150, seed=6, sigma=0.05)
+    small = t.with_row_index().sort("params")["index"][:5].to_list()
+    bad = _with_gross_errors(t, small, 0.1)
+    robust, normal = ef.fit(bad), ef.fit(bad, nu=math.inf)
+    assert abs(robust.beta["x_size"] - 0.05) < 0.02
+    assert abs(robust.beta["x_size"] - 0.05) < abs(normal.beta["x_size"] - 0.05) / 3
+    keys = bad["run_key"].to_list()
+    bad_w = [robust.weights[keys[i]] for i in small]
+    good_w = [robust.weights[k] for i, k in enumerate(keys) if i not in small]
+    assert max(bad_w) < 0.2 < 0.5 < float(np.median(good_w))
+
+
+def test_family_variance_is_estimated_and_new_families_are_covered():
+    """Runs of one family share an offset (sd 0.12); the model estimates that variance (its t
+    scale² × ν/(ν−2)) and its p10–p90 band covers 72–90 % of runs from families it never saw."""
+    def families(seed, n_fam, per, prefix):
+        rng = np.random.default_rng(seed + 1000)
+        t = _synthetic(n=n_fam * per, seed=seed, sigma=0.03)
+        idx = np.arange(t.height) % n_fam
+        offset = rng.normal(0, 0.12, n_fam)[idx]
+        return t.with_columns(pl.Series("family", [f"{prefix}{i}" for i in idx]), pl.col("utilization") * 10 ** pl.Series(offset),
+                              (pl.col("gpu_hours") / 10 ** pl.Series(offset)))
+    train, test = families(0, 60, 4, "train"), families(50, 300, 1, "new")
+    m = ef.fit(train)
+    assert 0.5 * 0.12 ** 2 < m.sigma2_family * ef.NU / (ef.NU - 2) < 2 * 0.12 ** 2
+    inside = m.predict(test).select(pl.col("gpu_hours").is_between(pl.col("gpu_hours_p10"), pl.col("gpu_hours_p90")).mean()).item()
+    assert 0.72 <= inside <= 0.90, inside
+
+
+@pytest.mark.parametrize("a,s", [(0.10, 0.05), (0.02, 0.10), (0.10, 0.0), (1e-9, 0.1)])
+def test_interval_half_width_is_the_quantile_of_normal_plus_t(a, s):
+    rng = np.random.default_rng(0)
+    draws = a * rng.standard_normal(2_000_000) + s * rng.standard_t(ef.NU, 2_000_000)
+    expected = np.quantile(draws, 0.9)
+    got = ef._quantile_factor(np.array([a * a]), s * s, ef.NU)[0]
+    assert got == pytest.approx(expected, rel=0.01)
+
+
+def test_weights_and_variance_components_round_trip():
+    m = ef.fit(_synthetic(seed=9))
+    m2 = ef.EfficiencyModel.from_frame(m.to_frame("run"))
+    assert m2.weights == pytest.approx(m.weights) and m2.nu == m.nu
+    assert m2.sigma2_family == pytest.approx(m.sigma2_family)
