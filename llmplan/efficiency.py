@@ -382,19 +382,24 @@ def _score(test: pl.DataFrame, model: EfficiencyModel, split: str) -> pl.DataFra
     )
 
 
-def backtest(table: pl.DataFrame, time_split_year: int = 2023) -> pl.DataFrame:
-    """(a) leave-one-model-family-out; (b) fit on runs published before `time_split_year`,
-    predict the later ones (per-step benchmark rows, published in 2023, are left out of (b))."""
+TIME_SPLIT_YEARS = (2023, 2024)
+
+
+def backtest(table: pl.DataFrame, time_split_years: tuple[int, ...] = TIME_SPLIT_YEARS) -> pl.DataFrame:
+    """(a) leave-one-model-family-out; (b) for each year Y, fit on runs published before Y and
+    predict the runs of Y and later (per-step benchmark rows, published in 2023, are left out of
+    (b)). A time split runs only with ≥ 8 runs to fit and ≥ 5 to predict."""
     whole = table.filter(pl.col("per_step") == 0)
     parts = []
     for fam in sorted(whole["family"].unique().to_list()):
         train = table.filter(pl.col("family") != fam)
         test = whole.filter(pl.col("family") == fam)
         parts.append(_score(test, fit(train), "leave-one-family-out"))
-    train = whole.filter(pl.col("year") < time_split_year)
-    test = whole.filter(pl.col("year") >= time_split_year)
-    if train.height >= 8 and test.height:
-        parts.append(_score(test, fit(train), f"time split (fit < {time_split_year}, predict ≥ {time_split_year})"))
+    for year in time_split_years:
+        train = whole.filter(pl.col("year") < year)
+        test = whole.filter(pl.col("year") >= year)
+        if train.height >= 8 and test.height >= 5:
+            parts.append(_score(test, fit(train), f"time split (fit < {year}, predict ≥ {year})"))
     return pl.concat(parts)
 
 

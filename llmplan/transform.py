@@ -17,10 +17,10 @@ from llmplan.flops import training_flop
 # tokens ~= 1.5 trillion words"); 0.75 words per token is Epoch's own conversion.
 TOKENS_PER_WORD = 4.0 / 3.0
 MIN_PARAMS = 1e8          # smaller Epoch rows are research models, not pretraining-scale runs
-UTIL_RANGE = (0.02, 0.80)
+UTIL_RANGE = (0.02, 0.80)   # outside this, a row's fields contradict each other (mixed units, MoE totals …)
 # llmplan plans text-only pretraining: rows whose Domain also lists vision, images, robotics or
 # games train on other data with other pipelines.
-NOT_TEXT_ONLY = r"(?i)vision|image|multimodal|robotics|games|video|audio|speech" # outside this, a row's fields contradict each other (mixed units, MoE totals …)
+NOT_TEXT_ONLY = r"(?i)vision|image|multimodal|robotics|games|video|audio|speech"
 
 
 def family_of(model: pl.Expr) -> pl.Expr:

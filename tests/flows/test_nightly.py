@@ -30,7 +30,7 @@ def first_run(tmp_path_factory):
 
 
 def test_run_fills_every_layer(first_run):
-    tmp, _, result = first_run
+    tmp, data, result = first_run
     assert result["status"] == "succeeded"
     counts = row_counts(tmp / "w.duckdb")
     for t in ("raw.training_runs", "raw.epoch_models", "raw.throughput_benchmarks", "raw.accelerators",
@@ -43,7 +43,10 @@ def test_run_fills_every_layer(first_run):
                            "OR length(file_sha256) <> 64 OR loaded_at IS NULL").fetchone()[0]
         assert prov == 0
         run = con.execute("SELECT status, input_hashes, code_version, parameters FROM meta.pipeline_runs").fetchone()
-        assert run[0] == "succeeded" and len(json.loads(run[1])) == 7 and run[2] and json.loads(run[3])["targets"]
+        # every shipped input is hashed: each CSV (kind folders, aliases) and the scenario file
+        inputs = {str(f) for f in data.rglob("*.csv")} | {str(data / "targets.toml")}
+        assert run[0] == "succeeded" and set(json.loads(run[1])) == inputs
+        assert run[2] and json.loads(run[3])["targets"]
         assert con.execute("SELECT count(*) FROM latest_plans").fetchone()[0] == counts["plans.plans"]
     assert Path(result["report_path"]).exists()
     index = (tmp / "reports" / "index.html").read_text(encoding="utf-8")

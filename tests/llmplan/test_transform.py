@@ -20,6 +20,17 @@ def test_units_are_plain_counts(core):
     assert r["utilization"] == pytest.approx(8.4e22 / (184320 * 3600 * 312e12))
 
 
+def test_moe_run_on_h800_uses_active_parameters_and_the_h100_peak(core):
+    """DeepSeek-V3 (data/training_runs/training_runs_2024_2025.csv): 37B active of 671B, 14.8T
+    tokens, 2.664M H800 hours → 6·37e9·14.8e12 / (2.664e6 h · 3600 · 989e12) ≈ 34.6 %."""
+    r = core["core.training_runs"].filter(pl.col("model") == "DeepSeek-V3").row(0, named=True)
+    assert r["params"] == 671e9 and r["active_params"] == 37e9
+    assert r["training_flop"] == pytest.approx(6 * 37e9 * 14.8e12)
+    assert r["accelerator"] == "H100-80GB" and r["accelerator_flag"] == "export_variant"
+    assert r["utilization"] == pytest.approx(0.3464, abs=5e-4)
+    assert r["family"] == "deepseek" and r["fit_exclusion_reason"] is None
+
+
 def test_epoch_names_map_to_the_accelerator_table_with_flags(core):
     runs = core["core.training_runs"]
     ep = runs.filter(pl.col("origin") == "epoch")
