@@ -241,6 +241,9 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
     q = lambda sql: warehouse.query(con, sql)  # noqa: E731
     runs = q("SELECT * FROM core.training_runs WHERE utilization IS NOT NULL AND fit_exclusion_reason IS NULL")
     model, _ = load_model(con, run_id)
+    weights = pl.DataFrame({"run_key": list(model.weights), "fit_weight": list(model.weights.values())},
+                           schema={"run_key": pl.Utf8, "fit_weight": pl.Float64})
+    runs = runs.join(weights, on="run_key", how="left")
     acc = q("SELECT * FROM core.accelerators WHERE accelerator = 'A100-80GB'")
     c = np.geomspace(max(runs["training_flop"].min() / 3, 1e17), runs["training_flop"].max() * 3, 50)
     band = pl.DataFrame({"training_flop": c, "params": np.sqrt(c / 120.0)}).with_columns(

@@ -165,6 +165,26 @@ def _table(df: pl.DataFrame, formats: dict) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+TARGET_LOG10_ERR, TARGET_COVERAGE = 0.10, (0.75, 0.90)
+
+
+def backtest_verdict(summary: pl.DataFrame) -> str:
+    """One line per split against llmplan's own targets (median |log10 error| ≤ 0.10, below the
+    rule's, 75–90 % of actual values inside p10–p90), so a reader sees where not to trust it."""
+    items = []
+    for split in summary["split"].unique(maintain_order=True).to_list():
+        s = summary.filter(pl.col("split") == split)
+        own = s.filter(pl.col("method") == "llmplan").row(0, named=True)
+        rule = s.filter(pl.col("method") != "llmplan").row(0, named=True)
+        err, cov = own["median_abs_log10_err"], own["coverage_p10_p90"]
+        ok = (err <= TARGET_LOG10_ERR and err < rule["median_abs_log10_err"]
+              and TARGET_COVERAGE[0] <= cov <= TARGET_COVERAGE[1])
+        items.append(f"<li>{html.escape(split)}: {'meets' if ok else 'misses'} the target — error {err:.3f} "
+                     f"({err / rule['median_abs_log10_err']:.2f}× the rule's), {cov:.0%} inside p10–p90</li>")
+    return ("<p>Targets: median |log10 error| ≤ 0.10 and below the rule's, with 75–90 % of actual values "
+            f"inside p10–p90.</p><ul>{''.join(items)}</ul>")
+
+
 def plan_table(plans: pl.DataFrame, langs: pl.DataFrame) -> str:
     """Two tables: per (target, policy) the tokens, compute, bytes, loss and GPU-days per
     accelerator; then wall-clock days per (target, accelerator) on each cluster size."""
@@ -221,7 +241,9 @@ def render(run_id: str, data: dict, bundle: str | None = None) -> tuple[str, alt
         "model": lambda r: r["model"], "org": lambda r: r["org"] or "", "year": lambda r: r["year"],
         "accelerator": lambda r: r["accelerator"], "GPUs": lambda r: fmt_count(r["gpu_count"]) if r["gpu_count"] else "–",
         "compute": lambda r: fmt_sci(r["training_flop"], "FLOP"), "GPU-hours": lambda r: fmt_count(r["gpu_hours"]),
-        "whole-run utilisation": lambda r: f"{r['utilization']:.0%}", "source": lambda r: r["source"] or ""}) + "</details>"
+        "whole-run utilisation": lambda r: f"{r['utilization']:.0%}",
+        "weight in the fit": lambda r: "–" if r.get("fit_weight") is None else f"{r['fit_weight']:.2f}",
+        "source": lambda r: r["source"] or ""}) + "</details>"
     sections.append(("gpu_hours", "1. GPU-hours vs training compute", SENTENCES["gpu_hours"], chart_gpu_hours(runs, data["band"]), runs_html))
     sections.append(("utilization", "2. Utilisation by accelerator", SENTENCES["utilization"], chart_utilization(runs, data["throughput"]), ""))
     bt_html = _table(data["backtest_summary"], {
@@ -229,6 +251,7 @@ def render(run_id: str, data: dict, bundle: str | None = None) -> tuple[str, alt
         "median |log10 error|": lambda r: f"{r['median_abs_log10_err']:.3f}",
         "median |% error|": lambda r: f"{r['median_abs_pct_err']:.0f}%",
         "inside p10–p90": lambda r: "–" if r["coverage_p10_p90"] is None else f"{r['coverage_p10_p90']:.0%}"})
+    bt_html += backtest_verdict(data["backtest_summary"])
     sections.append(("backtest", "3. Backtest", SENTENCES["backtest"], chart_backtest(data["backtests"]), bt_html))
     if data["bytes_per_token"].height:
         sections.append(("bpt", "4. Bytes per token", SENTENCES["bpt"], chart_bytes_per_token(data["bytes_per_token"]), ""))

@@ -58,6 +58,33 @@ def test_bytes_per_token_shows_measured_beside_published(report):
     assert '"measured"' in spec and '"published"' in spec and "mistral-sp-v1" in spec
 
 
+def test_backtest_verdict_names_each_split_against_the_targets():
+    import polars as pl
+
+    from llmplan.report import backtest_verdict
+
+    summary = pl.DataFrame({
+        "split": ["good", "good", "wide", "wide", "worse than rule", "worse than rule"],
+        "method": ["llmplan", "rule", "llmplan", "rule", "llmplan", "rule"],
+        "median_abs_log10_err": [0.06, 0.12, 0.06, 0.12, 0.09, 0.08],
+        "coverage_p10_p90": [0.8, None, 0.97, None, 0.8, None]})
+    html = backtest_verdict(summary)
+    assert "good: meets the target — error 0.060 (0.50× the rule's), 80% inside" in html
+    assert "wide: misses" in html and "worse than rule: misses" in html
+
+
+def test_report_shows_each_runs_weight_in_the_fit(report):
+    import re
+
+    text = report.read_text(encoding="utf-8")
+    start = text.index("Training runs in the fit")
+    table = text[start:text.index("</details>", start)]
+    col = re.findall(r"<th>(.*?)</th>", table).index("weight in the fit")
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in table.split("</thead>")[1].split("<tr>")[1:]]
+    weights = [float(r[col]) for r in rows]          # every fitted run has a number
+    assert len(weights) > 50 and all(0 < w <= 1.25 for w in weights) and min(weights) < 0.5
+
+
 def test_input_text_is_escaped_in_tables(report):
     text = report.read_text(encoding="utf-8")
     assert EVIL_MODEL not in text and EVIL_ORG not in text
