@@ -8,7 +8,7 @@ BF16 peak (FP16 for V100). It is learned, not assumed:
 
     log10(utilisation) = b0 + b_size·log10(N / 1e9) + b_cluster·(log10(GPUs) − centre)
                          + b_year·(year − 2022) + b_peak·log10(peak / 312 TFLOP/s)
-                         + b_step·[per-step benchmark] + u_accelerator + ε
+                         + b_step·[per-step benchmark] + u_accelerator + v_family + ε
 
 * u_accelerator is a random intercept per accelerator: partial pooling, so an accelerator
   with two runs is pulled towards the global estimate and one with forty keeps its own. An
@@ -264,10 +264,6 @@ def _gls_step(X, y, Za, Zf, wf, has_acc, has_fam, lams, w):
     return beta, XtHiX_inv, sigma2, blups, resid
 
 
-def _moved(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
-    return max(float(np.max(np.abs(x - y), initial=0.0)) for x, y in zip(a, b))
-
-
 def _indicators(values: list[str]) -> tuple[list[str], np.ndarray]:
     levels = sorted(set(values))
     index = {lv: j for j, lv in enumerate(levels)}
@@ -322,13 +318,13 @@ def fit(table: pl.DataFrame, nu: float = NU) -> EfficiencyModel:
                 break
             w_new = _t_weight(resid ** 2, sigma2, nu)
             wf_new = _t_weight(blups[-1] ** 2, lams[-1] * sigma2, nu) if has_fam else wf
-            moved = _moved((w, wf), (w_new, wf_new))
+            moved = max(np.max(np.abs(w_new - w)), np.max(np.abs(wf_new - wf), initial=0.0))
             w, wf = w_new, wf_new
             if moved < 1e-5:
                 break
         if settled:
             break
-    beta, XtHiX_inv, sigma2, blups, resid = _gls_step(X, y, Za, Zf, wf, has_acc, has_fam, lams, w)
+    beta, XtHiX_inv, sigma2, blups, _ = _gls_step(X, y, Za, Zf, wf, has_acc, has_fam, lams, w)   # final weights
     lam_acc = lams[0] if has_acc else 0.0
     lam_fam = lams[-1] if has_fam else 0.0
     sigma2_g = max(lam_acc * sigma2, SIGMA2_GROUP_FLOOR)
