@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from bench._common import fitted  # noqa: E402
 from llmplan import memory  # noqa: E402
-from llmplan.efficiency import A100_PEAK  # noqa: E402
+from llmplan.efficiency import A100_PEAK, FIXED  # noqa: E402
 from llmplan.plan import build_plans  # noqa: E402
 from llmplan.scaling import BESIROGLU_2024  # noqa: E402
 from llmplan.scenario import Scenario  # noqa: E402
@@ -35,7 +35,7 @@ def numpy_grid(model, targets, accs, clusters, sc):
     flop = 6 * N * D
     X = np.column_stack([np.ones_like(N), np.log10(N) - 9, np.log10(G) - model.centre_cluster,
                          np.full_like(N, model.year_range[1] - 2022.0), np.log10(P / A100_PEAK), np.zeros_like(N)])
-    X = X[:, [["Intercept", "x_size", "x_cluster", "x_year", "x_peak", "per_step"].index(t) for t in model.terms]]
+    X = X[:, [FIXED.index(t) for t in model.terms]]
     b = np.array([model.beta[t] for t in model.terms])
     mean = X @ b
     hw = model.half_width(np.einsum("ij,jk,ik->i", X, model.cov, X), np.full_like(N, model.sigma2_group))
