@@ -7,6 +7,7 @@ when every stage succeeded (llmplan.warehouse.Staging).
 # No `from __future__ import annotations` here: Prefect resolves pydantic parameters at deploy time.
 
 import hashlib
+import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,40 +58,19 @@ def publish_task(path: Path, run_id: str, report_path: str, reports_dir: Path, s
     """Prefect artifacts with stable keys (the UI keeps their history) + reports/index.html.
     Retried with backoff: it reads the committed warehouse and talks to the Prefect API, both of
     which can fail for a moment (an external writer holding the file, an API restart)."""
-    import polars as pl
-
-    from llmplan.units import fmt_count, fmt_days, fmt_usd
+    from llmplan import artifacts, warehouse
 
     with connect_readonly(path) as con:
         results = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE pipeline_run_id = ?", [run_id]).fetchone()[0]
-        head = con.sql(f"""SELECT target_params, policy, accelerator, min(gpu_days_p50) AS gpu_days_p50,
-                              arg_min(cost_usd_p50, gpu_days_p50) AS cost_usd_p50, max(cluster_gpus) AS largest_cluster,
-                              arg_min(wall_days_p50, -cluster_gpus) AS wall_days_on_largest
-                           FROM plans.plans WHERE pipeline_run_id = '{results}'
-                           GROUP BY ALL ORDER BY target_params, policy, accelerator""").pl()
-        hist = con.sql("SELECT * FROM main.plan_history").pl()
+        head = warehouse.query(con, artifacts.HEADLINE_SQL, [results])
+        hist = warehouse.query(con, "SELECT * FROM main.plan_history")
+        runs = warehouse.query(con, "SELECT * FROM meta.pipeline_runs")
         pipeline.write_index(con, reports_dir)
-    table = head.select(
-        (pl.col("target_params") / 1e9).round(3).alias("params_b"), "policy", "accelerator",
-        pl.col("gpu_days_p50").map_elements(fmt_count, return_dtype=pl.Utf8).alias("gpu_days_p50"),
-        pl.col("cost_usd_p50").map_elements(fmt_usd, return_dtype=pl.Utf8).alias("cost_p50"),
-        pl.format("{} on {}", pl.col("wall_days_on_largest").map_elements(fmt_days, return_dtype=pl.Utf8), "largest_cluster").alias("days_on_largest_cluster"))
-    create_table_artifact(key="llmplan-headline-plan", table=table.to_dicts(), description=f"Headline plan, run {run_id}")
-    runs = hist["pipeline_run_id"].unique(maintain_order=True).to_list()
-    if len(runs) >= 2:
-        a, b = runs[-2], runs[-1]
-        m = hist.filter(pl.col("pipeline_run_id").is_in([a, b])).pivot(on="pipeline_run_id", index=["target_params", "policy", "accelerator"], values="gpu_days_p50")
-        lines = [f"| {r['target_params'] / 1e9:g}B | {r['policy']} | {r['accelerator']} | {fmt_count(r[a])} → {fmt_count(r[b])} |"
-                 for r in m.iter_rows(named=True) if r.get(a) is not None and r.get(b) is not None]
-        md = f"# What changed ({a} → {b})\n\n| target | policy | accelerator | p50 GPU-days |\n|---|---|---|---|\n" + "\n".join(lines[:60])
-    else:
-        md = f"# First run with plans ({run_id})\n\nNothing to compare yet."
-    if status == "reused":
-        md = f"Inputs, code and parameters unchanged: run {run_id} reuses the results of {results}.\n\n" + md
-    create_markdown_artifact(key="llmplan-what-changed", markdown=md)
-    base = __import__("os").environ.get("LLMPLAN_REPORTS_URL")
-    rel = Path(report_path).resolve().relative_to(reports_dir.resolve()) if Path(report_path).resolve().is_relative_to(reports_dir.resolve()) else None
-    link = f"{base.rstrip('/')}/{rel.as_posix()}" if base and rel else Path(report_path).resolve().as_uri()
+    create_table_artifact(key="llmplan-headline-plan", table=artifacts.headline_table(head),
+                          description=f"Headline plan, run {run_id}")
+    create_markdown_artifact(key="llmplan-what-changed",
+                             markdown=artifacts.what_changed_markdown(hist, runs, run_id, status, results))
+    link = artifacts.report_link(report_path, reports_dir, os.environ.get("LLMPLAN_REPORTS_URL"))
     create_link_artifact(key="llmplan-report", link=link, link_text=f"llmplan report {results}")
     return {"report_url": link}
 

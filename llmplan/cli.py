@@ -200,32 +200,52 @@ def predict(
     console.print(t)
 
 
-def _parse_mix(text: str) -> dict[str, float]:
-    mix = {}
+def _parse_pairs(text: str, option: str, example: str, value) -> dict:
+    out = {}
     for part in text.split(","):
         if "=" not in part:
-            raise LlmplanError(f"cannot read --mix {text!r}: expected language=share pairs, e.g. ja=0.4,en=0.4,code=0.2")
+            raise LlmplanError(f"cannot read {option} {text!r}: expected language=value pairs, e.g. {example}")
         k, v = part.split("=", 1)
+        out[k.strip()] = value(v.strip(), k.strip())
+    return out
+
+
+def _parse_mix(text: str) -> dict[str, float]:
+    def share(v, k):
         try:
-            mix[k.strip()] = float(v)
+            return float(v)
         except ValueError:
-            raise LlmplanError(f"cannot read --mix share {v!r} for {k.strip()!r}: expected a number") from None
-    return mix
+            raise LlmplanError(f"cannot read --mix share {v!r} for {k!r}: expected a number") from None
+    return _parse_pairs(text, "--mix", "ja=0.4,en=0.4,code=0.2", share)
+
+
+def _parse_unique(text: str | None) -> dict[str, str]:
+    from llmplan.units import parse_size
+
+    def size(v, k):
+        parse_size(v, f"--unique value for {k!r}")
+        return v
+    return _parse_pairs(text, "--unique", "ja=300B,en=5T", size) if text else {}
 
 
 @app.command()
 def plan(
     params: Optional[str] = typer.Option(None, help="Model size: 125M, 10B, 1.5T, 7e9 (omit for the inverse question)"),
     gpu: str = typer.Option("H100-80GB", help="Accelerator (name or alias from the accelerator table)"),
-    gpus: Optional[int] = typer.Option(None, help="Cluster size (accelerators)"),
-    days: Optional[float] = typer.Option(None, help="Available days (inverse plan, or the deadline)"),
-    budget_usd: Optional[float] = typer.Option(None, help="Budget in USD (inverse plan, or a cap)"),
+    gpus: Optional[int] = typer.Option(None, min=1, help="Cluster size in accelerators (default 8 when neither --gpus "
+                                                         "nor --days is given; with --days and no --gpus: the fewest that finish in time)"),
+    days: Optional[float] = typer.Option(None, min=0.001, help="Days available: the deadline (with --params), or the time you have (inverse plan)"),
+    budget_usd: Optional[float] = typer.Option(None, min=0.01, help="Budget in USD: a cap (with --params) or what you have (inverse plan)"),
     tokens: Optional[str] = typer.Option(None, help="Training tokens, e.g. 200B (default: from --policy)"),
     policy: str = typer.Option("chinchilla", help="chinchilla | compute-optimal | overtrain | inference-aware"),
     mix: str = typer.Option("en=1.0", help="Language mixture, e.g. ja=0.4,en=0.4,code=0.2"),
-    seq_len: int = typer.Option(4096, help="Sequence length"),
+    unique: Optional[str] = typer.Option(None, help="Unique tokens available per language, e.g. ja=300B,en=5T (epoch checks)"),
+    seq_len: int = typer.Option(4096, min=128, help="Sequence length"),
+    confidence: str = typer.Option("p50", help="p50 | p90: the quantile --days and --budget-usd must hold at"),
+    flash_attention: bool = typer.Option(True, "--flash-attention/--no-flash-attention",
+                                         help="Memory: attention scores not stored (FlashAttention)"),
     law: str = typer.Option("auto", help="Scaling law: auto | besiroglu2024 | hoffmann2022 | user"),
-    price: Optional[float] = typer.Option(None, help="USD per accelerator-hour (overrides the table)"),
+    price: Optional[float] = typer.Option(None, min=0.0, help="USD per accelerator-hour (overrides the table)"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
 ):
@@ -233,8 +253,8 @@ def plan(
 
     Examples:\n
       llmplan plan --params 10B --gpu H100-80GB --gpus 20\n
-      llmplan plan --params 7B --gpu A100 --days 30 --mix ja=0.4,en=0.4,code=0.2 --json\n
-      llmplan plan --gpu H100 --gpus 20 --days 15            (what should we train?)
+      llmplan plan --params 7B --gpu A100 --days 30 --confidence p90 --mix ja=0.4,en=0.4,code=0.2 --json\n
+      llmplan plan --gpu H100 --gpus 20 --days 15 --budget-usd 20000      (what should we train?)
     """
     from llmplan import plan as planmod
     from llmplan.scenario import Scenario
@@ -245,40 +265,41 @@ def plan(
 
         from llmplan import pipeline
 
+        if confidence not in ("p50", "p90"):
+            raise LlmplanError(f"--confidence must be p50 or p90, got {confidence!r}")
         with _open(warehouse) as con:
             model, run_id, acc, the_law, bpt = pipeline.planning_inputs(con, gpu, law)
         name = acc["accelerator"][0]
         if price is not None:
             acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
+        base = Scenario(accelerators=[name], mixture=_parse_mix(mix), unique_tokens=_parse_unique(unique), seq_len=seq_len,
+                        scaling_law=law, flash_attention=flash_attention, confidence=confidence)
         if params is None:
             if gpus is None or (days is None and budget_usd is None):
-                raise LlmplanError("give --params for a plan, or --gpus with --days or --budget-usd for the inverse question")
-            if days is None and not acc["usd_per_hour"][0]:
-                raise LlmplanError(f"{name} has no price in the accelerator table: pass --price or --days")
-            out = planmod.inverse_plan(model, acc, gpus, the_law, days=days, budget_usd=budget_usd,
-                                       languages=planmod.bytes_per_token_table(Scenario(mixture=_parse_mix(mix)), bpt))
+                raise LlmplanError("give --params for a plan, or --gpus with --days and/or --budget-usd for the inverse question")
+            out = planmod.inverse_plan(model, acc, gpus, the_law, days=days, budget_usd=budget_usd, sc=base, bpt=bpt)
         else:
             parse_size(params, "--params")            # a malformed size fails here, clearly
             pol = "fixed" if tokens else policy
-            sc = Scenario(targets=[params], accelerators=[name], cluster_sizes=[gpus or 8], policies=[pol],
-                          fixed_tokens=tokens or "2T", seq_len=seq_len, mixture=_parse_mix(mix), scaling_law=law,
-                          deadline_days=days, budget_usd=budget_usd)
+            sc = base.model_copy(update={"targets": [params], "cluster_sizes": [gpus or 8], "policies": [pol],
+                                         "fixed_tokens": tokens or "2T", "deadline_days": days, "budget_usd": budget_usd})
+            sc = Scenario(**sc.model_dump())            # validate the combined values
+            if gpus is None and days:
+                sc = sc.model_copy(update={"cluster_sizes": [planmod.fewest_accelerators(sc, model, acc, the_law, days, confidence)]})
             plans, langs = planmod.build_plans(sc, model, acc, the_law, bpt)
             r = plans.row(0, named=True)
-            if gpus is None and days:
-                # Fewest accelerators that finish within `days` (utilisation depends weakly on count).
-                need = max(int(-(-r["gpu_hours_p50"] // (days * 24))), r["min_gpus_for_memory"] or 1)
-                sc = sc.model_copy(update={"cluster_sizes": [need]})
-                plans, langs = planmod.build_plans(sc, model, acc, the_law, bpt)
-                r = plans.row(0, named=True)
             out = {k: r[k] for k in ("params", "tokens", "training_flop", "accelerator", "cluster_gpus", "gpu_hours_p10",
                                      "gpu_hours_p50", "gpu_hours_p90", "wall_days_p10", "wall_days_p50", "wall_days_p90",
-                                     "cost_usd_p10", "cost_usd_p50", "cost_usd_p90", "usd_per_hour", "memory_per_gpu_gb",
-                                     "min_gpus_for_memory", "fits_in_memory", "checkpoint_gb", "predicted_loss", "loss_law", "warnings")}
+                                     "cost_usd_p10", "cost_usd_p50", "cost_usd_p90", "usd_per_hour", "memory_per_gpu_gib",
+                                     "min_gpus_for_memory", "fits_in_memory", "checkpoint_gib", "predicted_loss",
+                                     "predicted_loss_p10", "predicted_loss_p90", "loss_law", "meets_deadline", "within_budget",
+                                     "max_epochs", "warnings")}
             out["policy"] = pol
+            out["confidence"] = confidence
+            out["cluster_chosen_for_days"] = gpus is None and bool(days)
             out["bytes_per_language"] = {x["language"]: x["bytes_p50"] for x in langs.iter_rows(named=True)}
             out["tokens_per_language"] = {x["language"]: x["tokens"] for x in langs.iter_rows(named=True)}
-            out["bytes_per_token_source"] = {x["language"]: x["bytes_per_token_kind"] for x in langs.iter_rows(named=True)}
+            out["bytes_per_token_source"] = {x["language"]: x["bytes_per_token_source"] for x in langs.iter_rows(named=True)}
     except LlmplanError as e:
         _fail(e)
     except ValueError as e:   # pydantic validation of the scenario
@@ -295,13 +316,17 @@ def _print_plan(out: dict) -> None:
     t = Table(show_header=False, box=None)
     t.add_column(style="bold")
     t.add_column()
+    loss = (f"{out['predicted_loss_p50' if 'params_opt_p50' in out else 'predicted_loss']:.3f}"
+            + (f" (p10–p90 {out['predicted_loss_p10']:.3f}–{out['predicted_loss_p90']:.3f})" if out.get("predicted_loss_p10") else ""))
     if "params_opt_p50" in out:
+        limit = (f"; the budget stops the run after {fmt_days(out['days'])}" if out["limited_by"] == "budget"
+                 and out.get("days_available") else "")
         t.add_row("budget", f"{out['gpus']} × {out['accelerator']} for {fmt_days(out['days'])} = {fmt_count(out['gpu_hours'], 'GPU-hours')}"
-                  + (f" ({fmt_usd(out['cost_usd'])})" if out.get("cost_usd") else ""))
+                  + (f" ({fmt_usd(out['cost_usd'])})" if out.get("cost_usd") else "") + limit)
         t.add_row("compute (p10/p50/p90)", " / ".join(fmt_sci(out[f"compute_flop_{q}"], "FLOP") for q in ("p10", "p50", "p90")))
         t.add_row("compute-optimal size", f"{fmt_params(out['params_opt_p50'])} ({fmt_params(out['params_opt_p10'])}–{fmt_params(out['params_opt_p90'])})")
         t.add_row("tokens", f"{fmt_sci(out['tokens_opt_p50'])} ({fmt_sci(out['tokens_opt_p10'])}–{fmt_sci(out['tokens_opt_p90'])})")
-        t.add_row("expected loss", f"{out['predicted_loss_p50']:.3f} ({out['law']})")
+        t.add_row("expected loss", f"{loss} ({out['law']}; interval from {out['loss_interval']})")
     else:
         t.add_row("model", f"{fmt_params(out['params'])} parameters, {out['policy']}")
         t.add_row("tokens", fmt_sci(out["tokens"]))
@@ -309,15 +334,17 @@ def _print_plan(out: dict) -> None:
         t.add_row("GPU-hours", f"{fmt_count(out['gpu_hours_p50'])} (p10 {fmt_count(out['gpu_hours_p10'])}, p90 {fmt_count(out['gpu_hours_p90'])})")
         t.add_row("GPU-days", fmt_count(out["gpu_hours_p50"] / 24))
         t.add_row("wall-clock", f"{fmt_days(out['wall_days_p50'])} on {out['cluster_gpus']} × {out['accelerator']} "
-                  f"({fmt_days(out['wall_days_p10'])}–{fmt_days(out['wall_days_p90'])})")
-        t.add_row("cost", f"{fmt_usd(out['cost_usd_p50'])} ({fmt_usd(out['cost_usd_p10'])}–{fmt_usd(out['cost_usd_p90'])})" if out["cost_usd_p50"] else "– (no price: --price)")
-        t.add_row("memory", f"{out['memory_per_gpu_gb']:.1f} GB per accelerator; needs ≥ {out['min_gpus_for_memory']} accelerators"
-                  if out["min_gpus_for_memory"] else "does not fit at any count")
-        t.add_row("checkpoint", fmt_bytes(out["checkpoint_gb"] * 1e9))
-        t.add_row("expected loss", f"{out['predicted_loss']:.3f} ({out['loss_law']})")
+                  f"({fmt_days(out['wall_days_p10'])}–{fmt_days(out['wall_days_p90'])})"
+                  + (f"; the fewest that finish in time at {out['confidence']}" if out.get("cluster_chosen_for_days") else ""))
+        t.add_row("cost", f"{fmt_usd(out['cost_usd_p50'])} ({fmt_usd(out['cost_usd_p10'])}–{fmt_usd(out['cost_usd_p90'])})"
+                  if out["cost_usd_p50"] else "no price for this accelerator: pass --price")
+        t.add_row("expected loss", f"{loss} ({out['loss_law']})")
+    t.add_row("memory", f"{out['memory_per_gpu_gib']:.1f} GiB per accelerator; needs ≥ {out['min_gpus_for_memory']} accelerators"
+              if out["min_gpus_for_memory"] else "does not fit at any count")
+    t.add_row("checkpoint", f"{out['checkpoint_gib']:,.0f} GiB")
     for lang, b in out["bytes_per_language"].items():
-        t.add_row(f"text: {lang}", f"{fmt_sci(out['tokens_per_language'][lang])} tokens ≈ {fmt_bytes(b)}"
-                  + (f" ({out['bytes_per_token_source'][lang]} bytes/token)" if "bytes_per_token_source" in out else ""))
+        t.add_row(f"text: {lang}", f"{fmt_sci(out['tokens_per_language'][lang])} tokens ≈ {fmt_bytes(b)}")
+        t.add_row("", f"bytes/token from {out['bytes_per_token_source'][lang]}")
     if out.get("warnings"):
         t.add_row("warnings", out["warnings"])
     console.print(t)
@@ -326,11 +353,15 @@ def _print_plan(out: dict) -> None:
 @app.command("fit-scaling")
 def fit_scaling(
     losses: Path = typer.Option(..., help="CSV with columns params, tokens, loss (one row per finished run)"),
-    as_json: bool = typer.Option(False, "--json", help="JSON: E, A, B, alpha, beta, n_points and *_ci [lo, hi]"),
+    as_json: bool = typer.Option(False, "--json", help="JSON: E, A, B, alpha, beta, n_points, *_ci [lo, hi], warnings"),
     bootstrap: int = typer.Option(200, min=20, max=5000, help="Bootstrap resamples for the intervals"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
 ):
     """Fit L(N, D) = E + A/N^α + B/D^β to your own runs and store it (used by compute-optimal plans).
+
+    A fit the data cannot identify (all runs at one tokens-per-parameter ratio, an estimate on its
+    search bound, an exponent with a very wide interval) is refused with the reason, and nothing
+    is stored: plans keep the law they used.
 
     Example:\n
       llmplan fit-scaling --losses small_runs.csv --json
@@ -346,17 +377,25 @@ def fit_scaling(
 
     try:
         f = read_one(SCALING_LOSSES, losses)
-        law, ci = fit_law(f["params"].to_numpy(), f["tokens"].to_numpy(), f["loss"].to_numpy(), n_boot=bootstrap)
+        fit = fit_law(f["params"].to_numpy(), f["tokens"].to_numpy(), f["loss"].to_numpy(), n_boot=bootstrap)
+        if not fit.identifiable:
+            raise LlmplanError(f"{losses}: these {f.height} runs cannot identify the scaling law, so it was not stored "
+                               "and plans keep using the law they had:\n" + "\n".join(f"  - {p}" for p in fit.problems))
+        law, ci = fit.law, fit.ci
         out = {"E": law.E, "A": law.A, "B": law.B, "alpha": law.alpha, "beta": law.beta, "n_points": f.height,
-               **{f"{k}_ci": list(v) for k, v in ci.items()}}
+               **{f"{k}_ci": list(v) for k, v in ci.items()}, "warnings": fit.warnings}
         path = config.warehouse_path(warehouse)
         now = datetime.now(timezone.utc)
-        row = pl.DataFrame([{"pipeline_run_id": f"fit-scaling-{now:%Y%m%dT%H%M%S}", "name": "user", "E": law.E, "A": law.A, "B": law.B,
+        fit_id = f"fit-scaling-{now:%Y%m%dT%H%M%S%f}"
+        row = pl.DataFrame([{"pipeline_run_id": fit_id, "name": "user", "E": law.E, "A": law.A, "B": law.B,
                              "alpha": law.alpha, "beta": law.beta, **{f"{k}_lo": v[0] for k, v in ci.items()},
                              **{f"{k}_hi": v[1] for k, v in ci.items()}, "n_points": f.height,
-                             "source": f"llmplan fit-scaling {losses}", "fitted_at": now}])
+                             "source": f"llmplan fit-scaling {losses.name}", "fitted_at": now, "fit_id": fit_id}])
+        draws = pl.DataFrame(fit.draws, schema=["E", "A", "B", "alpha", "beta"], orient="row").with_columns(
+            pl.lit(fit_id).alias("fit_id"), pl.int_range(pl.len()).cast(pl.Int32).alias("draw"))
         with wh.writer_lock(path), wh.transaction_file(path) as con:
             wh.append(con, "fits.scaling_law", row)
+            wh.append(con, "fits.scaling_law_draws", draws)
     except LlmplanError as e:
         _fail(e)
     if as_json:
@@ -368,7 +407,9 @@ def fit_scaling(
     for k in ("E", "A", "B", "alpha", "beta"):
         t.add_row(k, f"{out[k]:.4g}", f"[{ci[k][0]:.4g}, {ci[k][1]:.4g}]")
     console.print(t)
-    console.print("stored in fits.scaling_law (name 'user'); compute-optimal plans use it from now on")
+    for w in fit.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    console.print("stored in fits.scaling_law (name 'user'); compute-optimal plans and the next `llmplan run` use it")
 
 
 corpus_app = typer.Typer(help="Measure your corpus: bytes, characters and tokens per language and tokenizer.",

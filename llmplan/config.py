@@ -32,4 +32,6 @@ def code_version() -> str:
         for p in sorted(folder.glob(pattern)):
             h.update(p.name.encode())
             h.update(p.read_bytes())
-    return f"{__import__('llmplan').__version__}+{h.hexdigest()[:12]}"
+    from llmplan import __version__
+
+    return f"{__version__}+{h.hexdigest()[:12]}"

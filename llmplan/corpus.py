@@ -19,11 +19,18 @@ kana → ja; Hangul → ko; Han without kana → zh; code-like (≥ 6 % of chara
 and most lines indented or ending in ; { }) → code; mostly Latin letters → `latin_as` (en);
 otherwise 'und'.
 
-Sampling: a document is in the sample when crc32(seed:line) / 2³² < fraction (deterministic,
-independent of sharding). All documents are read (bytes and characters are exact); tokens are
-counted on the sample. Bytes/token is the ratio estimator Σbytes/Σtokens over the sample with
-a 95 % interval from its linearised variance (finite-population corrected); total tokens =
-total bytes ÷ bytes/token with the matching interval.
+Sampling: a document is in the sample when blake2b(seed, file, line) / 2⁶⁴ < fraction — file =
+the file's content hash, so one-document files and several JSONL files do not share their
+sampled lines, the draw does not depend on where the file lives or how it is sharded, and a
+cryptographic hash has none of crc32's linear structure. All documents are read (bytes and
+characters are exact); tokens are counted on the sample.
+
+Estimation, one rule everywhere (ratio_estimate / pooled_estimate): per language, the tokens of
+the whole corpus are estimated as r·X, r = Σ tokens / Σ bytes over the sampled documents and X
+= all bytes (the combined ratio estimator), with variance N²(1−f)/n · s_d², d = tokens − r·bytes,
+summed over sampling fractions (strata). Bytes/token and its 95 % interval are X divided by the
+tokens and their interval. Files are pooled through their sums (Σt, Σb, Σt², Σb², Σtb stored per
+file), not through per-file intervals: a file with one document has no interval of its own.
 """
 
 import gzip
@@ -58,6 +65,12 @@ class Options:
     split: str = "document"      # or 'paragraphs' for .txt
     latin_as: str = "en"
 
+    def key(self) -> str:
+        """Every option that changes what a scan counts, besides tokenizer, sample and seed (which
+        have columns of their own): a stored measurement is reused only under the same key."""
+        return json.dumps({"lang": self.lang, "lang_field": self.lang_field, "text_field": self.text_field,
+                           "split": self.split, "latin_as": self.latin_as}, sort_keys=True)
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -67,6 +80,7 @@ class Shard:
     index: int = 0
     first_line: int = 1           # line number of the shard's first line
     row_group: int | None = None  # parquet
+    file_key: str = ""            # the file's content hash: part of the sampling draw
 
 
 @dataclass
@@ -138,27 +152,31 @@ def _kind(path: str) -> tuple[str, str]:
     return (base.rsplit(".", 1)[-1], comp)
 
 
-def plan_shards(files: list[Path], split: str = "document", workers: int = 1) -> list[Shard]:
-    """Shards of about total/(4·workers) bytes (1–16 MB), so every worker stays busy to the end."""
+def plan_shards(files: list[Path], split: str = "document", workers: int = 1,
+                keys: dict[str, str] | None = None) -> list[Shard]:
+    """Shards of about total/(4·workers) bytes (1–16 MB), so every worker stays busy to the end.
+    `keys` maps a path to its content hash (file_sha256), the file's part of the sampling draw."""
+    keys = keys or {}
     total = sum(f.stat().st_size for f in files)
     target = int(min(SHARD_BYTES, max(MIN_SHARD_BYTES, total / (4 * max(workers, 1)))))
     shards: list[Shard] = []
     for f in files:
         fmt, comp = _kind(str(f))
         size = f.stat().st_size
+        key = keys.get(str(f)) or str(f)
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             n = pq.ParquetFile(f).num_row_groups
-            shards.extend(Shard(str(f), index=i, row_group=i) for i in range(max(n, 1)))
+            shards.extend(Shard(str(f), index=i, row_group=i, file_key=key) for i in range(max(n, 1)))
         elif comp or size <= target or (fmt == "txt" and split != "paragraphs"):
-            shards.append(Shard(str(f)))
+            shards.append(Shard(str(f), file_key=key))
         else:
-            shards.extend(_split(f, size, paragraphs=(fmt == "txt"), target=target))
+            shards.extend(_split(f, size, paragraphs=(fmt == "txt"), target=target, key=key))
     return shards
 
 
-def _split(f: Path, size: int, paragraphs: bool, target: int = SHARD_BYTES) -> list[Shard]:
+def _split(f: Path, size: int, paragraphs: bool, target: int = SHARD_BYTES, key: str = "") -> list[Shard]:
     """Cut an uncompressed file at record boundaries (newline, or blank line for paragraphs)."""
     cuts = [0]
     sep = b"\n\n" if paragraphs else b"\n"
@@ -184,7 +202,7 @@ def _split(f: Path, size: int, paragraphs: bool, target: int = SHARD_BYTES) -> l
         shards, line = [], 1
         for k, start in enumerate(cuts):
             end = cuts[k + 1] if k + 1 < len(cuts) else None
-            shards.append(Shard(str(f), start, end, k, line))
+            shards.append(Shard(str(f), start, end, k, line, file_key=key))
             if end is not None:
                 fh.seek(start)
                 line += fh.read(end - start).count(b"\n")
@@ -394,10 +412,12 @@ def detect_language(text: str, latin_as: str = "en") -> str:
     return "und"
 
 
-def in_sample(line: int, fraction: float | None, seed: int) -> bool:
+def in_sample(file_key: str, line: int, fraction: float | None, seed: int) -> bool:
+    """Bernoulli draw for one document (see the module docstring)."""
     if fraction is None or fraction >= 1.0:
         return True
-    return zlib.crc32(f"{seed}:{line}".encode()) / 4294967296.0 < fraction
+    h = hashlib.blake2b(f"{seed}\x00{file_key}\x00{line}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") / 18446744073709551616.0 < fraction
 
 
 # -- scanning -----------------------------------------------------------------------------
@@ -439,7 +459,7 @@ def scan_shard(shard: Shard, opts: Options, tokenizer_spec: str, threads: int = 
         if new_doc:
             doc_id += 1
             doc_lang = opts.lang or lang or detect_language(text, opts.latin_as)
-            doc_sampled = in_sample(line, opts.sample, opts.seed)
+            doc_sampled = in_sample(shard.file_key or shard.path, line, opts.sample, opts.seed)
         st = res.langs.setdefault(doc_lang, LangStats())
         nb = len(text.encode("utf-8"))
         if new_doc:
@@ -467,30 +487,62 @@ class FileLang:
     tokens: int                    # counted on the sample (all documents without sampling)
     docs_sampled: int
     bytes_sampled: int
-    bytes_per_token: float | None
+    tokens_sq: float               # Σ tokens², Σ bytes², Σ bytes·tokens over the sampled documents:
+    bytes_sq: float                # what pooling files needs (pooled_estimate)
+    bytes_tokens: float
+    bytes_per_token: float | None  # this file's own estimate (ratio_estimate), for reading
     bytes_per_token_lo: float | None
     bytes_per_token_hi: float | None
     tokens_total_est: float | None
     tokens_total_lo: float | None
     tokens_total_hi: float | None
 
+    def stats(self) -> LangStats:
+        return LangStats(self.docs, self.bytes, self.chars, self.docs_sampled, self.bytes_sampled, self.tokens,
+                         self.tokens_sq, self.bytes_sq, self.bytes_tokens)
 
-def ratio_estimate(st: LangStats, fraction: float | None) -> tuple:
-    """(bytes/token, lo, hi, total tokens, lo, hi): ratio estimator with a 95 % interval."""
-    if st.tokens_s == 0:
-        return (None,) * 6
-    r = st.bytes_s / st.tokens_s
+
+Z95 = 1.959963984540054
+
+
+def total_variance(st: LangStats, fraction: float | None) -> tuple[float | None, float | None]:
+    """(estimated tokens of all documents, its variance) by the combined ratio estimator; variance
+    None when fewer than two documents were sampled; (None, None) when none was."""
+    if st.tokens_s == 0 or st.bytes_s == 0:
+        return None, None
+    r = st.tokens_s / st.bytes_s                      # tokens per byte on the sample
+    total = r * st.bytes
     if fraction is None or fraction >= 1.0:
-        return r, r, r, float(st.tokens_s), float(st.tokens_s), float(st.tokens_s)
+        return total, 0.0
     n = st.docs_s
     if n < 2:
-        return r, None, None, st.bytes / r, None, None
-    s2 = max((st.syy - 2 * r * st.sxy + r * r * st.sxx) / (n - 1), 0.0)
-    xbar = st.tokens_s / n
-    se = math.sqrt((1 - fraction) * s2 / n) / xbar
-    lo, hi = r - 1.96 * se, r + 1.96 * se
-    total = st.bytes / r
-    return r, lo, hi, total, st.bytes / hi if hi > 0 else None, st.bytes / lo if lo > 0 else None
+        return total, None
+    s2 = max((st.sxx - 2 * r * st.sxy + r * r * st.syy) / (n - 1), 0.0)
+    return total, st.docs ** 2 * (1 - fraction) * s2 / n
+
+
+def pooled_estimate(strata: list[tuple[LangStats, float | None]]) -> dict:
+    """One estimate from several sampling fractions (strata): totals and variances add.
+    Returns tokens, tokens_ci95, bytes_per_token, bytes_per_token_ci95 (None where unknown)."""
+    tokens, var, nbytes = 0.0, 0.0, 0
+    for st, fraction in strata:
+        t, v = total_variance(st, fraction)
+        if t is None:
+            return {"tokens": None, "tokens_ci95": None, "bytes_per_token": None, "bytes_per_token_ci95": None}
+        tokens += t
+        var = None if v is None or var is None else var + v
+        nbytes += st.bytes
+    ci = None if var is None else [tokens - Z95 * math.sqrt(var), tokens + Z95 * math.sqrt(var)]
+    bpt_ci = None if ci is None or ci[0] <= 0 else [nbytes / ci[1], nbytes / ci[0]]
+    return {"tokens": tokens, "tokens_ci95": ci, "bytes_per_token": nbytes / tokens if tokens else None,
+            "bytes_per_token_ci95": bpt_ci}
+
+
+def ratio_estimate(st: LangStats, fraction: float | None) -> tuple:
+    """(bytes/token, lo, hi, total tokens, lo, hi) for one file and language (pooled_estimate)."""
+    e = pooled_estimate([(st, fraction)])
+    bci, tci = e["bytes_per_token_ci95"] or (None, None), e["tokens_ci95"] or (None, None)
+    return e["bytes_per_token"], bci[0], bci[1], e["tokens"], tci[0], tci[1]
 
 
 def merge(results: list[ShardResult], opts: Options) -> tuple[list[FileLang], list[dict]]:
@@ -509,7 +561,8 @@ def merge(results: list[ShardResult], opts: Options) -> tuple[list[FileLang], li
         if st.docs == 0:
             continue
         est = ratio_estimate(st, opts.sample)
-        rows.append(FileLang(path, lang, st.docs, st.bytes, st.chars, st.tokens_s, st.docs_s, st.bytes_s, *est))
+        rows.append(FileLang(path, lang, st.docs, st.bytes, st.chars, st.tokens_s, st.docs_s, st.bytes_s,
+                             st.sxx, st.syy, st.sxy, *est))
     errs = [{"file": p, "kind": k, "count": n, "first_lines": lines}
             for p, kinds in sorted(errors.items()) for k, (n, lines) in sorted(kinds.items())]
     return rows, errs
@@ -517,35 +570,23 @@ def merge(results: list[ShardResult], opts: Options) -> tuple[list[FileLang], li
 
 def summarise(rows: list[FileLang], errors: list[dict], tokenizer: str, n_files: int, sample: float | None,
               skipped: list[str] | None = None) -> dict:
-    """The JSON the CLI prints: per language totals, bytes/token and (when sampled) intervals."""
+    """The JSON the CLI prints: per language the exact docs, bytes and characters, and tokens and
+    bytes/token with their 95 % intervals from one estimator over all files (pooled_estimate)."""
     langs: dict[str, LangStats] = {}
     for r in rows:
-        st = langs.setdefault(r.language, LangStats())
-        st.add(LangStats(r.docs, r.bytes, r.chars, r.docs_sampled, r.bytes_sampled, r.tokens))
-    # interval over all files of a language: pool the per-file second moments from the rows
+        langs.setdefault(r.language, LangStats()).add(r.stats())
     out = []
+    sampled = sample is not None and sample < 1.0
     for lang, st in sorted(langs.items()):
-        file_rows = [r for r in rows if r.language == lang]
-        bpt = st.bytes_s / st.tokens_s if st.tokens_s else None
-        ci = None
-        if sample is not None and sample < 1.0 and bpt:
-            los = [r.tokens_total_lo for r in file_rows]
-            his = [r.tokens_total_hi for r in file_rows]
-            ests = [r.tokens_total_est for r in file_rows]
-            if all(v is not None for v in los + his):
-                # independent files: add variances of the per-file totals
-                var = sum(((h - lo) / (2 * 1.96)) ** 2 for lo, h in zip(los, his))
-                tot = sum(ests)
-                ci = [tot - 1.96 * math.sqrt(var), tot + 1.96 * math.sqrt(var)]
-        tokens = st.tokens_s if not (sample and sample < 1.0) else (st.bytes / bpt if bpt else None)
-        entry = {"language": lang, "docs": st.docs, "bytes": st.bytes, "chars": st.chars, "tokens": tokens,
-                 "bytes_per_token": bpt, "tokens_ci95": ci}
-        if sample and sample < 1.0:
+        e = pooled_estimate([(st, sample)])
+        entry = {"language": lang, "docs": st.docs, "bytes": st.bytes, "chars": st.chars,
+                 "tokens": (round(e["tokens"]) if not sampled and e["tokens"] is not None else e["tokens"]),
+                 "bytes_per_token": e["bytes_per_token"],
+                 "tokens_ci95": e["tokens_ci95"] if sampled else None}
+        if sampled:
             entry["tokens_counted"] = st.tokens_s
-            lo_b = [r.bytes_per_token_lo for r in file_rows]
-            hi_b = [r.bytes_per_token_hi for r in file_rows]
-            if ci and all(v is not None for v in lo_b + hi_b):
-                entry["bytes_per_token_ci95"] = [st.bytes / ci[1], st.bytes / ci[0]] if ci[0] > 0 else None
+            entry["docs_sampled"] = st.docs_s
+            entry["bytes_per_token_ci95"] = e["bytes_per_token_ci95"]
         out.append(entry)
     return {"tokenizer": tokenizer, "files": n_files, "sample": sample, "languages": out, "errors": errors,
             "skipped_unchanged": skipped or []}

@@ -20,7 +20,9 @@ BPE_SAMPLE_BYTES = 32 << 20     # train bpe-train:VOCAB on at most this much tex
 
 
 def stored_rows(wh_path: Path, shas: dict[str, str], opts: Options) -> dict[str, list[FileLang]]:
-    """Rows already measured for files with the same content, tokenizer and sample → {path: rows}."""
+    """Rows already measured for files with the same content, tokenizer, sample, seed and options
+    (language, text field, split: Options.key()) → {path: rows}. Rows stored before the options
+    and the sums were recorded (NULL) never match: they are measured again."""
     if not Path(wh_path).exists() or not shas:
         return {}
     con = warehouse.connect_readonly(wh_path)
@@ -33,17 +35,21 @@ def stored_rows(wh_path: Path, shas: dict[str, str], opts: Options) -> dict[str,
     frac = opts.sample if opts.sample is not None else 1.0
     out: dict[str, list[FileLang]] = {}
     for path, sha in shas.items():
+        if "options" not in frame.columns:
+            break
         hit = frame.filter((pl.col("file_sha256") == sha) & (pl.col("tokenizer") == opts.tokenizer)
-                           & ((pl.col("sample_fraction") - frac).abs() < 1e-12) & (pl.col("seed") == opts.seed))
+                           & ((pl.col("sample_fraction") - frac).abs() < 1e-12) & (pl.col("seed") == opts.seed)
+                           & (pl.col("options") == opts.key()) & pl.col("tokens_sq").is_not_null())
         if hit.height:
             out[path] = [FileLang(path, r["language"], r["docs"], r["bytes"], r["chars"], r["tokens"], r["docs_sampled"],
-                                  r["bytes_sampled"], r["bytes_per_token"], r["bytes_per_token_lo"], r["bytes_per_token_hi"],
+                                  r["bytes_sampled"], r["tokens_sq"], r["bytes_sq"], r["bytes_tokens"],
+                                  r["bytes_per_token"], r["bytes_per_token_lo"], r["bytes_per_token_hi"],
                                   r["tokens_total_est"], r["tokens_total_lo"], r["tokens_total_hi"])
                          for r in hit.iter_rows(named=True)]
     return out
 
 
-def prepare_tokenizer(opts: Options, files: list[Path], workdir: Path) -> str:
+def prepare_tokenizer(opts: Options, files: list[Path], workdir: Path, keys: dict[str, str] | None = None) -> str:
     """The spec workers load. bpe-train:VOCAB trains a byte-level BPE on a sample of the corpus."""
     check_name(opts.tokenizer)
     if not opts.tokenizer.startswith("bpe-train:"):
@@ -54,10 +60,10 @@ def prepare_tokenizer(opts: Options, files: list[Path], workdir: Path) -> str:
     budget = [BPE_SAMPLE_BYTES]
 
     def texts():
-        for shard in corpus.plan_shards(files, opts.split):
+        for shard in corpus.plan_shards(files, opts.split, keys=keys):
             res = corpus.ShardResult(shard.path)
             for line, text, _ in corpus.documents(shard, opts, res):
-                if line == -1 or corpus.in_sample(line, opts.sample, opts.seed + 1):
+                if line == -1 or corpus.in_sample(shard.file_key, line, opts.sample, opts.seed + 1):
                     yield text
                     budget[0] -= len(text)
                     if budget[0] <= 0:
@@ -75,8 +81,9 @@ def measurement_frame(rows: list[FileLang], shas: dict[str, str], opts: Options,
     return pl.DataFrame([{
         "path": str(Path(r.path).resolve()), "file_sha256": shas[r.path], "language": r.language, "tokenizer": opts.tokenizer,
         "docs": r.docs, "bytes": r.bytes, "chars": r.chars, "tokens": r.tokens, "docs_sampled": r.docs_sampled,
-        "bytes_sampled": r.bytes_sampled, "sample_fraction": opts.sample if opts.sample is not None else 1.0,
-        "seed": opts.seed, "bytes_per_token": r.bytes_per_token, "bytes_per_token_lo": r.bytes_per_token_lo,
+        "bytes_sampled": r.bytes_sampled, "tokens_sq": r.tokens_sq, "bytes_sq": r.bytes_sq, "bytes_tokens": r.bytes_tokens,
+        "sample_fraction": opts.sample if opts.sample is not None else 1.0,
+        "seed": opts.seed, "options": opts.key(), "bytes_per_token": r.bytes_per_token, "bytes_per_token_lo": r.bytes_per_token_lo,
         "bytes_per_token_hi": r.bytes_per_token_hi, "tokens_total_est": r.tokens_total_est,
         "tokens_total_lo": r.tokens_total_lo, "tokens_total_hi": r.tokens_total_hi,
         "bad_records": bad.get(r.path, 0), "scanned_at": now} for r in rows])
@@ -87,10 +94,11 @@ def store(wh_path: Path, frame: pl.DataFrame) -> None:
     if frame.height == 0:
         return
     with warehouse.writer_lock(wh_path), warehouse.transaction_file(wh_path) as con:
-        keys = frame.select("file_sha256", "tokenizer", "sample_fraction", "seed").unique()
+        keys = frame.select("file_sha256", "tokenizer", "sample_fraction", "seed", "options").unique()
         for r in keys.iter_rows(named=True):
             con.execute("DELETE FROM raw.corpus_measurements WHERE file_sha256 = ? AND tokenizer = ? "
-                        "AND sample_fraction = ? AND seed = ?", [r["file_sha256"], r["tokenizer"], r["sample_fraction"], r["seed"]])
+                        "AND sample_fraction = ? AND seed = ? AND (options = ? OR options IS NULL)",
+                        [r["file_sha256"], r["tokenizer"], r["sample_fraction"], r["seed"], r["options"]])
         warehouse.append(con, "raw.corpus_measurements", frame)
 
 
@@ -137,8 +145,8 @@ def scan(paths: list[str], opts: Options, wh_path: Path | None = None, workers: 
     rows, errors = [], []
     if todo:
         with tempfile.TemporaryDirectory(prefix="llmplan-bpe-") as tmp:
-            spec = prepare_tokenizer(opts, todo, Path(tmp))
-            shards = corpus.plan_shards(todo, opts.split, workers)
+            spec = prepare_tokenizer(opts, todo, Path(tmp), shas)
+            shards = corpus.plan_shards(todo, opts.split, workers, keys=shas)
             total = sum(Path(f).stat().st_size for f in todo)
             seen_files: set[str] = set()
             done_bytes = [0]

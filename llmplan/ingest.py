@@ -151,6 +151,8 @@ def _explain(check: str, value) -> str:
         return f"expected a positive number (> {check[13:-1]}), got {value}"
     if check.startswith("greater_than_or_equal_to("):
         return f"expected a number ≥ {check[25:-1]}, got {value}"
+    if check.startswith("isin("):
+        return f"expected one of {check[5:-1]}, got {value!r}"
     if check.startswith("in_range("):
         return f"expected a value in range {check[9:-1]}, got {value}"
     if check == "field_uniqueness":

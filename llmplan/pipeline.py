@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from llmplan import efficiency, warehouse
@@ -18,10 +19,6 @@ from llmplan.scenario import Scenario
 
 CORE_TABLES = ("core.accelerators", "core.accelerator_aliases", "core.training_runs", "core.throughput",
                "core.corpus_published", "core.unmapped_accelerators")
-
-
-def sql_literal(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -115,26 +112,47 @@ def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
 
 
 def fit_bytes_per_token(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Per (language, tokenizer): measured scans (pooled bytes/tokens, interval from the spread
-    over files) and published corpus ratios, side by side."""
-    con.execute("""
-        INSERT INTO fits.bytes_per_token
-        WITH latest AS (
-            SELECT * FROM raw.corpus_measurements
-            QUALIFY row_number() OVER (PARTITION BY file_sha256, "language", tokenizer ORDER BY sample_fraction DESC, scanned_at DESC) = 1)
-        SELECT ?, "language", tokenizer, 'measured',
-               sum(bytes_sampled) / sum(tokens),
-               least(min(coalesce(bytes_per_token_lo, bytes_per_token)), sum(bytes_sampled) / sum(tokens)),
-               greatest(max(coalesce(bytes_per_token_hi, bytes_per_token)), sum(bytes_sampled) / sum(tokens)),
-               count(*), sum("bytes"), sum("bytes") * sum(tokens) / sum(bytes_sampled), 'llmplan corpus scan'
-        FROM latest WHERE tokens > 0 GROUP BY "language", tokenizer
-        UNION ALL
-        SELECT ?, "language", coalesce(tokenizer, 'unknown'), 'published', median(bytes_per_token),
-               min(bytes_per_token), max(bytes_per_token), count(*), sum("bytes"), sum(tokens),
-               string_agg(corpus, '; ')
-        FROM core.corpus_published WHERE bytes_per_token IS NOT NULL AND "language" <> 'mixed'
-        GROUP BY "language", coalesce(tokenizer, 'unknown')
-    """, [run_id, run_id])
+    """Per (language, tokenizer): measured scans — the latest measurement of each file pooled into
+    one estimate with its 95 % interval (llmplan.corpus.pooled_estimate, the scan's own rule) —
+    and published corpus ratios (UTF-8 text sizes only), side by side."""
+    from llmplan.corpus import LangStats, pooled_estimate
+    from llmplan.tokenizers import family
+
+    m = con.sql("""
+        SELECT * FROM raw.corpus_measurements WHERE tokens > 0 AND tokens_sq IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY file_sha256, "language", tokenizer
+                                   ORDER BY sample_fraction DESC, scanned_at DESC) = 1""").pl()
+    rows = []
+    for (lang, tok), g in m.group_by("language", "tokenizer", maintain_order=True):   # one row per language × tokenizer
+        strata = []
+        for (frac,), h in g.group_by("sample_fraction"):
+            st = LangStats()
+            for r in h.iter_rows(named=True):
+                st.add(LangStats(r["docs"], r["bytes"], r["chars"], r["docs_sampled"], r["bytes_sampled"], r["tokens"],
+                                 r["tokens_sq"], r["bytes_sq"], r["bytes_tokens"]))
+            strata.append((st, frac))
+        e = pooled_estimate(strata)
+        if e["bytes_per_token"] is None:
+            continue
+        ci = e["bytes_per_token_ci95"] or [e["bytes_per_token"]] * 2
+        rows.append({"language": lang, "tokenizer": tok, "tokenizer_family": family(tok), "kind": "measured",
+                     "bytes_per_token": e["bytes_per_token"], "lo": ci[0], "hi": ci[1], "n_sources": g.height,
+                     "bytes": float(g["bytes"].sum()), "tokens": e["tokens"],
+                     "source": f"llmplan corpus scan ({g.height} file{'s' if g.height > 1 else ''})"})
+    schema = {"language": pl.Utf8, "tokenizer": pl.Utf8, "tokenizer_family": pl.Utf8, "kind": pl.Utf8,
+              "bytes_per_token": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "n_sources": pl.Int64,
+              "bytes": pl.Float64, "tokens": pl.Float64, "source": pl.Utf8}
+    measured = pl.DataFrame(rows, schema=schema)
+    published = con.sql("""
+        SELECT "language", coalesce(tokenizer, 'unknown') AS tokenizer, any_value(tokenizer_family) AS tokenizer_family,
+               'published' AS kind, median(bytes_per_token) AS bytes_per_token, min(bytes_per_token) AS lo,
+               max(bytes_per_token) AS hi, count(*) AS n_sources, sum("bytes") AS "bytes", sum(tokens) AS tokens,
+               string_agg(corpus, '; ' ORDER BY corpus) AS "source"
+        FROM core.corpus_published
+        WHERE bytes_per_token IS NOT NULL AND size_kind = 'utf8_text' AND "language" <> 'mixed'
+        GROUP BY "language", coalesce(tokenizer, 'unknown')""").pl()
+    out = pl.concat([measured, published.cast(schema)], how="vertical").with_columns(pl.lit(run_id).alias("pipeline_run_id"))
+    warehouse.append(con, "fits.bytes_per_token", out)
 
 
 def latest_law(con: duckdb.DuckDBPyConnection, name: str) -> Law:
@@ -144,14 +162,18 @@ def latest_law(con: duckdb.DuckDBPyConnection, name: str) -> Law:
     if name == "auto":
         row = con.sql("SELECT count(*) FROM fits.scaling_law WHERE name = 'user'").fetchall()[0]
         return latest_law(con, "user") if row[0] else SHIPPED_LAWS["besiroglu2024"]
-    # No bound parameters on this path: binding makes DuckDB import pandas (≈0.4 s on a what-if).
-    rows = con.sql("SELECT name, E, A, B, alpha, beta, source FROM fits.scaling_law WHERE name = "
-                   f"{sql_literal(name)} ORDER BY fitted_at DESC LIMIT 1").fetchall()
+    rows = con.execute("SELECT name, E, A, B, alpha, beta, source, fit_id FROM fits.scaling_law WHERE name = ? "
+                       "ORDER BY fitted_at DESC LIMIT 1", [name]).fetchall()
     row = rows[0] if rows else None
     if not row:
         raise LlmplanError(f"no scaling law named {name!r}; shipped: {', '.join(SHIPPED_LAWS)}; "
                            "fit your own with `llmplan fit-scaling --losses FILE.csv` (name 'user')")
-    return Law(*row)
+    draws = None
+    if row[7]:
+        d = con.execute("SELECT E, A, B, alpha, beta FROM fits.scaling_law_draws WHERE fit_id = ? ORDER BY draw",
+                        [row[7]]).fetchall()
+        draws = np.array(d, float) if d else None
+    return Law(*row[:7], draws=draws)
 
 
 def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tuple[efficiency.EfficiencyModel, str]:
@@ -160,7 +182,7 @@ def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tup
         if not row:
             raise LlmplanError("the warehouse has no fitted efficiency model yet; create one with `llmplan run`")
         run_id = row[0]
-    f = warehouse.query(con, f"SELECT * FROM fits.efficiency WHERE pipeline_run_id = {sql_literal(run_id)}")
+    f = warehouse.query(con, "SELECT * FROM fits.efficiency WHERE pipeline_run_id = ?", [run_id])
     if f.height == 0:
         raise LlmplanError(f"no efficiency fit for run {run_id}; create one with `llmplan run`")
     return efficiency.EfficiencyModel.from_frame(f), run_id
@@ -168,13 +190,13 @@ def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tup
 
 def planning_inputs(con: duckdb.DuckDBPyConnection, accelerator: str, law_name: str):
     """What a one-off plan needs from the latest run: (model, run id, the accelerator's row,
-    the loss law, bytes/token fits). Bound parameters are avoided (see latest_law)."""
+    the loss law, bytes/token fits)."""
     from llmplan.accelerators import resolve
 
     model, run_id = load_model(con)
     name = resolve(accelerator, warehouse.query(con, "SELECT * FROM core.accelerator_aliases"))
-    acc = con.sql(f"SELECT * FROM core.accelerators WHERE accelerator = {sql_literal(name)}").pl()
-    bpt = con.sql(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {sql_literal(run_id)}").pl()
+    acc = warehouse.query(con, "SELECT * FROM core.accelerators WHERE accelerator = ?", [name])
+    bpt = warehouse.query(con, "SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = ?", [run_id])
     return model, run_id, acc, latest_law(con, law_name), bpt
 
 
@@ -187,7 +209,7 @@ def plan(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dic
     names = [resolve(a, table) for a in scenario.accelerators]
     acc = warehouse.query(con, "SELECT * FROM core.accelerators").filter(pl.col("accelerator").is_in(names))
     law = latest_law(con, scenario.scaling_law)
-    bpt = warehouse.query(con, f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {sql_literal(run_id)}")
+    bpt = warehouse.query(con, "SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = ?", [run_id])
     plans, langs = build_plans(scenario, model, acc, law, bpt)
     warehouse.append(con, "plans.plans", plans.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
     warehouse.append(con, "plans.plan_languages", langs.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
@@ -213,12 +235,13 @@ def log_failure(path: Path, run_id: str, started: datetime, error: BaseException
 
 
 def headline_row(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> dict | None:
-    """The plan people look at first: the target nearest 10B, the policy given, the priced
-    accelerator and cluster size with the fewest GPU-days."""
-    rows = con.sql(f"""SELECT target_params, policy, accelerator, gpu_days_p50, cost_usd_p50 FROM plans.plans
-                       WHERE pipeline_run_id = {sql_literal(run_id)} AND policy = {sql_literal(policy)}
-                       ORDER BY abs(ln(target_params / 1e10)), cost_usd_p50 IS NULL, gpu_days_p50, cluster_gpus
-                       LIMIT 1""").pl()
+    """The plan people look at first, by a stated rule: the target nearest 10B, the policy given,
+    and the cheapest p50 cost (a priced accelerator before an unpriced one; ties → fewer
+    GPU-days, then the smaller cluster)."""
+    rows = warehouse.query(con, """SELECT target_params, policy, accelerator, gpu_days_p50, cost_usd_p50 FROM plans.plans
+                       WHERE pipeline_run_id = ? AND policy = ?
+                       ORDER BY abs(ln(target_params / 1e10)), cost_usd_p50 IS NULL, cost_usd_p50, gpu_days_p50, cluster_gpus
+                       LIMIT 1""", [run_id, policy])
     return rows.row(0, named=True) if rows.height else None
 
 
@@ -234,11 +257,9 @@ def headline(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> str:
 
 def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dict:
     """Frames the report draws, all from the warehouse (as of the staging copy)."""
-    import numpy as np
-
     from llmplan.units import fmt_count, fmt_usd
 
-    q = lambda sql: warehouse.query(con, sql)  # noqa: E731
+    q = lambda sql, params=None: warehouse.query(con, sql, params)  # noqa: E731
     runs = q("SELECT * FROM core.training_runs WHERE utilization IS NOT NULL AND fit_exclusion_reason IS NULL")
     model, _ = load_model(con, run_id)
     weights = pl.DataFrame({"run_key": list(model.weights), "fit_weight": list(model.weights.values())},
@@ -250,21 +271,21 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
         pl.lit(256.0).alias("gpu_count"), pl.lit(None, pl.Int32).alias("year"),
         pl.lit("A100-80GB").alias("accelerator"), pl.lit(float(acc["peak_flops"][0]) if acc.height else 312e12).alias("peak_flops"))
     band = model.predict(band)
-    plans = q(f"SELECT * FROM plans.plans WHERE pipeline_run_id = {sql_literal(run_id)}")
-    langs = q(f"SELECT * FROM plans.plan_languages WHERE pipeline_run_id = {sql_literal(run_id)}")
+    plans = q("SELECT * FROM plans.plans WHERE pipeline_run_id = ?", [run_id])
+    langs = q("SELECT * FROM plans.plan_languages WHERE pipeline_run_id = ?", [run_id])
     prev = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE results_run_id <> ? "
                        "ORDER BY finished_at DESC LIMIT 1", [run_id]).fetchone()
     changes = pl.DataFrame(schema={"target_params": pl.Float64, "accelerator": pl.Utf8, "old": pl.Float64, "new": pl.Float64})
     if prev:
         key = ["target_params", "policy", "accelerator"]
         new = plans.group_by(key).agg(pl.col("gpu_days_p50").min().alias("new"))
-        old = q(f"SELECT * FROM plans.plans WHERE pipeline_run_id = {sql_literal(prev[0])}").group_by(key).agg(pl.col("gpu_days_p50").min().alias("old"))
+        old = q("SELECT * FROM plans.plans WHERE pipeline_run_id = ?", [prev[0]]).group_by(key).agg(pl.col("gpu_days_p50").min().alias("old"))
         changes = old.join(new, on=key).filter(pl.col("policy") == scenario.policies[0]).sort("target_params", "accelerator").select(
             "target_params", "accelerator", "old", "new")
     law = latest_law(con, scenario.scaling_law)
     targets = plans.group_by("target_params", "policy").agg(pl.col("params").first(), pl.col("tokens").first(),
                                                             pl.col("predicted_loss").first())
-    summary = q(f"SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = {sql_literal(run_id)} ORDER BY split, method DESC")
+    summary = q("SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = ? ORDER BY split, method DESC", [run_id])
     first = headline_row(con, run_id, scenario.policies[0])
     kpis = [("training runs in the fit", str(runs.height)),
             ("backtest median |log10 error|", ", ".join(f"{r['median_abs_log10_err']:.3f}" for r in summary.filter(pl.col("method") == "llmplan").iter_rows(named=True)))]
@@ -273,9 +294,9 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
                      f"{fmt_count(first['gpu_days_p50'])} GPU-days · {fmt_usd(first['cost_usd_p50'])}"))
     return {
         "runs": runs, "band": band, "throughput": q("SELECT * FROM core.throughput"),
-        "backtests": q(f"SELECT * FROM fits.backtests WHERE pipeline_run_id = {sql_literal(run_id)}"),
+        "backtests": q("SELECT * FROM fits.backtests WHERE pipeline_run_id = ?", [run_id]),
         "backtest_summary": summary,
-        "bytes_per_token": q(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = {sql_literal(run_id)}"),
+        "bytes_per_token": q("SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = ?", [run_id]),
         "plans": plans, "languages": langs, "law": law, "targets": targets, "changes": changes, "kpis": kpis,
     }
 

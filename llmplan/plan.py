@@ -9,10 +9,11 @@ import polars as pl
 
 from llmplan import memory
 from llmplan.efficiency import EfficiencyModel
+from llmplan.errors import LlmplanError
 from llmplan.flops import training_flop
-from llmplan.scaling import Law, effective_tokens
+from llmplan.scaling import Law, effective_tokens, loss_quantiles
 from llmplan.scenario import Scenario
-from llmplan.units import parse_size
+from llmplan.units import fmt_params, parse_size
 
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 EPOCH_WARNING = 4.0   # Muennighoff et al. 2023: ~4 epochs cost little, beyond that they do
@@ -20,6 +21,8 @@ EPOCH_WARNING = 4.0   # Muennighoff et al. 2023: ~4 epochs cost little, beyond t
 # Used only when neither a measurement nor a published ratio exists for a language (DESIGN.md:
 # a 32k SentencePiece vocabulary gives ≈3.0 bytes/token on Japanese prose, 3.4–3.7 on English).
 DEFAULT_BYTES_PER_TOKEN = {"ja": (3.0, 2.6, 3.4), "en": (3.5, 3.4, 3.7), "code": (3.1, 2.8, 3.5)}
+DEFAULT_SOURCE = ("default: rule of thumb for a 32k SentencePiece vocabulary (DESIGN.md); measure yours with "
+                  "`llmplan corpus scan`")
 
 
 def policy_tokens(params: pl.Expr, policy: str, sc: Scenario, law: Law) -> tuple[pl.Expr, pl.Expr]:
@@ -64,26 +67,57 @@ def sizes_and_tokens(sc: Scenario, law: Law) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed")
 
 
+# Corpora differ in content even where tokenizer and language match: a published ratio is used
+# with at least ±10 % around it.
+PUBLISHED_SPREAD = 0.10
+
+
 def bytes_per_token_table(sc: Scenario, bpt: pl.DataFrame | None) -> pl.DataFrame:
-    """Per language of the mixture: the ratio to use (measured for the tokenizer > published > default)."""
+    """Per language of the mixture, the bytes/token a plan uses, chosen by a fixed order:
+    measured with the scenario's tokenizer > published with it > measured with a tokenizer of the
+    same family > published, same family > measured, other family > published, other family >
+    the default; ties → more sources, then the larger corpus (tokens), then tokenizer name. Published ratios are UTF-8 text sizes
+    only (fits.bytes_per_token). `bytes_per_token_source` says which row and why, in words."""
+    from llmplan.tokenizers import family
+
     langs = pl.DataFrame({"language": list(sc.mixture), "share": list(sc.mixture.values())})
+    fam = family(sc.tokenizer)
+    cols = ["language", "bytes_per_token", "lo", "hi", "bytes_per_token_kind", "bytes_per_token_source", "_rank"]
     choices = []
     if bpt is not None and bpt.height:
-        rank = {"measured": 0, "published": 1}
-        cand = bpt.filter(
-            ((pl.col("kind") == "measured") & (pl.col("tokenizer") == sc.tokenizer)) | (pl.col("kind") == "published")
-        ).with_columns(pl.col("kind").replace_strict(rank, default=9).alias("_r")).sort("_r").unique("language", keep="first")
-        choices.append(cand.select("language", "bytes_per_token", "lo", "hi", pl.col("kind").alias("bytes_per_token_kind")))
+        b = bpt if "tokenizer_family" in bpt.columns else bpt.with_columns(pl.lit(None, pl.Utf8).alias("tokenizer_family"))
+        same_tok = pl.col("tokenizer") == sc.tokenizer
+        same_fam = pl.col("tokenizer_family").fill_null("") == (fam or "\x00")
+        measured = pl.col("kind") == "measured"
+        rank = (pl.when(measured & same_tok).then(0).when(same_tok).then(1).when(measured & same_fam).then(2)
+                .when(same_fam).then(3).when(measured).then(4).otherwise(5))
+        relation = (pl.when(same_tok).then(pl.lit("the scenario's tokenizer"))
+                    .when(same_fam).then(pl.lit(f"same family as {sc.tokenizer} ({fam})"))
+                    .otherwise(pl.lit(f"not {sc.tokenizer}'s family ({fam or 'unknown'})")))
+        cand = b.filter(pl.col("kind").is_in(["measured", "published"]) & pl.col("bytes_per_token").is_not_null()).with_columns(
+            rank.alias("_rank"),
+            pl.when(measured).then(pl.col("lo")).otherwise(pl.min_horizontal("lo", pl.col("bytes_per_token") * (1 - PUBLISHED_SPREAD))).alias("lo"),
+            pl.when(measured).then(pl.col("hi")).otherwise(pl.max_horizontal("hi", pl.col("bytes_per_token") * (1 + PUBLISHED_SPREAD))).alias("hi"),
+            pl.col("kind").alias("bytes_per_token_kind"),
+            pl.format("{}: {} — tokenizer {}, {}", "kind", pl.col("source").fill_null("?"), "tokenizer", relation)
+            .alias("bytes_per_token_source"),
+        ).sort(["language", "_rank", "n_sources", "tokens", "tokenizer"], descending=[False, False, True, True, False],
+               nulls_last=True)
+        choices.append(cand.unique("language", keep="first", maintain_order=True).select(cols))
     default = pl.DataFrame(
-        [{"language": k, "bytes_per_token": v[0], "lo": v[1], "hi": v[2], "bytes_per_token_kind": "default"}
-         for k, v in DEFAULT_BYTES_PER_TOKEN.items()])
+        [{"language": k, "bytes_per_token": v[0], "lo": v[1], "hi": v[2], "bytes_per_token_kind": "default",
+          "bytes_per_token_source": DEFAULT_SOURCE, "_rank": 6} for k, v in DEFAULT_BYTES_PER_TOKEN.items()],
+        schema={c: (pl.Int32 if c == "_rank" else pl.Float64 if c in ("bytes_per_token", "lo", "hi") else pl.Utf8) for c in cols})
     choices.append(default)
-    table = pl.concat(choices, how="vertical_relaxed").unique("language", keep="first", maintain_order=True)
-    out = langs.join(table, on="language", how="left")
-    # A language with nothing at all: the median default, marked.
+    table = pl.concat([c.cast({"_rank": pl.Int32}) for c in choices], how="vertical_relaxed").sort("language", "_rank").unique(
+        "language", keep="first", maintain_order=True)
+    out = langs.join(table.drop("_rank"), on="language", how="left")
+    # A language with nothing at all: a wide band around the middle of the defaults, marked.
     return out.with_columns(
         pl.col("bytes_per_token").fill_null(3.5), pl.col("lo").fill_null(2.5), pl.col("hi").fill_null(4.5),
-        pl.col("bytes_per_token_kind").fill_null("default"))
+        pl.col("bytes_per_token_kind").fill_null("default"),
+        pl.col("bytes_per_token_source").fill_null("default: no measurement, published ratio or rule of thumb for this "
+                                                   "language; 3.5 (2.5–4.5) bytes/token"))
 
 
 def language_rows(st: pl.DataFrame, sc: Scenario, bpt_table: pl.DataFrame) -> pl.DataFrame:
@@ -99,11 +133,26 @@ def language_rows(st: pl.DataFrame, sc: Scenario, bpt_table: pl.DataFrame) -> pl
         (pl.col("lang_tokens") * pl.col("lo")).alias("bytes_p10"),
         (pl.col("lang_tokens") * pl.col("bytes_per_token")).alias("bytes_p50"),
         (pl.col("lang_tokens") * pl.col("hi")).alias("bytes_p90"),
-        "bytes_per_token", "bytes_per_token_kind", "unique_tokens", "epochs", "effective_tokens",
+        "bytes_per_token", "bytes_per_token_kind", "bytes_per_token_source", "unique_tokens", "epochs", "effective_tokens",
         pl.when(pl.col("epochs") > EPOCH_WARNING)
         .then(pl.format("{} epochs over the unique {} tokens: past 4 the repeated data is worth much less",
                         pl.col("epochs").round(1), pl.col("language")))
         .otherwise(None).alias("warning"))
+
+
+def _grid(st: pl.DataFrame, accelerators: pl.DataFrame, sc: Scenario, model: EfficiencyModel, year: int | None,
+          clusters: pl.DataFrame) -> pl.DataFrame:
+    """Plan rows (targets × accelerators × cluster sizes) with GPU-hours p10/p50/p90."""
+    prices = pl.DataFrame({"accelerator": list(sc.price_usd_per_hour), "_override": list(sc.price_usd_per_hour.values())},
+                          schema={"accelerator": pl.Utf8, "_override": pl.Float64})
+    acc = accelerators.join(prices, on="accelerator", how="left").select(
+        "accelerator", "peak_flops", "memory_bytes", pl.coalesce("_override", "usd_per_hour").alias("usd_per_hour"))
+    grid = st.join(acc, how="cross").join(clusters, how="cross").with_columns(
+        training_flop(pl.col("params"), None, pl.col("tokens")).alias("training_flop"),
+        pl.col("cluster_gpus").cast(pl.Float64).alias("gpu_count"),
+        pl.lit(year or model.year_range[1]).alias("year"),
+    )
+    return model.predict(grid)
 
 
 def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame, law: Law,
@@ -115,27 +164,24 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
         pl.col("effective_tokens").sum().alias("effective_tokens"), pl.col("epochs").max().alias("max_epochs"),
         pl.col("warning").drop_nulls().str.join("; ").alias("data_warning"))
     st = st.join(data, on=["target_params", "policy"], how="left")
-    st = st.with_columns(pl.Series("predicted_loss", law.loss(st["params"].to_numpy(), st["effective_tokens"].fill_null(st["tokens"]).to_numpy())))
+    n, d = st["params"].to_numpy(), st["effective_tokens"].fill_null(st["tokens"]).to_numpy()
+    lo, hi = loss_quantiles(law, n, d)
+    band = [pl.lit(None, pl.Float64).alias(c) for c in ("predicted_loss_p10", "predicted_loss_p90")] if lo is None else \
+        [pl.Series("predicted_loss_p10", lo, dtype=pl.Float64), pl.Series("predicted_loss_p90", hi, dtype=pl.Float64)]
+    st = st.with_columns(pl.Series("predicted_loss", law.loss(n, d)), *band)
 
-    prices = pl.DataFrame({"accelerator": list(sc.price_usd_per_hour), "_override": list(sc.price_usd_per_hour.values())},
-                          schema={"accelerator": pl.Utf8, "_override": pl.Float64})
-    acc = accelerators.join(prices, on="accelerator", how="left").select(
-        "accelerator", "peak_flops", "memory_bytes", pl.coalesce("_override", "usd_per_hour").alias("usd_per_hour"))
     clusters = pl.DataFrame({"cluster_gpus": sc.cluster_sizes}, schema={"cluster_gpus": pl.Int64})
-    grid = st.join(acc, how="cross").join(clusters, how="cross").with_columns(
-        training_flop(pl.col("params"), None, pl.col("tokens")).alias("training_flop"),
-        pl.col("cluster_gpus").cast(pl.Float64).alias("gpu_count"),
-        pl.lit(year or model.year_range[1]).alias("year"),
-    )
-    grid = model.predict(grid)
+    grid = _grid(st, accelerators, sc, model, year, clusters)
     per_gpu, need = memory.memory_plan(grid["params"].to_numpy(), grid["cluster_gpus"].to_numpy(), grid["memory_bytes"].to_numpy(),
-                                       sc.zero_stage, sc.seq_len, sc.micro_batch, sc.fp32_grads)
+                                       sc.zero_stage, sc.seq_len, sc.micro_batch, sc.fp32_grads, sc.vocab_size,
+                                       sc.flash_attention)
     grid = grid.with_columns(
-        pl.Series("memory_per_gpu_gb", per_gpu / 1e9),
+        pl.Series("memory_per_gpu_gib", per_gpu / memory.GIB),
         pl.Series("min_gpus_for_memory", np.where(np.isfinite(need), need, -1).astype(np.int64)).replace(-1, None),
-        pl.Series("checkpoint_gb", memory.checkpoint_bytes(grid["params"].to_numpy()) / 1e9),
+        pl.Series("checkpoint_gib", memory.checkpoint_bytes(grid["params"].to_numpy()) / memory.GIB),
     )
     days = pl.col("cluster_gpus") * 24.0
+    q = sc.confidence
     plans = grid.with_columns(
         (pl.col("gpu_hours_p50") / 24.0).alias("gpu_days_p50"),
         (pl.col("gpu_hours_p10") / days).alias("wall_days_p10"),
@@ -147,8 +193,8 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
         (pl.col("min_gpus_for_memory").is_not_null() & (pl.col("min_gpus_for_memory") <= pl.col("cluster_gpus"))).alias("fits_in_memory"),
         pl.lit(law.name).alias("loss_law"),
     ).with_columns(
-        (pl.col("wall_days_p50") <= sc.deadline_days).alias("meets_deadline") if sc.deadline_days else pl.lit(None, pl.Boolean).alias("meets_deadline"),
-        (pl.col("cost_usd_p50") <= sc.budget_usd).alias("within_budget") if sc.budget_usd else pl.lit(None, pl.Boolean).alias("within_budget"),
+        (pl.col(f"wall_days_{q}") <= sc.deadline_days).alias("meets_deadline") if sc.deadline_days else pl.lit(None, pl.Boolean).alias("meets_deadline"),
+        (pl.col(f"cost_usd_{q}") <= sc.budget_usd).alias("within_budget") if sc.budget_usd else pl.lit(None, pl.Boolean).alias("within_budget"),
     ).with_columns(
         pl.concat_str([
             pl.when(~pl.col("fits_in_memory")).then(
@@ -156,26 +202,84 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
                 .otherwise(pl.lit("needs ≥ ") + pl.col("min_gpus_for_memory").cast(pl.Utf8) + pl.lit(" accelerators for memory"))),
             pl.col("data_warning").replace("", None),
             pl.when(pl.col("usd_per_hour").is_null()).then(pl.lit("no price for this accelerator: set price_usd_per_hour")),
-            pl.when(pl.col("meets_deadline") == False).then(pl.lit("misses the deadline")),  # noqa: E712
-            pl.when(pl.col("within_budget") == False).then(pl.lit("over budget")),  # noqa: E712
+            pl.when(pl.col("meets_deadline") == False).then(pl.lit(f"misses the deadline at {q}")),  # noqa: E712
+            pl.when(pl.col("within_budget") == False).then(pl.lit(f"over budget at {q}")),  # noqa: E712
         ], separator="; ", ignore_nulls=True).replace("", None).alias("warnings"),
     )
     return plans, langs
 
 
+MAX_ACCELERATORS = 10_000_000
+
+
+def fewest_accelerators(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame, law: Law, days: float,
+                        quantile: str = "p50", year: int | None = None) -> int:
+    """The fewest accelerators on which the scenario's (single) target finishes within `days` at
+    `quantile` (p50, or p90 for a safe answer) and fits in memory. Wall days fall with the count
+    (utilisation drops far slower than 1/count), so the boundary is found by narrowing an integer
+    range, evaluating 64 counts at once per step."""
+    st = sizes_and_tokens(sc, law).head(1)
+
+    def meets(counts: np.ndarray) -> np.ndarray:
+        g = _grid(st, accelerators, sc, model, year, pl.DataFrame({"cluster_gpus": counts.astype(np.int64)}))
+        return (g[f"gpu_hours_{quantile}"] / (g["cluster_gpus"] * 24.0)).to_numpy() <= days
+
+    hi = 1
+    while not meets(np.array([hi]))[0]:
+        if hi >= MAX_ACCELERATORS:
+            raise LlmplanError(f"no cluster of up to {MAX_ACCELERATORS:,} accelerators finishes in {days:g} days at {quantile}")
+        hi = min(hi * 4, MAX_ACCELERATORS)
+    lo = max(hi // 4, 1) - 1                                   # lo fails (0 stands for "none")
+    while hi - lo > 1:
+        counts = np.unique(np.linspace(lo + 1, hi, min(64, hi - lo)).round().astype(np.int64))
+        ok = meets(counts)
+        first = counts[np.argmax(ok)]                          # the last count is hi, which meets
+        hi, lo = int(first), int(counts[np.argmax(ok) - 1]) if np.argmax(ok) > 0 else lo
+    _, need = memory.memory_plan(st["params"].to_numpy(), np.array([hi]), accelerators["memory_bytes"].to_numpy()[:1],
+                                 sc.zero_stage, sc.seq_len, sc.micro_batch, sc.fp32_grads, sc.vocab_size, sc.flash_attention)
+    if not np.isfinite(need[0]):
+        raise LlmplanError(f"{fmt_params(float(st['params'][0]))} parameters do not fit in {accelerators['accelerator'][0]} "
+                           "memory at any count with this micro-batch and sequence length")
+    return max(hi, int(need[0]))
+
+
+def _loss_interval(law: Law, n: float, compute: dict) -> tuple[float, float, float, str]:
+    """Loss p10/p50/p90 for N parameters trained on whatever compute the run gets: the compute's
+    spread (log-normal through its p10 and p90) crossed with the law's bootstrap draws when the
+    law has them. Deterministic: compute on 201 equal-probability nodes."""
+    from scipy.special import ndtri
+
+    z = ndtri((np.arange(201) + 0.5) / 201)
+    sigma = (np.log(compute["p90"]) - np.log(compute["p10"])) / (2 * 1.2815515655446004)
+    d = np.exp(np.log(compute["p50"]) + z * sigma) / (6.0 * n)
+    draws = law.draws if law.draws is not None and len(law.draws) else np.array([[law.E, law.A, law.B, law.alpha, law.beta]])
+    E, A, B, al, be = (draws[:, i][None, :] for i in range(5))
+    loss = (E + A / n ** al + B / d[:, None] ** be).ravel()
+    what = "compute spread and the fitted law's bootstrap draws" if len(draws) > 1 else \
+        "compute spread only (published constants come without joint draws)"
+    return float(np.percentile(loss, 10)), float(law.loss(n, compute["p50"] / (6.0 * n))), float(np.percentile(loss, 90)), what
+
+
 def inverse_plan(model: EfficiencyModel, accelerator_row: pl.DataFrame, gpus: int, law: Law,
                  days: float | None = None, budget_usd: float | None = None, year: int | None = None,
-                 languages: pl.DataFrame | None = None) -> dict:
-    """'We have G accelerators for T days (or $X)': the compute budget (p10/p50/p90), the
-    compute-optimal N and D under the law with the expected loss, and — given a
-    bytes_per_token_table() — the tokens and bytes of text per language."""
+                 sc: Scenario | None = None, bpt: pl.DataFrame | None = None) -> dict:
+    """'We have G accelerators for T days and/or $X': both limits hold (the run stops at whichever
+    comes first). The compute budget (p10/p50/p90), the compute-optimal N and D under the law,
+    the loss with its interval, and the same memory and data checks as a forward plan of that N
+    and D (fits in memory on G, epochs over the unique tokens, bytes of text per language)."""
     acc = accelerator_row.row(0, named=True)
-    if days is None:
-        if budget_usd is None or not acc["usd_per_hour"]:
-            raise ValueError("give days, or a budget with a priced accelerator")
-        days = budget_usd / (acc["usd_per_hour"] * gpus * 24.0)
-    gpu_hours = gpus * days * 24.0
-    # Utilisation depends (weakly) on model size: two fixed-point passes on the size.
+    sc = sc or Scenario()
+    price = acc["usd_per_hour"]
+    if days is None and budget_usd is None:
+        raise LlmplanError("give the days available, a budget, or both")
+    if budget_usd is not None and not price:
+        raise LlmplanError(f"{acc['accelerator']} has no price in the accelerator table: give a price to use a budget")
+    budget_days = budget_usd / (price * gpus * 24.0) if budget_usd is not None else None
+    limits = {k: v for k, v in (("days", days), ("budget", budget_days)) if v is not None}
+    limited_by = min(limits, key=limits.get)
+    run_days = limits[limited_by]
+    gpu_hours = gpus * run_days * 24.0
+    # Utilisation depends (weakly) on model size: three fixed-point passes on the size.
     n_guess = 7e9
     for _ in range(3):
         f = pl.DataFrame({"params": [n_guess], "gpu_count": [float(gpus)], "year": [year or model.year_range[1]],
@@ -185,17 +289,27 @@ def inverse_plan(model: EfficiencyModel, accelerator_row: pl.DataFrame, gpus: in
         n_guess = float(law.optimal(compute["p50"])[0])
     n_opt = {q: float(law.optimal(c)[0]) for q, c in compute.items()}
     d_opt = {q: float(law.optimal(c)[1]) for q, c in compute.items()}
+    loss_lo, loss_mid, loss_hi, loss_what = _loss_interval(law, n_opt["p50"], compute)
     out = {
-        "accelerator": acc["accelerator"], "gpus": gpus, "days": days, "gpu_hours": gpu_hours,
-        "cost_usd": gpu_hours * acc["usd_per_hour"] if acc["usd_per_hour"] else None,
+        "accelerator": acc["accelerator"], "gpus": gpus, "days": run_days, "days_available": days,
+        "budget_usd": budget_usd, "limited_by": limited_by, "gpu_hours": gpu_hours,
+        "cost_usd": gpu_hours * price if price else None,
         "compute_flop_p10": compute["p10"], "compute_flop_p50": compute["p50"], "compute_flop_p90": compute["p90"],
         "params_opt_p10": n_opt["p10"], "params_opt_p50": n_opt["p50"], "params_opt_p90": n_opt["p90"],
         "tokens_opt_p10": d_opt["p10"], "tokens_opt_p50": d_opt["p50"], "tokens_opt_p90": d_opt["p90"],
-        "predicted_loss_p50": float(law.loss(n_opt["p50"], d_opt["p50"])), "law": law.name,
+        "predicted_loss_p10": loss_lo, "predicted_loss_p50": loss_mid, "predicted_loss_p90": loss_hi,
+        "loss_interval": loss_what, "law": law.name,
     }
-    if languages is not None:
-        rows = list(languages.iter_rows(named=True))
-        out["tokens_per_language"] = {r["language"]: r["share"] * d_opt["p50"] for r in rows}
-        out["bytes_per_language"] = {r["language"]: r["share"] * d_opt["p50"] * r["bytes_per_token"] for r in rows}
-        out["bytes_per_token_source"] = {r["language"]: r["bytes_per_token_kind"] for r in rows}
+    # The forward plan of the chosen (N, D) on these G accelerators: memory and data checks.
+    check = sc.model_copy(update={"targets": [f"{n_opt['p50']:.6g}"], "policies": ["fixed"],
+                                  "fixed_tokens": f"{d_opt['p50']:.6g}", "cluster_sizes": [gpus],
+                                  "accelerators": [acc["accelerator"]], "deadline_days": None, "budget_usd": None})
+    plans, langs = build_plans(check, model, accelerator_row, law, bpt, year)
+    r = plans.row(0, named=True)
+    out.update({k: r[k] for k in ("memory_per_gpu_gib", "min_gpus_for_memory", "fits_in_memory", "checkpoint_gib",
+                                  "max_epochs", "warnings")})
+    rows = list(langs.iter_rows(named=True))
+    out["tokens_per_language"] = {x["language"]: x["tokens"] for x in rows}
+    out["bytes_per_language"] = {x["language"]: x["bytes_p50"] for x in rows}
+    out["bytes_per_token_source"] = {x["language"]: x["bytes_per_token_source"] for x in rows}
     return out

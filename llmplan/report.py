@@ -43,15 +43,17 @@ def chart_utilization(runs: pl.DataFrame, tp: pl.DataFrame) -> alt.Chart:
     from llmplan.accelerators import generation
 
     whole = runs.select("accelerator", "utilization", "model", pl.lit("whole run").alias("measure"))
+    # Like with like: MosaicML's own MFU counts attention FLOPs; mfu_6n is the same step's 6·N·D
+    # utilisation, the count the whole-run figures use.
     step = tp.filter(pl.col("fit_exclusion_reason").is_null()).select(
-        "accelerator", pl.col("mfu").alias("utilization"), "model", pl.lit("per-step MFU (MosaicML)").alias("measure"))
+        "accelerator", pl.col("mfu_6n").alias("utilization"), "model", pl.lit("per step, 6·N·D (MosaicML)").alias("measure"))
     df = pl.concat([whole, step]).with_columns(generation(pl.col("accelerator")).alias("generation")).to_pandas()
     return alt.Chart(df).mark_tick(thickness=2, size=18).encode(
         y=alt.Y("generation:N", title="accelerator generation", sort="ascending"),
         x=alt.X("utilization:Q", title="utilisation of dense BF16 peak (FP16 for V100)", axis=alt.Axis(format="%")),
         color=alt.Color("measure:N", title="measured as"),
         tooltip=["model:N", "accelerator:N", "generation:N", alt.Tooltip("utilization:Q", format=".1%"), "measure:N"],
-    ).properties(width=640, height=260, title="Whole-run utilisation by accelerator generation, and per-step MFU")
+    ).properties(width=640, height=260, title="6·N·D utilisation of peak: whole runs and single steps")
 
 
 def chart_backtest(bt: pl.DataFrame) -> alt.Chart:
@@ -146,7 +148,7 @@ def chart_changes(changes: pl.DataFrame) -> alt.Chart:
 
 SENTENCES = {
     "gpu_hours": "Each dot is a public training run; the line and band are llmplan's p50 and p10–p90 for an A100-80GB run on 256 GPUs — a dot above the band took longer than the model expects.",
-    "utilization": "Whole-run utilisation (model FLOPs ÷ paid accelerator time × peak) sits well below per-step MFU: restarts, evaluation and failures are in the whole run.",
+    "utilization": "Both measures count 6·N·D model FLOPs against the dense peak: whole runs (÷ all paid accelerator time) sit well below single steps, because restarts, evaluation and failures are in the whole run.",
     "backtest": "Points on the dashed diagonal are perfect predictions of runs the model never saw; compare llmplan's p50 with the 40%-MFU rule.",
     "bpt": "Ratios measured on your corpus (llmplan corpus scan) beside published corpus sizes; a wider bar is a less certain ratio.",
     "plans": "Plan grid for the target sizes: GPU-days per accelerator with p10–p90, wall-clock days on each cluster, cost, memory and loss.",

@@ -10,7 +10,7 @@ first epoch count as D' = U + U·R*·(1 − e^(−R/R*)), R* ≈ 15.4.
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,9 @@ class Law:
     alpha: float
     beta: float
     source: str = ""
+    # Bootstrap draws (E, A, B, alpha, beta) of a fitted law, for loss intervals; None for
+    # published constants (they come without joint draws).
+    draws: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def loss(self, n, d):
         n, d = np.asarray(n, float), np.asarray(d, float)
@@ -52,7 +55,9 @@ class Law:
             return np.where(gap > 0, (self.B / gap) ** (1.0 / self.beta), np.inf)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("draws")
+        return d
 
 
 HOFFMANN_2022 = Law("hoffmann2022", 1.69, 406.4, 410.7, 0.34, 0.28, "Hoffmann et al. 2022, approach 3")
@@ -72,6 +77,21 @@ def effective_tokens(tokens, unique_tokens):
 # -- fitting -------------------------------------------------------------------------------
 
 HUBER_DELTA = 1e-3
+# Hoffmann et al. 2022 (and Besiroglu et al. 2024, "4500 initialisations"): the grid of starts.
+GRID = np.array(np.meshgrid([0.0, 5.0, 10.0, 15.0, 20.0, 25.0], [0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
+                            [-1.0, -0.5, 0.0, 0.5, 1.0], [0.0, 0.5, 1.0, 1.5, 2.0], [0.0, 0.5, 1.0, 1.5, 2.0],
+                            indexing="ij")).reshape(5, -1).T
+BOUNDS = [(-10.0, 40.0), (-10.0, 40.0), (-3.0, 3.0), (0.01, 3.0), (0.01, 3.0)]
+N_STARTS, N_STARTS_BOOT = 20, 4      # L-BFGS runs from the best grid points of the data (and of each resample)
+# Identifiability (see check_identifiable): the tokens-per-parameter ratio must vary across runs,
+# and an exponent whose 95 % bootstrap interval is wider than this is not pinned down.
+MIN_LOG_RATIO_SPREAD = 0.25          # sd of ln(D/N) left after regressing ln D on ln N (≈ ×1.3)
+MAX_EXPONENT_CI_WIDTH = 0.5
+
+
+def _huber(r):
+    a = np.abs(r)
+    return np.where(a <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
 def _objective(theta, logn, logd, logl):
@@ -81,7 +101,6 @@ def _objective(theta, logn, logd, logl):
     lse = m + np.log(np.exp(terms - m).sum(axis=0))
     r = lse - logl
     absr = np.abs(r)
-    huber = np.where(absr <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (absr - 0.5 * HUBER_DELTA))
     w = np.exp(terms - lse)                    # softmax weights: d lse / d term
     g = np.where(absr <= HUBER_DELTA, r, HUBER_DELTA * np.sign(r))
     grad = np.array([
@@ -89,59 +108,120 @@ def _objective(theta, logn, logd, logl):
         (g * w[0] * -logn).sum(), (g * w[1] * -logd).sum(),
     ])
     # Scaled by 1/δ (same minimiser): raw Huber values are ~1e-6 and L-BFGS would stop early.
-    return huber.sum() / HUBER_DELTA, grad / HUBER_DELTA
+    return _huber(r).sum() / HUBER_DELTA, grad / HUBER_DELTA
+
+
+def _grid_objective(logn, logd, logl) -> np.ndarray:
+    """The objective at every grid start at once (vectorised over starts × runs)."""
+    a, b, e, alpha, beta = (GRID[:, i:i + 1] for i in range(5))
+    t1, t2 = a - alpha * logn[None, :], b - beta * logd[None, :]
+    t3 = np.broadcast_to(e, t1.shape)
+    m = np.maximum(np.maximum(t1, t2), t3)
+    lse = m + np.log(np.exp(t1 - m) + np.exp(t2 - m) + np.exp(t3 - m))
+    return _huber(lse - logl[None, :]).sum(axis=1)
 
 
 def _lbfgs(x0, logn, logd, logl):
     from scipy.optimize import minimize
 
-    return minimize(_objective, x0, args=(logn, logd, logl), jac=True, method="L-BFGS-B",
-                    bounds=[(-10, 40), (-10, 40), (-3, 3), (0.01, 3), (0.01, 3)],
+    return minimize(_objective, x0, args=(logn, logd, logl), jac=True, method="L-BFGS-B", bounds=BOUNDS,
                     options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-9})
 
 
-def _fit_once(logn, logd, logl):
-    best = None
-    for a in (0.0, 5.0, 10.0, 15.0, 20.0, 25.0):
-        for b in (0.0, 5.0, 10.0, 15.0, 20.0, 25.0):
-            for e in (-1.0, 0.0, 0.5, 1.0):
-                for alpha in (0.0, 0.5, 1.0, 1.5, 2.0):
-                    for beta in (0.0, 0.5, 1.0, 1.5, 2.0):
-                        x0 = np.array([a, b, e, alpha, beta])
-                        val = _objective(x0, logn, logd, logl)[0]
-                        if best is None or val < best[0]:
-                            best = (val, x0)
-    # Refine the best few grid points with L-BFGS.
-    starts = [best[1]] + [best[1] + np.array(d) for d in ((2, 2, 0, 0.1, 0.1), (-2, -2, 0, -0.1, -0.1), (0, 0, 0.3, 0, 0))]
-    result = None
-    for x0 in starts:
-        r = _lbfgs(x0, logn, logd, logl)
-        if result is None or r.fun < result.fun:
-            result = r
-    return result
+def _fit_once(logn, logd, logl, n_starts: int):
+    """L-BFGS from the n_starts best grid points of these data; the best converged result (or the
+    best of all when none converged) and how many starts converged."""
+    order = np.argsort(_grid_objective(logn, logd, logl), kind="stable")[:n_starts]
+    results = [_lbfgs(GRID[i], logn, logd, logl) for i in order]
+    ok = [r for r in results if r.success]
+    best = min(ok or results, key=lambda r: r.fun)
+    return best, len(ok)
 
 
-def fit_law(params, tokens, losses, n_boot: int = 200, seed: int = 0, name: str = "user") -> tuple[Law, dict]:
-    """Fit E, A, B, α, β; returns the law and {param: (lo, hi)} 95% bootstrap intervals."""
+@dataclass
+class Fit:
+    """A fitted law with what a user must know before trusting it."""
+    law: Law
+    ci: dict                     # parameter -> (lo, hi), 95 % bootstrap
+    draws: np.ndarray            # bootstrap draws, columns E, A, B, alpha, beta
+    warnings: list[str]
+    problems: list[str]          # why the data cannot identify the law (empty = usable)
+
+    @property
+    def identifiable(self) -> bool:
+        return not self.problems
+
+
+def check_identifiable(logn, logd, x, ci) -> list[str]:
+    """What these runs cannot tell apart, in words (empty when the law is identified):
+    * N and D move together: with a fixed tokens-per-parameter ratio (the usual D = 20·N sweep)
+      the parameter term A/N^α and the data term B/D^β are both powers of N, so any split of the
+      loss between them fits equally well and the compute-optimal allocation is arbitrary;
+    * an estimate sits on its search bound (the optimiser ran out of room, not into a minimum);
+    * an exponent's bootstrap interval is wider than MAX_EXPONENT_CI_WIDTH."""
+    problems = []
+    slope, icept = np.polyfit(logn, logd, 1) if np.ptp(logn) > 0 else (0.0, float(np.mean(logd)))
+    spread = float(np.std(logd - (slope * logn + icept)))
+    if spread < MIN_LOG_RATIO_SPREAD:
+        ratio = np.exp(logd - logn)
+        problems.append(
+            f"the runs' tokens per parameter hardly vary (D/N from {ratio.min():.3g} to {ratio.max():.3g}; after "
+            f"allowing for size, ln D varies by only {spread:.2f}): the loss cannot be split between model size and "
+            "data, so the compute-optimal allocation is arbitrary. Train each size on at least three token counts "
+            "(e.g. 10, 20 and 40 tokens per parameter)")
+    names = ("a=log A", "b=log B", "e=log E", "alpha", "beta")
+    for v, (lo, hi), name in zip(x, BOUNDS, names):
+        if min(v - lo, hi - v) < 1e-3 * (hi - lo):
+            problems.append(f"{name} = {v:.3g} sits on its search bound [{lo:g}, {hi:g}]: the data do not pin it down")
+    for k in ("alpha", "beta"):
+        lo, hi = ci[k]
+        if hi - lo > MAX_EXPONENT_CI_WIDTH:
+            problems.append(f"the 95 % bootstrap interval of {k} is [{lo:.3g}, {hi:.3g}], too wide to plan with")
+    return problems
+
+
+def fit_law(params, tokens, losses, n_boot: int = 200, seed: int = 0, name: str = "user") -> Fit:
+    """Fit E, A, B, α, β (Hoffmann et al. 2022's method: Huber loss on log-loss residuals of the
+    log-sum-exp form, L-BFGS from the best starts of the 4,500-point grid); 95 % intervals from
+    `n_boot` bootstrap resamples, each refitted from the best grid starts of its own data."""
     params, tokens, losses = (np.asarray(x, float) for x in (params, tokens, losses))
     if len(params) < 5:
         raise LlmplanError(f"need at least 5 finished runs to fit a scaling law, got {len(params)}")
     if (params <= 0).any() or (tokens <= 0).any() or (losses <= 0).any():
         raise LlmplanError("params, tokens and loss must all be positive")
     logn, logd, logl = np.log(params), np.log(tokens), np.log(losses)
-    res = _fit_once(logn, logd, logl)
-    if not res.success and "ABNORMAL" in str(res.message).upper():
-        raise LlmplanError(f"the scaling-law fit did not converge ({res.message}); nothing was stored")
+    res, n_ok = _fit_once(logn, logd, logl, N_STARTS)
+    warnings = []
+    if not res.success:
+        warnings.append(f"none of the {N_STARTS} L-BFGS starts converged ({res.message}); the best is reported")
     a, b, e, alpha, beta = res.x
     law = Law(name, math.exp(e), math.exp(a), math.exp(b), float(alpha), float(beta), "fit to user runs")
     rng = np.random.default_rng(seed)
-    boots = []
+    draws, failed = [], 0
     for _ in range(n_boot):
         idx = rng.integers(0, len(params), len(params))
-        r = _lbfgs(res.x, logn[idx], logd[idx], logl[idx])   # resamples start from the full-data optimum
+        r, ok = _fit_once(logn[idx], logd[idx], logl[idx], N_STARTS_BOOT)
+        failed += ok == 0
         a_, b_, e_, al_, be_ = r.x
-        boots.append((math.exp(e_), math.exp(a_), math.exp(b_), al_, be_))
-    boots = np.array(boots)
-    ci = {k: (float(np.percentile(boots[:, i], 2.5)), float(np.percentile(boots[:, i], 97.5)))
+        draws.append((math.exp(e_), math.exp(a_), math.exp(b_), al_, be_))
+    if failed:
+        warnings.append(f"{failed} of {n_boot} bootstrap refits did not converge (their best start is kept)")
+    draws = np.array(draws)
+    ci = {k: (float(np.percentile(draws[:, i], 2.5)), float(np.percentile(draws[:, i], 97.5)))
           for i, k in enumerate(("E", "A", "B", "alpha", "beta"))}
-    return law, ci
+    problems = check_identifiable(logn, logd, res.x, ci)
+    if not res.success:
+        problems.append("the fit did not converge")
+    return Fit(law, ci, draws, warnings, problems)
+
+
+def loss_quantiles(law: Law, n, d):
+    """(p10, p90) of the loss at (N, D) over a fitted law's bootstrap draws (vectorised over
+    points × draws); (None, None) for published constants, which come without joint draws."""
+    draws = law.draws
+    if draws is None or len(draws) == 0:
+        return None, None
+    n, d = np.asarray(n, float)[..., None], np.asarray(d, float)[..., None]
+    E, A, B, al, be = (draws[:, i] for i in range(5))
+    loss = E + A / n**al + B / d**be
+    return np.percentile(loss, 10, axis=-1), np.percentile(loss, 90, axis=-1)

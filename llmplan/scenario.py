@@ -29,7 +29,14 @@ class Scenario(BaseModel):
     seq_len: int = Field(default=4096, ge=128, le=1_048_576, description="Training sequence length (tokens)")
     micro_batch: int = Field(default=1, ge=1, le=1024, description="Micro-batch per accelerator (sequences)")
     zero_stage: Literal[0, 1, 2, 3] = Field(default=3, description="ZeRO stage for optimizer/gradient/weight sharding")
-    fp32_grads: bool = Field(default=False, description="Keep gradients in fp32 (18 instead of 16 bytes/param)")
+    fp32_grads: bool = Field(default=True, description="Keep an fp32 gradient partition besides the bf16 gradients "
+                                                        "(DeepSpeed's and Megatron's bf16 default; 4 more bytes/param)")
+    vocab_size: int = Field(default=32000, ge=256, le=10_000_000,
+                            description="Vocabulary size: the embedding and the fp32 logits buffer of the loss")
+    flash_attention: bool = Field(default=True, description="FlashAttention: the attention-score matrix is not stored "
+                                                             "(off adds 5·a·s/h per layer, Korthikanti et al. 2022)")
+    confidence: Literal["p50", "p90"] = Field(default="p50", description="Quantile at which a plan must meet the deadline "
+                                                                          "and the budget (p90: the safe answer)")
     scaling_law: str = Field(default="auto",
                              description="Loss law: auto (your fit from `llmplan fit-scaling` when present, else "
                                          "besiroglu2024), hoffmann2022, besiroglu2024, or user")

@@ -7,6 +7,7 @@ import pandera.polars as pa
 import polars as pl
 
 POS = pa.Check.gt(0)
+SIZE_KINDS = ("utf8_text", "compressed", "unknown")
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,11 @@ CORPUS_PUBLISHED = Kind(
         Col("corpus", "corpus", nullable=False), Col("language", "language"),
         _f("bytes_gb", "bytes_gb"), _f("tokens_b", "tokens_b"), Col("tokenizer", "tokenizer"),
         Col("source", "source", nullable=False), Col("notes", "notes", required=False),
+        # What bytes_gb measures: only utf8_text sizes give a bytes/token ratio (a compressed or
+        # cache size is not the text). Missing = unknown.
+        Col("size_kind", "size_kind", required=False, checks=(pa.Check.isin(SIZE_KINDS),)),
+        # sentencepiece | byte-level-bpe | …: a plan prefers ratios of its own tokenizer, then of its family.
+        Col("tokenizer_family", "tokenizer_family", required=False),
     ),
     key=("corpus",),
 )

@@ -72,6 +72,22 @@ class TekkenCounter(Counter):
         return [len(x) for x in self.enc.encode_ordinary_batch(texts, num_threads=self.threads)]
 
 
+def family(name: str | None) -> str | None:
+    """Tokenizer family, so a plan can prefer ratios measured or published with a tokenizer like
+    its own: sentencepiece (mistral-sp-v1, sp:PATH) or byte-level-bpe (tekken, bpe-train:…);
+    None when the name does not say (an hf:PATH file can be either)."""
+    if not name:
+        return None
+    name = name.partition("|")[0]
+    if name == "bytes":
+        return "bytes"
+    if name == "mistral-sp-v1" or name.startswith("sp:"):
+        return "sentencepiece"
+    if name == "tekken" or name.startswith("bpe-train:"):
+        return "byte-level-bpe"
+    return None
+
+
 def check_name(name: str) -> None:
     """Fail early, with the list of kinds, on a name no counter understands or a missing file."""
     if name == "bytes" or name in BUILTINS:

@@ -13,9 +13,13 @@ import polars as pl
 from llmplan.accelerators import alias_table, normalise
 from llmplan.flops import training_flop
 
-# Epoch records language dataset sizes in words (see its "Dataset size notes": "2 trillion
-# tokens ~= 1.5 trillion words"); 0.75 words per token is Epoch's own conversion.
+# Epoch's `Training dataset size` is in tokens for most language rows of this snapshot and in
+# words for some older ones; 0.75 words per token is Epoch's own conversion ("2 trillion tokens
+# ~= 1.5 trillion words"). Which one a row uses is decided from the row (epoch_tokens()).
 TOKENS_PER_WORD = 4.0 / 3.0
+# The two readings of a size differ by 4/3, so a band of ×/÷ √(4/3) ≈ 1.155 around Epoch's own
+# compute-implied tokens C/(6·N) can hold only one of them: inside it the compute column decides.
+UNIT_BAND = TOKENS_PER_WORD ** 0.5
 MIN_PARAMS = 1e8          # smaller Epoch rows are research models, not pretraining-scale runs
 UTIL_RANGE = (0.02, 0.80)   # outside this, a row's fields contradict each other (mixed units, MoE totals …)
 # llmplan plans text-only pretraining: rows whose Domain also lists vision, images, robotics or
@@ -23,10 +27,57 @@ UTIL_RANGE = (0.02, 0.80)   # outside this, a row's fields contradict each other
 NOT_TEXT_ONLY = r"(?i)vision|image|multimodal|robotics|games|video|audio|speech"
 
 
-def family_of(model: pl.Expr) -> pl.Expr:
-    """'Llama 2 70B' → 'llama', 'Pythia-1.4B' → 'pythia': the leading letters of the name
-    (the whole name when it does not start with a letter)."""
-    return pl.coalesce(model.str.to_lowercase().str.extract(r"^([a-z]+)", 1), model.str.to_lowercase())
+# A family is one team's codebase: runs that share it share a way of training and of counting
+# hours, so the efficiency fit treats them as one group. Names alone over-merge (OpenAI's GPT-3
+# and EleutherAI's GPT-NeoX both start with "gpt"), so the key is name stem @ organisation, and
+# these joins record teams that trained differently named models with one codebase:
+CODEBASE_JOINS = {
+    # Pythia and GPT-NeoX-20B: both trained by EleutherAI with its gpt-neox library (Pythia README).
+    "pythia@eleutherai": "gpt-neox@eleutherai", "gpt@eleutherai": "gpt-neox@eleutherai",
+    # Megatron-Turing NLG: Microsoft and NVIDIA, trained with NVIDIA's Megatron-LM (+ DeepSpeed).
+    "megatron@microsoft": "megatron@nvidia",
+}
+
+
+def family_of(model: pl.Expr, org: pl.Expr | None = None) -> pl.Expr:
+    """'Llama 2 70B' by Meta → 'llama@meta'; GPT-3 by OpenAI → 'gpt@openai', GPT-NeoX-20B by
+    EleutherAI → 'gpt-neox@eleutherai' (CODEBASE_JOINS). Stem = the leading letters of the name
+    (the whole name when it does not start with a letter); organisation = the first word of the
+    first organisation listed ('Google Research,Google Brain' → 'google')."""
+    stem = pl.coalesce(model.str.to_lowercase().str.extract(r"^([a-z]+)", 1), model.str.to_lowercase())
+    if org is None:
+        return stem
+    org_key = org.str.to_lowercase().str.extract(r"^\s*([a-z0-9]+)", 1)
+    key = pl.when(org_key.is_null()).then(stem).otherwise(pl.concat_str(stem, pl.lit("@"), org_key))
+    return key.replace(CODEBASE_JOINS)
+
+
+def epoch_tokens(size: pl.Expr, epochs: pl.Expr, compute: pl.Expr, params: pl.Expr,
+                 notes: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(tokens, rule) for an Epoch row: is `Training dataset size` tokens or words? In order:
+    1. the notes carry Epoch's unit marker, "[tokens]" or "[words]";
+    2. the notes state the size in tokens (AlexaTM: "… mC4 tokens = 1319000000000 tokens");
+    3. Epoch's own compute column: size × epochs is within ×/÷ √(4/3) of C/(6·N) read as tokens,
+       or read as words (× 4/3) — the band holds at most one reading;
+    4. the notes speak only of words — weak: Epoch converted many such rows to tokens and kept
+       the old note (LaMDA's "1.56T words" sits beside 2.08e12 = 1.56T × 4/3);
+    5. otherwise tokens, the usual unit of this snapshot.
+    Words become tokens × 4/3; the rule used is kept in `tokens_rule`."""
+    n = (notes.fill_null("")).str.to_lowercase()
+    seen = size * epochs.fill_null(1.0)
+    ratio = seen / (compute / (6.0 * params))
+    inside = lambda r: (r >= 1.0 / UNIT_BAND) & (r < UNIT_BAND)  # noqa: E731
+    rule = (
+        pl.when(n.str.contains(r"\[tokens?\]")).then(pl.lit("marker:tokens"))
+        .when(n.str.contains(r"\[words?\]")).then(pl.lit("marker:words"))
+        .when(n.str.contains("token")).then(pl.lit("notes:tokens"))
+        .when(inside(ratio)).then(pl.lit("compute:tokens"))
+        .when(inside(ratio * TOKENS_PER_WORD)).then(pl.lit("compute:words"))
+        .when(n.str.contains("word")).then(pl.lit("notes:words"))
+        .otherwise(pl.lit("default:tokens"))
+    )
+    tokens = pl.when(rule.str.ends_with(":words")).then(seen * TOKENS_PER_WORD).otherwise(seen)
+    return tokens, rule
 
 
 def accelerators(acc: pl.DataFrame) -> pl.DataFrame:
@@ -34,7 +85,7 @@ def accelerators(acc: pl.DataFrame) -> pl.DataFrame:
         "accelerator", "vendor",
         (pl.col("peak_dense_bf16_tflops") * 1e12).alias("peak_flops"),
         (pl.col("peak_dense_fp8_tflops") * 1e12).alias("peak_fp8_flops"),
-        (pl.col("memory_gb") * 1e9).alias("memory_bytes"),
+        (pl.col("memory_gb") * 2.0 ** 30).alias("memory_bytes"),     # an "80 GB" accelerator has 80 GiB
         (pl.col("hbm_bandwidth_tbs") * 1e12).alias("hbm_bandwidth_bytes_s"),
         pl.col("on_demand_usd_per_hour_median").alias("usd_per_hour"),
         "price_note", "notes", "source_file", "source_line",
@@ -59,9 +110,9 @@ def _with_efficiency(runs: pl.DataFrame, acc: pl.DataFrame) -> pl.DataFrame:
 
 def curated_runs(tr: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
     runs = normalise(tr, "gpu_type", table).select(
-        "model", family_of(pl.col("model")).alias("family"), "org", pl.col("year").cast(pl.Int32),
+        "model", family_of(pl.col("model"), pl.col("org")).alias("family"), "org", pl.col("year").cast(pl.Int32),
         (pl.col("params_b") * 1e9).alias("params"), (pl.col("active_params_b") * 1e9).alias("active_params"),
-        (pl.col("tokens_b") * 1e9).alias("tokens"),
+        (pl.col("tokens_b") * 1e9).alias("tokens"), pl.lit("curated:tokens").alias("tokens_rule"),
         pl.col("gpu_type").alias("accelerator_raw"), "accelerator", "accelerator_flag",
         pl.col("gpu_count").cast(pl.Float64),
         pl.coalesce(pl.col("gpu_hours"), pl.col("gpu_count") * pl.col("wall_days") * 24.0).alias("gpu_hours"),
@@ -86,11 +137,13 @@ def curated_runs(tr: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl
 def epoch_runs(ep: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
     size_text = pl.col("training_dataset_size_total").str.strip_chars()
     size = size_text.cast(pl.Float64, strict=False)
+    tokens, rule = epoch_tokens(size, pl.col("epochs"), pl.col("training_compute_flop"), pl.col("parameters"),
+                                pl.col("dataset_size_notes"))
     runs = normalise(ep, "training_hardware", table).select(
-        "model", family_of(pl.col("model")).alias("family"), pl.col("organization").alias("org"),
+        "model", family_of(pl.col("model"), pl.col("organization")).alias("family"), pl.col("organization").alias("org"),
         pl.col("publication_date").str.slice(0, 4).cast(pl.Int32, strict=False).alias("year"),
         pl.col("parameters").alias("params"), pl.lit(None, pl.Float64).alias("active_params"),
-        (size * TOKENS_PER_WORD * pl.col("epochs").fill_null(1.0)).alias("tokens"),
+        tokens.alias("tokens"), pl.when(size.is_not_null()).then(rule).alias("tokens_rule"),
         pl.col("training_hardware").alias("accelerator_raw"), "accelerator", "accelerator_flag",
         "accelerator_known",
         pl.col("hardware_quantity").alias("gpu_count"),
@@ -195,11 +248,17 @@ def language_code(raw: pl.Expr) -> pl.Expr:
 
 
 def corpus_published(cp: pl.DataFrame) -> pl.DataFrame:
+    """Published corpus sizes. A bytes/token ratio only where the size is the UTF-8 text itself:
+    a compressed download (SlimPajama, Dolma, FineWeb) or a cache (OpenWebText's arrow files)
+    gives 1.4–6 'bytes'/token that say nothing of the text."""
+    kind = (pl.col("size_kind") if "size_kind" in cp.columns else pl.lit(None, pl.Utf8)).fill_null("unknown")
+    family = pl.col("tokenizer_family") if "tokenizer_family" in cp.columns else pl.lit(None, pl.Utf8)
     return cp.select(
         "corpus", language_code(pl.col("language").fill_null("")).alias("language"), pl.col("language").alias("language_raw"),
         (pl.col("bytes_gb") * 1e9).alias("bytes"), (pl.col("tokens_b") * 1e9).alias("tokens"),
-        (pl.col("bytes_gb") / pl.col("tokens_b")).alias("bytes_per_token"),
-        "tokenizer", "source", "source_file", "source_line",
+        kind.alias("size_kind"),
+        pl.when(kind == "utf8_text").then(pl.col("bytes_gb") / pl.col("tokens_b")).alias("bytes_per_token"),
+        "tokenizer", family.alias("tokenizer_family"), "source", "source_file", "source_line",
     )
 
 

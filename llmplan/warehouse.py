@@ -163,5 +163,6 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> N
     con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _df")
 
 
-def query(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    return con.sql(sql).pl()
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    """A query as a Polars frame; values go in `params` (bound, never interpolated)."""
+    return con.sql(sql, params=params).pl() if params else con.sql(sql).pl()

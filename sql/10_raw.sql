@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS raw.accelerator_aliases (
 
 CREATE TABLE IF NOT EXISTS raw.corpus_published (
     corpus VARCHAR, "language" VARCHAR, bytes_gb VARCHAR, tokens_b VARCHAR, tokenizer VARCHAR,
-    "source" VARCHAR, notes VARCHAR,
+    "source" VARCHAR, notes VARCHAR, size_kind VARCHAR, tokenizer_family VARCHAR,
     source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
 );
@@ -69,8 +69,19 @@ CREATE TABLE IF NOT EXISTS raw.corpus_measurements (
     tokenizer VARCHAR NOT NULL, docs BIGINT, "bytes" BIGINT, chars BIGINT,
     tokens BIGINT,                       -- counted on the sampled documents (all of them when not sampled)
     docs_sampled BIGINT, bytes_sampled BIGINT,
-    sample_fraction DOUBLE NOT NULL, seed BIGINT, bytes_per_token DOUBLE,
+    tokens_sq DOUBLE, bytes_sq DOUBLE, bytes_tokens DOUBLE,   -- Σt², Σb², Σbt over sampled documents (pooling)
+    sample_fraction DOUBLE NOT NULL, seed BIGINT,
+    options VARCHAR,                     -- JSON of the options that change the count (language, text field, split)
+    bytes_per_token DOUBLE,
     bytes_per_token_lo DOUBLE, bytes_per_token_hi DOUBLE,
     tokens_total_est DOUBLE, tokens_total_lo DOUBLE, tokens_total_hi DOUBLE,
     bad_records BIGINT, scanned_at TIMESTAMPTZ NOT NULL
 );
+
+-- Columns added after a warehouse was first created (CREATE TABLE IF NOT EXISTS leaves old tables as they are).
+ALTER TABLE raw.corpus_published ADD COLUMN IF NOT EXISTS size_kind VARCHAR;
+ALTER TABLE raw.corpus_published ADD COLUMN IF NOT EXISTS tokenizer_family VARCHAR;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS tokens_sq DOUBLE;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS bytes_sq DOUBLE;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS bytes_tokens DOUBLE;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS options VARCHAR;

@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS core.accelerator_aliases (
 CREATE TABLE IF NOT EXISTS core.training_runs (
     run_key VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, family VARCHAR, org VARCHAR,
     "year" INTEGER, params DOUBLE, active_params DOUBLE, tokens DOUBLE,
+    tokens_rule VARCHAR,              -- how tokens were read: curated:tokens, or for Epoch rows
+                                      -- marker:|compute:|notes:|default: + tokens|words (transform.epoch_tokens)
     accelerator_raw VARCHAR, accelerator VARCHAR, accelerator_flag VARCHAR,
     gpu_count DOUBLE, gpu_hours DOUBLE, wall_days DOUBLE,
     training_flop DOUBLE,             -- 6·N·D (N = active parameters for MoE)
@@ -40,7 +42,9 @@ CREATE TABLE IF NOT EXISTS core.throughput (
 
 CREATE TABLE IF NOT EXISTS core.corpus_published (
     corpus VARCHAR, "language" VARCHAR, language_raw VARCHAR, "bytes" DOUBLE, tokens DOUBLE,
-    bytes_per_token DOUBLE, tokenizer VARCHAR, "source" VARCHAR, source_file VARCHAR,
+    size_kind VARCHAR,                -- utf8_text | compressed | unknown: what "bytes" measures
+    bytes_per_token DOUBLE,           -- bytes / tokens, only for utf8_text sizes (NULL otherwise)
+    tokenizer VARCHAR, tokenizer_family VARCHAR, "source" VARCHAR, source_file VARCHAR,
     source_line INTEGER
 );
 
@@ -48,3 +52,8 @@ CREATE TABLE IF NOT EXISTS core.corpus_published (
 CREATE TABLE IF NOT EXISTS core.unmapped_accelerators (
     origin VARCHAR, name VARCHAR, n_rows BIGINT
 );
+
+-- Columns added after a warehouse was first created (CREATE TABLE IF NOT EXISTS leaves old tables as they are).
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS tokens_rule VARCHAR;
+ALTER TABLE core.corpus_published ADD COLUMN IF NOT EXISTS size_kind VARCHAR;
+ALTER TABLE core.corpus_published ADD COLUMN IF NOT EXISTS tokenizer_family VARCHAR;

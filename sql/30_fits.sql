@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS fits.backtest_summary (
 
 CREATE TABLE IF NOT EXISTS fits.bytes_per_token (
     pipeline_run_id VARCHAR NOT NULL, "language" VARCHAR NOT NULL, tokenizer VARCHAR NOT NULL,
+    tokenizer_family VARCHAR,   -- sentencepiece | byte-level-bpe | bytes | NULL (unknown)
     kind VARCHAR NOT NULL,      -- 'measured' | 'published' | 'default'
     bytes_per_token DOUBLE, lo DOUBLE, hi DOUBLE, n_sources BIGINT, "bytes" DOUBLE,
     tokens DOUBLE, "source" VARCHAR
@@ -39,5 +40,15 @@ CREATE TABLE IF NOT EXISTS fits.scaling_law (
     E DOUBLE, A DOUBLE, B DOUBLE, alpha DOUBLE, beta DOUBLE,
     E_lo DOUBLE, E_hi DOUBLE, A_lo DOUBLE, A_hi DOUBLE, B_lo DOUBLE, B_hi DOUBLE,
     alpha_lo DOUBLE, alpha_hi DOUBLE, beta_lo DOUBLE, beta_hi DOUBLE,
-    n_points BIGINT, "source" VARCHAR, fitted_at TIMESTAMPTZ
+    n_points BIGINT, "source" VARCHAR, fitted_at TIMESTAMPTZ,
+    fit_id VARCHAR                  -- a user fit's own id (llmplan fit-scaling), kept when a run carries it over
 );
+
+-- Bootstrap draws of a user fit (llmplan fit-scaling): loss intervals come from them.
+CREATE TABLE IF NOT EXISTS fits.scaling_law_draws (
+    fit_id VARCHAR NOT NULL, draw INTEGER NOT NULL, E DOUBLE, A DOUBLE, B DOUBLE, alpha DOUBLE, beta DOUBLE
+);
+
+-- Columns added after a warehouse was first created (CREATE TABLE IF NOT EXISTS leaves old tables as they are).
+ALTER TABLE fits.bytes_per_token ADD COLUMN IF NOT EXISTS tokenizer_family VARCHAR;
+ALTER TABLE fits.scaling_law ADD COLUMN IF NOT EXISTS fit_id VARCHAR;

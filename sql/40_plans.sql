@@ -9,8 +9,11 @@ CREATE TABLE IF NOT EXISTS plans.plans (
     gpu_days_p50 DOUBLE,
     wall_days_p10 DOUBLE, wall_days_p50 DOUBLE, wall_days_p90 DOUBLE,
     cost_usd_p10 DOUBLE, cost_usd_p50 DOUBLE, cost_usd_p90 DOUBLE, usd_per_hour DOUBLE,
-    memory_per_gpu_gb DOUBLE, min_gpus_for_memory BIGINT, fits_in_memory BOOLEAN,
-    checkpoint_gb DOUBLE, predicted_loss DOUBLE, loss_law VARCHAR,
+    memory_per_gpu_gib DOUBLE,      -- GiB (2^30 bytes), the unit accelerator memory is sold in
+    min_gpus_for_memory BIGINT, fits_in_memory BOOLEAN,
+    checkpoint_gib DOUBLE, predicted_loss DOUBLE,
+    predicted_loss_p10 DOUBLE, predicted_loss_p90 DOUBLE,   -- over a fitted law's bootstrap draws (NULL for published laws)
+    loss_law VARCHAR,
     max_epochs DOUBLE, meets_deadline BOOLEAN, within_budget BOOLEAN, warnings VARCHAR
 );
 
@@ -19,6 +22,15 @@ CREATE TABLE IF NOT EXISTS plans.plan_languages (
     pipeline_run_id VARCHAR NOT NULL, target_params DOUBLE NOT NULL, policy VARCHAR NOT NULL,
     "language" VARCHAR NOT NULL, share DOUBLE, tokens DOUBLE,
     bytes_p10 DOUBLE, bytes_p50 DOUBLE, bytes_p90 DOUBLE, bytes_per_token DOUBLE,
-    bytes_per_token_kind VARCHAR, unique_tokens DOUBLE, epochs DOUBLE, effective_tokens DOUBLE,
+    bytes_per_token_kind VARCHAR,
+    bytes_per_token_source VARCHAR,     -- which measured/published row (or the default) and why, in words
+    unique_tokens DOUBLE, epochs DOUBLE, effective_tokens DOUBLE,
     warning VARCHAR
 );
+
+-- Columns added after a warehouse was first created (CREATE TABLE IF NOT EXISTS leaves old tables as they are).
+ALTER TABLE plans.plan_languages ADD COLUMN IF NOT EXISTS bytes_per_token_source VARCHAR;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS memory_per_gpu_gib DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS checkpoint_gib DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS predicted_loss_p10 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS predicted_loss_p90 DOUBLE;

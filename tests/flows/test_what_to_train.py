@@ -15,3 +15,10 @@ def test_inverse_question_from_the_ui(built_warehouse):
 def test_budget_needs_days_or_money():
     with pytest.raises(ValidationError, match="days or budget_usd"):
         Budget(days=None, budget_usd=None)
+
+
+def test_a_budget_is_not_ignored_because_days_has_a_default(built_warehouse):
+    """The form's days default (15) and a $20,000 budget: the run stops when the money runs out."""
+    out = what_to_train(Budget(accelerator="H100", gpus=20, budget_usd=20000), warehouse_path=str(built_warehouse))
+    assert out["limited_by"] == "budget" and out["cost_usd"] <= 20000 * (1 + 1e-9)
+    assert out["days"] < 15

@@ -91,19 +91,34 @@ def test_plan_json_keys(built_warehouse):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     for k in ("tokens", "training_flop", "gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90", "wall_days_p50",
-              "cost_usd_p50", "min_gpus_for_memory", "bytes_per_language"):
+              "cost_usd_p50", "min_gpus_for_memory", "memory_per_gpu_gib", "checkpoint_gib", "bytes_per_language",
+              "bytes_per_token_source", "predicted_loss_p10", "predicted_loss_p90"):
         assert k in out
     assert set(out["bytes_per_language"]) == {"ja", "en", "code"}
     assert out["tokens"] == pytest.approx(2e11)
+    assert out["checkpoint_gib"] == pytest.approx(14 * 1e10 / 2**30)
+    # which row each language's bytes/token came from, in words (no scan here: published or default)
+    assert out["bytes_per_token_source"]["ja"].startswith("default")
+    assert out["bytes_per_token_source"]["en"].startswith("published: LLaMA-1")
 
 
 def test_plan_days_gives_the_cluster_and_inverse_plan(built_warehouse):
-    r = _run("plan", "--params", "7B", "--gpu", "A100", "--days", "30", "--json", "--warehouse", str(built_warehouse))
-    out = json.loads(r.output)
-    assert r.exit_code == 0 and out["wall_days_p50"] <= 30.5 and out["cluster_gpus"] >= 1
-    r = _run("plan", "--gpu", "H100", "--gpus", "20", "--days", "15", "--json", "--warehouse", str(built_warehouse))
+    wh = str(built_warehouse)
+    for q in ("p50", "p90"):
+        r = _run("plan", "--params", "7B", "--gpu", "A100", "--days", "30", "--confidence", q, "--json", "--warehouse", wh)
+        out = json.loads(r.output)
+        assert r.exit_code == 0 and out[f"wall_days_{q}"] <= 30 and out["cluster_chosen_for_days"]
+        fewer = json.loads(_run("plan", "--params", "7B", "--gpu", "A100", "--gpus", str(out["cluster_gpus"] - 1),
+                                "--json", "--warehouse", wh).output)
+        assert fewer[f"wall_days_{q}"] > 30                       # one fewer accelerator misses the deadline
+    r = _run("plan", "--gpu", "H100", "--gpus", "20", "--days", "15", "--json", "--warehouse", wh)
     out = json.loads(r.output)
     assert r.exit_code == 0 and out["params_opt_p10"] < out["params_opt_p50"] < out["params_opt_p90"]
+    # both limits hold: $20,000 buys 20000 / (4.40 · 20 · 24) = 9.47 days of 20 H100s, not 15
+    r = _run("plan", "--gpu", "H100", "--gpus", "20", "--days", "15", "--budget-usd", "20000", "--json", "--warehouse", wh)
+    out = json.loads(r.output)
+    assert out["cost_usd"] == pytest.approx(20000) and out["days"] == pytest.approx(9.47, abs=0.01)
+    assert out["limited_by"] == "budget"
 
 
 def test_plan_errors(built_warehouse):
@@ -132,12 +147,41 @@ def test_fit_scaling_stores_and_is_used(built_warehouse, tmp_path):
     r = _run("fit-scaling", "--losses", str(f), "--json", "--bootstrap", "40", "--warehouse", str(wh))
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    assert set(out) == {"E", "A", "B", "alpha", "beta", "n_points", "E_ci", "A_ci", "B_ci", "alpha_ci", "beta_ci"}
+    assert set(out) == {"E", "A", "B", "alpha", "beta", "n_points", "E_ci", "A_ci", "B_ci", "alpha_ci", "beta_ci",
+                        "warnings"}
     assert out["n_points"] == 30 and out["E_ci"][0] <= out["E"] <= out["E_ci"][1]
     with duckdb.connect(str(wh), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM fits.scaling_law WHERE name = 'user'").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM fits.scaling_law_draws").fetchone()[0] == 40
     r = _run("plan", "--params", "1B", "--gpu", "H100", "--gpus", "8", "--json", "--warehouse", str(wh))
-    assert json.loads(r.output)["loss_law"] == "user"
+    plan = json.loads(r.output)
+    assert plan["loss_law"] == "user"
+    assert plan["predicted_loss_p10"] < plan["predicted_loss"] < plan["predicted_loss_p90"]   # the law's own uncertainty
+    r = _run("plan", "--gpu", "H100", "--gpus", "20", "--days", "15", "--law", "user", "--json", "--warehouse", str(wh))
+    assert "bootstrap" in json.loads(r.output)["loss_interval"]
+
+
+def test_fit_scaling_refuses_a_law_the_runs_cannot_identify(built_warehouse, tmp_path):
+    """Six runs at D = 20·N: refused with the reason in words; nothing stored, plans keep their law."""
+    import shutil
+
+    import numpy as np
+
+    from llmplan.scaling import BESIROGLU_2024
+    from tests.helpers import file_sha
+
+    wh = tmp_path / "w.duckdb"
+    shutil.copyfile(built_warehouse, wh)
+    before = file_sha(wh)
+    n = np.array([5e7, 1e8, 2e8, 4e8, 8e8, 1.6e9])
+    f = tmp_path / "sweep.csv"
+    f.write_text("params,tokens,loss\n" + "".join(f"{a},{20 * a},{BESIROGLU_2024.loss(a, 20 * a)}\n" for a in n))
+    r = _run("fit-scaling", "--losses", str(f), "--bootstrap", "40", "--warehouse", str(wh))
+    assert r.exit_code == 1 and "cannot identify" in r.output and "tokens per parameter" in r.output
+    assert "Traceback" not in r.output
+    assert file_sha(wh) == before
+    r = _run("plan", "--params", "1B", "--gpu", "H100", "--gpus", "8", "--json", "--warehouse", str(wh))
+    assert json.loads(r.output)["loss_law"] == "besiroglu2024"
 
 
 def test_fit_scaling_refuses_bad_input_and_writes_nothing(built_warehouse, tmp_path):

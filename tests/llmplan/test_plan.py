@@ -36,7 +36,7 @@ def fitted(built_warehouse):
     with duckdb.connect(str(built_warehouse), read_only=True) as con:
         model, run_id = pipeline.load_model(con)
         acc = con.sql("SELECT * FROM core.accelerators").pl()
-        bpt = con.sql(f"SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = '{run_id}'").pl()
+        bpt = con.execute("SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = ?", [run_id]).pl()
     return model, acc, bpt
 
 
@@ -58,13 +58,59 @@ def test_worked_example_10b_chinchilla_a100_vs_h100_on_20_gpus(fitted):
     assert h100["fits_in_memory"] and h100["min_gpus_for_memory"] <= 20
 
 
-def test_memory_model():
-    # 16 bytes/param with ZeRO-3 over n GPUs; 175B needs many 80 GB accelerators, 125M fits on one.
-    per_gpu, need = memory.memory_plan([175e9, 125e6], [8, 8], [80e9, 80e9], 3, 4096, 1)
-    assert need[0] >= 16 * 175e9 / (0.9 * 80e9) and need[1] == 1
-    rep, shard = memory.state_bytes(1e9, 0, fp32_grads=True)
-    assert rep == pytest.approx(18e9) and shard == 0
+def test_model_states_follow_deepspeeds_zero_estimators():
+    """DeepSpeed's published estimators (no offload): ZeRO-2 gpu_mem = 2·N + 18·N/G
+    (microsoft/DeepSpeed@022f2236, deepspeed/runtime/zero/stage_1_and_2.py,
+    estimate_zero2_model_states_mem_needs: "2 = params_16bit, 18 = 2_grads_16bit + 4_grads_32bit +
+    4_params_32bit + 8_optimizer_states_32bit"); ZeRO-3 gpu_mem = 4·largest_layer + 18·N/G
+    (microsoft/DeepSpeed@0003660d, deepspeed/runtime/zero/stage3.py). Without the fp32 gradient
+    partition: the ZeRO paper's 16Ψ (DDP), 4Ψ + 12Ψ/G, 2Ψ + 14Ψ/G, 16Ψ/G (Rajbhandari et al. 2020, Fig. 1)."""
+    n, g, largest = 7e9, 8, 32000 * 4096
+    rep, shard = memory.state_bytes(n, 2, fp32_grads=True)
+    assert rep + shard / g == pytest.approx(2 * n + 18 * n / g)
+    rep, shard = memory.state_bytes(n, 3, fp32_grads=True, largest_layer=largest)
+    assert rep + shard / g == pytest.approx(4 * largest + 18 * n / g)
+    for stage, expected in ((0, 16 * n), (1, 4 * n + 12 * n / g), (2, 2 * n + 14 * n / g), (3, 16 * n / g)):
+        rep, shard = memory.state_bytes(n, stage, fp32_grads=False)
+        assert rep + shard / g == pytest.approx(expected), stage
+
+
+def test_activations_follow_korthikanti_table_2():
+    """Korthikanti et al. 2022, Table 2, for GPT-3 175B (s = 2048, h = 12288, a = 96) at b = 1,
+    t = 8, bytes per layer. 5·a·s/h = 5·96·2048/12288 = 80."""
+    s, b, h, a, t = 2048, 1, 12288, 96, 8
+    sbh = s * b * h                                                           # 25,165,824
+    f = memory.activation_bytes_per_layer
+    assert f(s, b, h, a, flash_attention=False) == pytest.approx(sbh * (34 + 80))              # no parallelism
+    assert f(s, b, h, a, t, flash_attention=False) == pytest.approx(sbh * (10 + 24 / 8 + 80 / 8))   # tensor parallel
+    assert f(s, b, h, a, t, sequence_parallel=True, flash_attention=False) == pytest.approx(sbh / 8 * (34 + 80))
+    assert f(s, b, h, a, t, recompute="selective") == pytest.approx(sbh * (10 + 24 / 8))       # TP + selective
+    assert f(s, b, h, a, t, sequence_parallel=True, recompute="selective") == pytest.approx(sbh * 34 / 8)
+    assert f(s, b, h, a, recompute="full") == pytest.approx(sbh * 2)
+    # FlashAttention does not store the scores: the same as selective recompute of attention.
+    assert f(s, b, h, a) == pytest.approx(sbh * 34)
+
+
+def test_memory_plan_units_flash_attention_and_logits():
+    """GiB throughout: an 80 GB H100 has 80 · 2³⁰ = 85.9e9 bytes. With full recompute a 7B model
+    keeps every layer's input 2·s·h, one layer's working
+    set 34·s·h (+ 5·a·s·s without FlashAttention) and an fp32 logits buffer s·V·4."""
+    s, v = 4096, 32000
+    h, layers, heads = memory.shape_from_params(7e9)          # h = 4224 (a multiple of 64), 33 layers, 33 heads
+    assert 12 * layers * h * h == pytest.approx(7e9, rel=0.05)
+    act = memory.activation_bytes(7e9, s, 1, vocab=v)
+    assert act == pytest.approx(layers * 2 * s * h + 34 * s * h + s * v * 4)
+    no_flash = memory.activation_bytes(7e9, s, 1, vocab=v, flash_attention=False)
+    assert no_flash - act == pytest.approx(5 * heads * s * s)
+    per_gpu, need = memory.memory_plan([175e9, 125e6], [8, 8], [80 * 2**30] * 2, 3, 4096, 1)
+    assert need[0] >= 18 * 175e9 / (0.9 * 80 * 2**30) and need[1] == 1
     assert memory.checkpoint_bytes(1e10) == pytest.approx(1.4e11)
+
+
+def test_accelerator_memory_is_gib(fitted):
+    _, acc, _ = fitted
+    h100 = acc.filter(pl.col("accelerator") == "H100-80GB").row(0, named=True)
+    assert h100["memory_bytes"] == 80 * 2**30 == pytest.approx(85.9e9, rel=1e-3)
 
 
 def test_policies_and_data_per_language(fitted):
@@ -89,12 +135,61 @@ def test_policies_and_data_per_language(fitted):
 
 
 def test_inverse_plan_20_h100_for_15_days(fitted):
-    model, acc, _ = fitted
-    out = inverse_plan(model, acc.filter(pl.col("accelerator") == "H100-80GB"), 20, BESIROGLU_2024, days=15)
-    assert out["gpu_hours"] == 20 * 15 * 24
+    model, acc, bpt = fitted
+    h100 = acc.filter(pl.col("accelerator") == "H100-80GB")
+    sc = Scenario(mixture={"ja": 0.5, "en": 0.5}, unique_tokens={"ja": "10B"})
+    out = inverse_plan(model, h100, 20, BESIROGLU_2024, days=15, sc=sc, bpt=bpt)
+    assert out["gpu_hours"] == 20 * 15 * 24 and out["limited_by"] == "days"
     assert out["compute_flop_p10"] < out["compute_flop_p50"] < out["compute_flop_p90"]
     assert 6 * out["params_opt_p50"] * out["tokens_opt_p50"] == pytest.approx(out["compute_flop_p50"])
     assert 1e9 < out["params_opt_p50"] < 5e10
+    # loss has an interval: more compute → more tokens → lower loss
+    assert out["predicted_loss_p10"] < out["predicted_loss_p50"] < out["predicted_loss_p90"]
+    assert out["predicted_loss_p50"] == pytest.approx(BESIROGLU_2024.loss(out["params_opt_p50"], out["tokens_opt_p50"]))
+    # the same checks as a forward plan: memory on 20 accelerators, epochs over 10B unique ja tokens
+    assert out["fits_in_memory"] and out["memory_per_gpu_gib"] < 80
+    assert out["max_epochs"] == pytest.approx(0.5 * out["tokens_opt_p50"] / 1e10)
+    assert "epochs over the unique 10B" in out["warnings"] or "epochs over the unique ja" in out["warnings"]
+
+
+def test_inverse_plan_respects_both_days_and_budget(fitted):
+    """20 H100 for 15 days at $4.40/h is 20·15·24·4.40 = $31,680; a $20,000 budget stops the run
+    after 20000 / (4.40·20·24) = 9.47 days."""
+    model, acc, _ = fitted
+    h100 = acc.filter(pl.col("accelerator") == "H100-80GB")
+    out = inverse_plan(model, h100, 20, BESIROGLU_2024, days=15, budget_usd=20000)
+    assert out["limited_by"] == "budget" and out["cost_usd"] == pytest.approx(20000)
+    assert out["days"] == pytest.approx(20000 / (4.40 * 20 * 24))
+    roomy = inverse_plan(model, h100, 20, BESIROGLU_2024, days=15, budget_usd=1e6)
+    assert roomy["limited_by"] == "days" and roomy["cost_usd"] == pytest.approx(31680)
+
+
+@pytest.mark.parametrize("quantile", ["p50", "p90"])
+def test_days_gives_the_fewest_accelerators_that_finish_in_time(fitted, quantile):
+    """The answer n finishes within the deadline at the quantile and n − 1 does not."""
+    from llmplan.plan import fewest_accelerators
+
+    model, acc, bpt = fitted
+    h100 = acc.filter(pl.col("accelerator") == "H100-80GB")
+    sc = Scenario(targets=["10B"], accelerators=["H100-80GB"], policies=["chinchilla"], mixture={"en": 1.0})
+    n = fewest_accelerators(sc, model, h100, BESIROGLU_2024, 20.0, quantile)
+    at = lambda g: build_plans(sc.model_copy(update={"cluster_sizes": [g]}), model, h100, BESIROGLU_2024, bpt)[0].row(0, named=True)  # noqa: E731
+    assert at(n)[f"wall_days_{quantile}"] <= 20.0 < at(n - 1)[f"wall_days_{quantile}"]
+    if quantile == "p90":
+        assert n > fewest_accelerators(sc, model, h100, BESIROGLU_2024, 20.0, "p50")
+
+
+def test_a_plan_must_meet_deadline_and_budget_at_the_stated_quantile(fitted):
+    model, acc, bpt = fitted
+    h100 = acc.filter(pl.col("accelerator") == "H100-80GB")
+    sc = Scenario(targets=["10B"], accelerators=["H100-80GB"], cluster_sizes=[64], policies=["chinchilla"],
+                  mixture={"en": 1.0})
+    r = build_plans(sc, model, h100, BESIROGLU_2024, bpt)[0].row(0, named=True)
+    mid = (r["wall_days_p50"] + r["wall_days_p90"]) / 2
+    for q, ok in (("p50", True), ("p90", False)):
+        row = build_plans(sc.model_copy(update={"deadline_days": mid, "confidence": q}), model, h100,
+                          BESIROGLU_2024, bpt)[0].row(0, named=True)
+        assert row["meets_deadline"] is ok
 
 
 def test_scenario_rejects_bad_parameters():

@@ -128,3 +128,23 @@ def test_every_chart_renders_in_headless_chromium_offline(report, tmp_path):
     assert scripts == 2                       # the inlined bundle and the embed calls, nothing injected
     assert EVIL_MODEL in table_text and EVIL_ORG in table_text
     assert EVIL_MODEL in aria
+
+
+def test_utilisation_chart_compares_like_with_like(report):
+    """Whole runs are 6·N·D utilisation, so the per-step points must be too: MosaicML's own MFU
+    counts attention FLOPs; the chart plots tokens/s/GPU × 6N ÷ peak, recomputed here from the
+    benchmark CSV's own columns."""
+    import csv
+    import json
+
+    from tests.conftest import DATA
+
+    text = report.read_text(encoding="utf-8")
+    start = text.index('vegaEmbed("#chart-utilization", ') + len('vegaEmbed("#chart-utilization", ')
+    spec, _ = json.JSONDecoder().raw_decode(text, start)
+    rows = [r for d in spec["datasets"].values() for r in d if r.get("measure", "").startswith("per step")]
+    peak = {"a100_40gb": 312e12, "a100_80gb": 312e12, "h100_80gb": 989e12}
+    expected = sorted(round(float(r["Throughput (T/s/GPU)"]) * 6 * float(r["NumParams"]) / peak[r["GPU"].lower().replace("-", "_")], 6)
+                      for r in csv.DictReader(open(DATA / "throughput" / "mpt_throughput_llm_foundry.csv", encoding="utf-8"))
+                      if "fp8" not in (r["Precision"] or "").lower())
+    assert sorted(round(r["utilization"], 6) for r in rows) == expected

@@ -30,16 +30,69 @@ def test_repeated_data_is_worth_less_past_four_epochs():
     assert effective_tokens(1e12, np.nan) == pytest.approx(1e12)       # unknown supply: no penalty
 
 
+def _grid_runs(seed=7, k=60, noise=0.004):
+    rng = np.random.default_rng(seed)
+    n = np.exp(rng.uniform(np.log(3e7), np.log(3e9), k))
+    d = np.exp(rng.uniform(np.log(1e9), np.log(3e11), k))
+    return n, d, BESIROGLU_2024.loss(n, d) * np.exp(rng.normal(0, noise, k))
+
+
 def test_fitter_recovers_known_constants_within_its_intervals():
-    rng = np.random.default_rng(7)
-    n = np.exp(rng.uniform(np.log(3e7), np.log(3e9), 60))
-    d = np.exp(rng.uniform(np.log(1e9), np.log(3e11), 60))
-    loss = BESIROGLU_2024.loss(n, d) * np.exp(rng.normal(0, 0.004, 60))
-    law, ci = fit_law(n, d, loss, n_boot=150, seed=1)
+    n, d, loss = _grid_runs()
+    fit = fit_law(n, d, loss, n_boot=150, seed=1)
     for k, true in (("E", 1.8172), ("A", 482.01), ("B", 2085.43), ("alpha", 0.3478), ("beta", 0.3658)):
-        lo, hi = ci[k]
+        lo, hi = fit.ci[k]
         assert lo <= true <= hi, (k, lo, true, hi)
-    assert law.E == pytest.approx(1.8172, rel=0.05)
+    assert fit.law.E == pytest.approx(1.8172, rel=0.05)
+    assert fit.identifiable and fit.warnings == []
+    assert fit.draws.shape == (150, 5)
+
+
+def test_lbfgs_starts_from_several_grid_points_and_each_resample_from_its_own(monkeypatch):
+    """The main fit refines the N_STARTS best points of the 4,500-point grid, and every bootstrap
+    refit starts from the best grid points of its own resample, not from the full-data optimum."""
+    from llmplan import scaling
+
+    starts = []
+    real = scaling._lbfgs
+    monkeypatch.setattr(scaling, "_lbfgs", lambda x0, *a: starts.append(np.array(x0)) or real(x0, *a))
+    n, d, loss = _grid_runs(k=30)
+    fit = fit_law(n, d, loss, n_boot=5, seed=2)
+    assert len(starts) == scaling.N_STARTS + 5 * scaling.N_STARTS_BOOT
+    grid = {tuple(g) for g in scaling.GRID}
+    assert all(tuple(x) in grid for x in starts)                   # no start is a previous optimum
+    assert len({tuple(x) for x in starts[:scaling.N_STARTS]}) == scaling.N_STARTS
+    assert not any(np.allclose(x, [np.log(fit.law.A), np.log(fit.law.B), np.log(fit.law.E), fit.law.alpha, fit.law.beta])
+                   for x in starts[scaling.N_STARTS:])
+
+
+def test_non_convergence_is_reported(monkeypatch):
+    from scipy.optimize import OptimizeResult
+
+    from llmplan import scaling
+
+    real = scaling._lbfgs
+
+    def stalled(x0, *a):
+        r = real(x0, *a)
+        return OptimizeResult(x=r.x, fun=r.fun, success=False, message="ABNORMAL_TERMINATION_IN_LNSRCH")
+
+    monkeypatch.setattr(scaling, "_lbfgs", stalled)
+    n, d, loss = _grid_runs(k=20)
+    fit = fit_law(n, d, loss, n_boot=4, seed=0)
+    assert any("did not converge" in w for w in fit.warnings)
+    assert "4 of 4 bootstrap refits did not converge" in " ".join(fit.warnings)
+    assert not fit.identifiable                                     # a law that did not converge is not used
+
+
+def test_a_fixed_tokens_per_parameter_sweep_cannot_identify_the_law():
+    """Six runs at D = 20·N (the usual Chinchilla-style sweep): A/N^α and B/D^β are both powers of
+    N, so the split between them — and the compute-optimal allocation — is arbitrary."""
+    n = np.array([5e7, 1e8, 2e8, 4e8, 8e8, 1.6e9])
+    loss = BESIROGLU_2024.loss(n, 20 * n) * np.exp(np.random.default_rng(0).normal(0, 0.003, 6))
+    fit = fit_law(n, 20 * n, loss, n_boot=60, seed=1)
+    assert not fit.identifiable
+    assert "tokens per parameter hardly vary" in fit.problems[0]
 
 
 def test_fitter_refuses_too_few_or_non_positive_points():
@@ -47,3 +100,14 @@ def test_fitter_refuses_too_few_or_non_positive_points():
         fit_law([1e8] * 4, [1e9] * 4, [3.0] * 4)
     with pytest.raises(LlmplanError, match="positive"):
         fit_law([1e8, 2e8, 3e8, 4e8, -5e8], [1e9] * 5, [3.0] * 5)
+
+
+def test_loss_interval_from_bootstrap_draws():
+    from llmplan.scaling import Law, loss_quantiles
+
+    draws = np.array([[1.8, 480.0, 2000.0, 0.35, 0.36], [1.9, 480.0, 2000.0, 0.35, 0.36]] * 5)
+    law = Law("user", 1.85, 480.0, 2000.0, 0.35, 0.36, draws=draws)
+    lo, hi = loss_quantiles(law, [1e9], [2e10])
+    tail = 480.0 / 1e9**0.35 + 2000.0 / 2e10**0.36
+    assert lo[0] == pytest.approx(1.8 + tail) and hi[0] == pytest.approx(1.9 + tail)
+    assert loss_quantiles(BESIROGLU_2024, [1e9], [2e10]) == (None, None)

@@ -28,7 +28,7 @@ def test_moe_run_on_h800_uses_active_parameters_and_the_h100_peak(core):
     assert r["training_flop"] == pytest.approx(6 * 37e9 * 14.8e12)
     assert r["accelerator"] == "H100-80GB" and r["accelerator_flag"] == "export_variant"
     assert r["utilization"] == pytest.approx(0.3464, abs=5e-4)
-    assert r["family"] == "deepseek" and r["fit_exclusion_reason"] is None
+    assert r["family"] == "deepseek@deepseek" and r["fit_exclusion_reason"] is None
 
 
 def test_epoch_names_map_to_the_accelerator_table_with_flags(core):
@@ -52,16 +52,64 @@ def test_unmappable_epoch_hardware_is_reported_not_dropped(core):
 
 
 def test_epoch_adapter_on_real_rows(core):
-    """Epoch records language datasets in words (0.75 words/token) and hours × chips."""
+    """GPT-NeoX-20B: Epoch's size × epochs, read as tokens (its notes name no unit), and hours × chips.
+    Black et al. 2022 (GPT-NeoX-20B, section 3): 150,000 steps × 1,538 contexts × 2,048 tokens
+    = 472.4B tokens, within 2 % of Epoch's 341,173,367,965 × 1.4 = 477.6B. Read as words (× 4/3) it
+    was 636.9B, 35 % too many."""
     runs = core["core.training_runs"]
     r = runs.filter(pl.col("model") == "GPT-NeoX-20B").row(0, named=True)
     assert r["origin"] == "epoch" and r["accelerator"] == "A100-40GB"
     assert r["gpu_hours"] == pytest.approx(2160 * 96)
-    raw = read_all(DATA)["epoch"].typed.filter(pl.col("model") == "GPT-NeoX-20B").row(0, named=True)
-    assert r["tokens"] == pytest.approx(float(raw["training_dataset_size_total"]) * 4 / 3 * raw["epochs"])
+    assert r["tokens_rule"] == "default:tokens"
+    assert r["tokens"] == pytest.approx(150_000 * 1538 * 2048, rel=0.02)
     assert r["fit_exclusion_reason"] is None
     ft = runs.filter(pl.col("origin") == "epoch").filter(pl.col("fit_exclusion_reason") == "fine-tune of a base model")
     assert ft.height > 10
+
+
+# Rows whose tokens were ≥ 1.25 × Epoch's own Training compute / (6 · Parameters) when every size
+# was read as words (issue #11).
+WERE_TOO_MANY = ["UL2", "AlphaCode", "XGLM-7.5B", "Megatron-Turing NLG 530B", "CPM-Large", "Megatron-LM (8.3B)"]
+
+
+@pytest.mark.parametrize("model", WERE_TOO_MANY)
+def test_epoch_tokens_agree_with_epochs_own_compute_column(core, model):
+    """Epoch's compute column is an independent witness: C / (6·N) is the token count its
+    compute implies. The tokens llmplan reads must lie within ×/÷ √(4/3) ≈ 1.155 of it."""
+    raw = read_all(DATA)["epoch"].typed.filter(pl.col("model") == model).row(0, named=True)
+    implied = raw["training_compute_flop"] / (6 * raw["parameters"])
+    r = core["core.training_runs"].filter(pl.col("model") == model).row(0, named=True)
+    assert r["tokens_rule"].endswith(":tokens")
+    assert 1 / (4 / 3) ** 0.5 <= r["tokens"] / implied < (4 / 3) ** 0.5, (r["tokens"], implied)
+    assert r["fit_exclusion_reason"] is None
+
+
+def test_epoch_unit_rules_on_constructed_rows():
+    """Each rule on a row built to trigger it: marker, notes, compute column (both units), default."""
+    from llmplan.transform import epoch_tokens
+
+    f = pl.DataFrame({
+        "size": [3e11, 3e11, 3e11, 3e11, 3e11, 3e11],
+        "epochs": [None, 2.0, None, None, None, None],
+        "compute": [None, None, 6 * 1e9 * 3e11, 6 * 1e9 * 4e11, 6 * 1e9 * 1e13, None],
+        "params": [1e9] * 6,
+        "notes": ["[WORDS] 300B words of news", "1T tokens ~= 750B words", "", "", "about 300B words", None],
+    })
+    tokens, rule = epoch_tokens(pl.col("size"), pl.col("epochs"), pl.col("compute"), pl.col("params"), pl.col("notes"))
+    out = f.select(tokens.alias("t"), rule.alias("r"))
+    assert out["r"].to_list() == ["marker:words", "notes:tokens", "compute:tokens", "compute:words", "notes:words",
+                                  "default:tokens"]
+    assert out["t"].to_list() == pytest.approx([4e11, 6e11, 3e11, 4e11, 4e11, 3e11])
+
+
+def test_a_family_is_one_teams_codebase(core):
+    runs = core["core.training_runs"]
+    fam = dict(zip(runs["model"], runs["family"]))
+    assert fam["GPT-3 175B"] != fam["GPT-NeoX-20B"]                  # OpenAI ≠ EleutherAI
+    assert fam["Pythia-1.4B"] == fam["GPT-NeoX-20B"]                 # both EleutherAI's gpt-neox library
+    assert fam["Llama 2 7B"] == fam["LLaMA-65B"] == fam["Llama 3 8B"]
+    assert fam["OPT-175B"] != fam["Llama 2 7B"]                      # Meta, but another team and codebase
+    assert fam["Megatron-LM (8.3B)"] == fam["Megatron-Turing NLG 530B"]
 
 
 def test_duplicates_prefer_the_curated_source_and_record_it(core):

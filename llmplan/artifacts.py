@@ -1,0 +1,95 @@
+"""What the Prefect UI shows after a run, built without Prefect so it can be tested alone: the
+headline table, the "what changed" markdown (and *why*: data, code or parameters), the report
+link, and the what-to-train answer. The flows only hand these to Prefect's artifact calls."""
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from llmplan.units import fmt_bytes, fmt_count, fmt_days, fmt_params, fmt_sci, fmt_usd
+
+HEADLINE_SQL = """
+    SELECT target_params, policy, accelerator, min(gpu_days_p50) AS gpu_days_p50,
+           arg_min(cost_usd_p50, gpu_days_p50) AS cost_usd_p50, max(cluster_gpus) AS largest_cluster,
+           arg_min(wall_days_p50, -cluster_gpus) AS wall_days_on_largest
+    FROM plans.plans WHERE pipeline_run_id = ?
+    GROUP BY ALL ORDER BY target_params, policy, accelerator"""
+
+
+def headline_table(head: pl.DataFrame) -> list[dict]:
+    """Rows of the `llmplan-headline-plan` table artifact (strings with units)."""
+    return head.select(
+        pl.col("target_params").map_elements(fmt_params, return_dtype=pl.Utf8).alias("params"), "policy", "accelerator",
+        pl.col("gpu_days_p50").map_elements(fmt_count, return_dtype=pl.Utf8).alias("gpu_days_p50"),
+        pl.col("cost_usd_p50").map_elements(fmt_usd, return_dtype=pl.Utf8).fill_null("no price").alias("cost_p50"),
+        pl.format("{} on {}", pl.col("wall_days_on_largest").map_elements(fmt_days, return_dtype=pl.Utf8),
+                  "largest_cluster").alias("days_on_largest_cluster")).to_dicts()
+
+
+def changed_inputs(old: dict, new: dict) -> list[str]:
+    """Why two runs' results may differ, in words: which input files, the code, the parameters.
+    `old`/`new` are meta.pipeline_runs rows (input_hashes and parameters as JSON text)."""
+    reasons = []
+    a, b = json.loads(old["input_hashes"] or "{}"), json.loads(new["input_hashes"] or "{}")
+    files = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if files:
+        reasons.append("data: " + ", ".join(Path(f).name + (" (new)" if f not in a else " (removed)" if f not in b else "")
+                                            for f in files))
+    if old["code_version"] != new["code_version"]:
+        reasons.append(f"code: {old['code_version']} → {new['code_version']}")
+    pa, pb = json.loads(old["parameters"] or "{}"), json.loads(new["parameters"] or "{}")
+    keys = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
+    if keys:
+        reasons.append("parameters: " + ", ".join(f"{k} {pa.get(k)!r} → {pb.get(k)!r}" for k in keys))
+    return reasons
+
+
+def what_changed_markdown(hist: pl.DataFrame, runs: pl.DataFrame, run_id: str, status: str, results: str) -> str:
+    """The `llmplan-what-changed` markdown: the last two runs that computed plans, why they differ
+    (data, code, parameters) and the p50 GPU-days that moved. `hist` = main.plan_history,
+    `runs` = meta.pipeline_runs."""
+    planned = hist["pipeline_run_id"].unique(maintain_order=True).to_list()
+    if len(planned) < 2:
+        md = f"# First run with plans ({results})\n\nNothing to compare yet."
+    else:
+        a, b = planned[-2], planned[-1]
+        meta = {r["pipeline_run_id"]: r for r in runs.filter(pl.col("pipeline_run_id").is_in([a, b])).iter_rows(named=True)}
+        why = changed_inputs(meta[a], meta[b]) if a in meta and b in meta else []
+        m = hist.filter(pl.col("pipeline_run_id").is_in([a, b])).pivot(
+            on="pipeline_run_id", index=["target_params", "policy", "accelerator"], values="gpu_days_p50")
+        lines = [f"| {fmt_params(r['target_params'])} | {r['policy']} | {r['accelerator']} | {fmt_count(r[a])} → {fmt_count(r[b])} |"
+                 for r in m.iter_rows(named=True) if r.get(a) is not None and r.get(b) is not None]
+        md = (f"# What changed ({a} → {b})\n\n"
+              + ("Inputs that differ:\n" + "".join(f"- {w}\n" for w in why) if why else "No input, code or parameter differs.\n")
+              + "\n| target | policy | accelerator | p50 GPU-days |\n|---|---|---|---|\n" + "\n".join(lines[:60]))
+    if status == "reused":
+        md = f"Inputs, code and parameters unchanged: run {run_id} reuses the results of {results}.\n\n" + md
+    return md
+
+
+def report_link(report_path: str, reports_dir: Path, base_url: str | None) -> str:
+    """An http link from the `llmplan serve` report server when one is set, else a file URI."""
+    path, root = Path(report_path).resolve(), Path(reports_dir).resolve()
+    if base_url and path.is_relative_to(root):
+        return f"{base_url.rstrip('/')}/{path.relative_to(root).as_posix()}"
+    return path.as_uri()
+
+
+def what_to_train_markdown(out: dict) -> str:
+    """The `llmplan-what-to-train` markdown for an inverse plan (llmplan.plan.inverse_plan)."""
+    limit = (f" — the budget ({fmt_usd(out['budget_usd'])}) stops the run first" if out["limited_by"] == "budget"
+             else f" — within the budget ({fmt_usd(out['budget_usd'])})" if out.get("budget_usd") else "")
+    mem = (f"{out['memory_per_gpu_gib']:.1f} GiB per accelerator; fits on {out['gpus']}" if out["fits_in_memory"]
+           else f"does not fit on {out['gpus']} accelerators (needs ≥ {out['min_gpus_for_memory'] or '∞'})")
+    return (f"# {out['gpus']} × {out['accelerator']} for {fmt_days(out['days'])}"
+            + (f" ({fmt_usd(out['cost_usd'])})" if out.get("cost_usd") else "") + limit + "\n\n"
+            "| | p10 | p50 | p90 |\n|---|---|---|---|\n"
+            f"| compute | {fmt_sci(out['compute_flop_p10'], 'FLOP')} | {fmt_sci(out['compute_flop_p50'], 'FLOP')} | {fmt_sci(out['compute_flop_p90'], 'FLOP')} |\n"
+            f"| compute-optimal size | {fmt_params(out['params_opt_p10'])} | {fmt_params(out['params_opt_p50'])} | {fmt_params(out['params_opt_p90'])} |\n"
+            f"| tokens | {fmt_sci(out['tokens_opt_p10'])} | {fmt_sci(out['tokens_opt_p50'])} | {fmt_sci(out['tokens_opt_p90'])} |\n"
+            f"| expected loss ({out['law']}) | {out['predicted_loss_p10']:.3f} | {out['predicted_loss_p50']:.3f} | {out['predicted_loss_p90']:.3f} |\n\n"
+            f"Loss interval from {out['loss_interval']}. Memory: {mem}.\n\n"
+            + "".join(f"- {k}: {fmt_sci(out['tokens_per_language'][k])} tokens ≈ {fmt_bytes(v)} of text "
+                      f"(bytes/token from {out['bytes_per_token_source'][k]})\n" for k, v in out["bytes_per_language"].items())
+            + (f"\nWarnings: {out['warnings']}\n" if out.get("warnings") else ""))
