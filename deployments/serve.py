@@ -16,6 +16,8 @@ from prefect.schedules import Cron
 from flows.corpus import corpus_stats
 from flows.nightly import nightly_refresh
 from flows.what_to_train import what_to_train
+from llmplan import config
+from llmplan.scenario import load_scenario
 
 NIGHTLY = "nightly"
 CORPUS = "corpus-stats"
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reports", default=None, help="default reports folder parameter")
     a = ap.parse_args(argv)
     params = {k: v for k, v in (("warehouse", a.warehouse), ("data_dir", a.data), ("reports_dir", a.reports)) if v}
+    # The run form opens filled with the scenario of targets.toml (as read now: restart serving after
+    # editing it, or edit the deployment's parameters in the UI).
+    params["scenario"] = load_scenario(config.data_dir(a.data) / "targets.toml").model_dump(mode="json")
     inverse = {"warehouse_path": a.warehouse} if a.warehouse else {}
     print(f"serving nightly_refresh/{NIGHTLY} (cron {a.cron!r}, {a.timezone}), corpus_stats/{CORPUS} and "
           f"what_to_train/{INVERSE}; "

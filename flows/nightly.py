@@ -29,10 +29,13 @@ def ingest_task(staging_path: str, data_dir: str) -> dict:
 
 
 @task(name="check-cache")
-def cache_task(staging_path: str, input_hashes: dict, scenario: Scenario) -> tuple[str, str | None]:
-    fp = pipeline.fingerprint(input_hashes, scenario)
+def cache_task(staging_path: str, input_hashes: dict, scenario: Scenario) -> tuple[str, str | None, dict]:
+    """The run's fingerprint over every input — data files, corpus measurements and scaling fits
+    held in the warehouse, code, parameters — and the run whose results answer for it, if any."""
     with duckdb.connect(staging_path) as con:
-        return fp, pipeline.previous_result(con, fp)
+        hashes = {**input_hashes, **pipeline.warehouse_inputs(con)}
+        fp = pipeline.fingerprint(hashes, scenario)
+        return fp, pipeline.previous_result(con, fp), hashes
 
 
 @task(name="fit")
@@ -97,8 +100,8 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
             tmp = str(st.tmp)
             ing = ingest_task(tmp, str(data))
             if scenario is None:
-                ing["input_hashes"][str(targets_file)] = hashlib.sha256(targets_file.read_bytes()).hexdigest()
-            fp, reuse = cache_task(tmp, ing["input_hashes"], sc)
+                ing["input_hashes"][targets_file.name] = hashlib.sha256(targets_file.read_bytes()).hexdigest()
+            fp, reuse, hashes = cache_task(tmp, ing["input_hashes"], sc)
             summary = {"ingest": {k: v for k, v in ing.items() if k != "input_hashes"}}
             if reuse:
                 status, results = "reused", reuse
@@ -112,7 +115,7 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
                 report_path = report_task(tmp, run_id, sc, str(reports))
             with duckdb.connect(tmp) as con:
                 summary["headline"] = pipeline.headline(con, results, sc.policies[0])
-                pipeline.record_run(con, run_id, started, status, ing["input_hashes"], sc, fp, results, report_path,
+                pipeline.record_run(con, run_id, started, status, hashes, sc, fp, results, report_path,
                                     str(flow_run.get_id() or ""), summary)
             st.commit()
         except BaseException as e:

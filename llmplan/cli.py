@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -35,11 +36,21 @@ def _json_value(v):
     return str(v)
 
 
+def _flat(df):
+    """CSV holds no nested values: lists, structs and maps become JSON text."""
+    import polars as pl
+
+    nested = [c for c, t in df.schema.items() if t.is_nested() or t == pl.Object]
+    return df.with_columns(
+        pl.Series(c, [None if v is None else json.dumps(v, default=_json_value) for v in df[c].to_list()], dtype=pl.Utf8)
+        for c in nested)
+
+
 def _print_frame(df, fmt: str = "table", title: str | None = None) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps(df.to_dicts(), default=_json_value, indent=1) + "\n")
     elif fmt == "csv":
-        sys.stdout.write(df.write_csv())
+        sys.stdout.write(_flat(df).write_csv())
     else:
         t = Table(title=title, show_lines=False)
         for c in df.columns:
@@ -53,6 +64,24 @@ def _prefect_env() -> None:
     """Analytics off; give a first-time temporary server (fresh database) time to migrate."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _use_served_api() -> str | None:
+    """When `llmplan serve` is serving (its server file names an API that answers) and no
+    PREFECT_API_URL is set, use that server, so the run shows in the UI people have open."""
+    from llmplan import config
+
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    f = config.prefect_home() / config.SERVER_FILE
+    try:
+        api = json.loads(f.read_text(encoding="utf-8"))["api_url"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if not _healthy(api):
+        return None
+    os.environ["PREFECT_API_URL"] = api
+    return api
 
 
 @app.command()
@@ -70,6 +99,9 @@ def run(
       llmplan run --warehouse /tmp/w.duckdb --reports /tmp/reports --json
     """
     _prefect_env()
+    served = _use_served_api()
+    if served and not as_json:
+        console.print(f"using the Prefect server of `llmplan serve` at {served}: this run shows in its UI")
     try:
         from flows.nightly import nightly_refresh
         from llmplan import config
@@ -173,7 +205,7 @@ def predict(
                     resolve(r["gpu_type"], table)
                 except LlmplanError as e:
                     problems.append(Problem(str(runs), r["source_line"], "gpu_type", str(e)))
-            raise InputError(problems)
+            raise InputError(problems, consequence=None)
         f = mapped.join(acc, on="accelerator", how="left").with_columns(
             (pl.col("params_b") * 1e9).alias("params"),
             training_flop(pl.col("params_b") * 1e9, pl.col("active_params_b") * 1e9 if "active_params_b" in frame.columns
@@ -302,8 +334,10 @@ def plan(
             out["bytes_per_token_source"] = {x["language"]: x["bytes_per_token_source"] for x in langs.iter_rows(named=True)}
     except LlmplanError as e:
         _fail(e)
-    except ValueError as e:   # pydantic validation of the scenario
-        _fail(LlmplanError(str(e)))
+    except ValidationError as e:   # the scenario built from the options
+        from llmplan.scenario import CLI_OPTIONS, explain
+
+        _fail(LlmplanError(explain(e, CLI_OPTIONS)))
     if as_json:
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return
@@ -376,7 +410,7 @@ def fit_scaling(
     from llmplan.schemas import SCALING_LOSSES
 
     try:
-        f = read_one(SCALING_LOSSES, losses)
+        f = read_one(SCALING_LOSSES, losses, consequence="nothing was stored")
         fit = fit_law(f["params"].to_numpy(), f["tokens"].to_numpy(), f["loss"].to_numpy(), n_boot=bootstrap)
         if not fit.identifiable:
             raise LlmplanError(f"{losses}: these {f.height} runs cannot identify the scaling law, so it was not stored "
@@ -511,7 +545,8 @@ def serve(
     reports_port: int = typer.Option(8765, help="Port on 127.0.0.1 serving reports/ over HTTP"),
     cron: str = typer.Option("0 3 * * *", help="Nightly schedule (cron)"),
     timezone: str = typer.Option("UTC", help="Time zone of the schedule (IANA name, e.g. Europe/Paris)"),
-    home: Optional[Path] = typer.Option(None, help="Prefect home for a server started here (default .prefect/ in the project)"),
+    home: Optional[Path] = typer.Option(None, help="Prefect home for a server started here (default $LLMPLAN_PREFECT_HOME "
+                                                   "or .prefect/ in the project)"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
     data_dir: Optional[Path] = typer.Option(None, "--data", help="Input folder (default data/)"),
     reports_dir: Optional[Path] = typer.Option(None, "--reports", help="Report folder (default reports/)"),
@@ -525,13 +560,14 @@ def serve(
     """
     import functools
     import http.server
+    import shlex
     import subprocess
     import threading
 
     from llmplan import config
 
     _prefect_env()
-    home = Path(home or config.PROJECT_ROOT / ".prefect").resolve()
+    home = config.prefect_home(home)
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(home))
     api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{port}/api"
@@ -559,11 +595,23 @@ def serve(
     reports = config.reports_dir(reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(reports))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", reports_port), handler)
+    try:
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", reports_port), handler)
+    except OSError as e:
+        if server is not None:
+            server.terminate()
+        _fail(LlmplanError(f"--reports-port {reports_port}: cannot serve reports there ({e.strerror}); pass a free port"))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     os.environ["LLMPLAN_REPORTS_URL"] = f"http://127.0.0.1:{reports_port}"
     os.environ["LLMPLAN_REPORTS"] = str(reports)
-    console.print(f"Prefect UI: [bold]{api.removesuffix('/api')}[/]  ·  reports: http://127.0.0.1:{reports_port}/")
+    marker = home / config.SERVER_FILE
+    marker.write_text(json.dumps({"api_url": api, "pid": os.getpid()}), encoding="utf-8")
+    prefect_cli = shlex.quote(str(Path(sys.executable).with_name("prefect")))
+    console.print(f"Prefect UI: [bold]{api.removesuffix('/api')}[/]  ·  reports: http://127.0.0.1:{reports_port}/\n"
+                  f"`llmplan run` now uses this server (its runs show in the UI). Trigger a deployment from a shell:\n"
+                  f"  PREFECT_API_URL={api} {prefect_cli} deployment run 'nightly_refresh/nightly' --watch\n"
+                  f"  PREFECT_API_URL={api} {prefect_cli} deployment run 'what_to_train/what-to-train' "
+                  "--params '{\"budget\": {\"gpus\": 20, \"days\": 15}}' --watch", highlight=False, soft_wrap=True)
     from deployments.serve import main as serve_main
 
     args = ["--cron", cron, "--timezone", timezone, "--reports", str(reports)]
@@ -574,6 +622,7 @@ def serve(
     try:
         serve_main(args)
     finally:
+        marker.unlink(missing_ok=True)
         httpd.shutdown()
         if server is not None:
             server.terminate()

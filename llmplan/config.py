@@ -25,6 +25,15 @@ def reports_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get(REPORTS_ENV) or PROJECT_ROOT / "reports").resolve()
 
 
+PREFECT_HOME_ENV = "LLMPLAN_PREFECT_HOME"
+SERVER_FILE = "llmplan-server.json"    # written by `llmplan serve` while it serves: the API URL to use
+
+
+def prefect_home(override: str | os.PathLike | None = None) -> Path:
+    """Where `llmplan serve` keeps its Prefect server (database, log, SERVER_FILE)."""
+    return Path(override or os.environ.get(PREFECT_HOME_ENV) or PROJECT_ROOT / ".prefect").resolve()
+
+
 def code_version() -> str:
     """Hash of the domain code, flows and SQL: a fit made by other code is not reused."""
     h = hashlib.sha256()

@@ -24,10 +24,13 @@ class Problem:
 
 
 class InputError(LlmplanError):
-    """One or more problems in input files; nothing was written."""
+    """One or more problems in input files. `consequence` says what that meant ("nothing was
+    written" for a pipeline run); a command that only reads says nothing of writing."""
 
-    def __init__(self, problems: list[Problem], limit: int = 20):
+    def __init__(self, problems: list[Problem], limit: int = 20, consequence: str | None = "nothing was written"):
         self.problems = problems
         shown = "\n".join(f"  - {p}" for p in problems[:limit])
         more = f"\n  … and {len(problems) - limit} more" if len(problems) > limit else ""
-        super().__init__(f"{len(problems)} problem(s) in the input; nothing was written:\n{shown}{more}")
+        what = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{len(problems)} {what} in the input" + (f"; {consequence}" if consequence else "")
+                         + f":\n{shown}{more}")

@@ -200,14 +200,15 @@ def read_all(data_dir: Path, loaded_at: datetime | None = None) -> dict[str, Kin
     return out
 
 
-def read_one(kind: Kind, path: Path) -> pl.DataFrame:
-    """One user-supplied CSV (predict, fit-scaling), typed and checked; raises InputError."""
+def read_one(kind: Kind, path: Path, consequence: str | None = None) -> pl.DataFrame:
+    """One user-supplied CSV (predict, fit-scaling), typed and checked; raises InputError whose
+    message ends with `consequence` when the caller would have written something."""
     path = Path(path)
     if not path.is_file():
         raise InputError([Problem(str(path), None, None, "no such file; expected a CSV with columns: "
-                                  + ", ".join(c.header for c in kind.columns if c.required))])
+                                  + ", ".join(c.header for c in kind.columns if c.required))], consequence=consequence)
     problems: list[Problem] = []
     got = read_file(kind, path, datetime.now(timezone.utc), problems)
     if problems or got is None:
-        raise InputError(problems)
+        raise InputError(problems, consequence=consequence)
     return got[1]

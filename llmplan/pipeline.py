@@ -60,7 +60,9 @@ def ingest(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict:
     core = build_core(data)
     for table in CORE_TABLES:
         warehouse.replace_table(con, table, core[table])
-    hashes = {f: sha for kd in data.values() for f, sha in kd.files.items()}
+    # Keyed by the path inside the data folder: the same inputs in another checkout hash the same.
+    root = Path(data_dir).resolve()
+    hashes = {Path(f).resolve().relative_to(root).as_posix(): sha for kd in data.values() for f, sha in kd.files.items()}
     runs = core["core.training_runs"]
     return {
         "input_hashes": hashes, "raw_rows_added": added,
@@ -69,6 +71,23 @@ def ingest(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict:
         "excluded": dict(runs.group_by("fit_exclusion_reason").len().drop_nulls().iter_rows()),
         "unmapped_accelerators": {f"{r['name']} ({r['origin']})": r["n_rows"]
                                   for r in core["core.unmapped_accelerators"].iter_rows(named=True)},
+    }
+
+
+def warehouse_inputs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """What a user adds through the warehouse rather than data/: corpus measurements
+    (`llmplan corpus scan`) and the latest scaling-law fit (`llmplan fit-scaling`). Their hashes
+    join the run's inputs, so a scan or a fit makes the next run recompute instead of reusing."""
+    def digest(sql: str) -> str:
+        return hashlib.sha256(repr(con.execute(sql).fetchall()).encode()).hexdigest()
+    return {
+        "warehouse:raw.corpus_measurements": digest(
+            """SELECT file_sha256, "language", tokenizer, sample_fraction, seed, options, docs, "bytes", tokens,
+                      docs_sampled, bytes_sampled, tokens_sq, bytes_sq, bytes_tokens
+               FROM raw.corpus_measurements ORDER BY ALL"""),
+        "warehouse:user scaling law": digest(
+            """SELECT E, A, B, alpha, beta, fit_id FROM fits.scaling_law WHERE name = 'user'
+               ORDER BY fitted_at DESC LIMIT 1"""),
     }
 
 
@@ -236,12 +255,16 @@ def log_failure(path: Path, run_id: str, started: datetime, error: BaseException
 
 def headline_row(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> dict | None:
     """The plan people look at first, by a stated rule: the target nearest 10B, the policy given,
-    and the cheapest p50 cost (a priced accelerator before an unpriced one; ties → fewer
-    GPU-days, then the smaller cluster)."""
-    rows = warehouse.query(con, """SELECT target_params, policy, accelerator, gpu_days_p50, cost_usd_p50 FROM plans.plans
-                       WHERE pipeline_run_id = ? AND policy = ?
-                       ORDER BY abs(ln(target_params / 1e10)), cost_usd_p50 IS NULL, cost_usd_p50, gpu_days_p50, cluster_gpus
-                       LIMIT 1""", [run_id, policy])
+    and the cheapest p50 cost — among accelerators the efficiency fit has seen whole runs or
+    benchmarks on first (one predicted from its specs alone is planned, not headlined), then
+    priced before unpriced; ties → fewer GPU-days, then the smaller cluster."""
+    rows = warehouse.query(con, """
+        SELECT p.target_params, p.policy, p.accelerator, p.gpu_days_p50, p.cost_usd_p50 FROM plans.plans p
+        LEFT JOIN (SELECT name FROM fits.efficiency WHERE pipeline_run_id = ? AND kind = 'group') g ON g.name = p.accelerator
+        WHERE p.pipeline_run_id = ? AND p.policy = ?
+        ORDER BY abs(ln(p.target_params / 1e10)), g.name IS NULL, p.cost_usd_p50 IS NULL, p.cost_usd_p50,
+                 p.gpu_days_p50, p.cluster_gpus
+        LIMIT 1""", [run_id, run_id, policy])
     return rows.row(0, named=True) if rows.height else None
 
 

@@ -5,7 +5,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator
 
 from llmplan.errors import LlmplanError
 from llmplan.units import parse_size
@@ -69,17 +69,39 @@ class Scenario(BaseModel):
             raise ValueError("cluster sizes must be between 1 and 1,000,000 accelerators")
         return v
 
-    @model_validator(mode="after")
-    def _mix(self):
-        if not self.mixture or any(s < 0 for s in self.mixture.values()):
-            raise ValueError("mixture needs at least one language with a non-negative share")
-        total = sum(self.mixture.values())
+    @field_validator("mixture")
+    @classmethod
+    def _mix(cls, v):
+        if not v or any(s < 0 for s in v.values()):
+            raise ValueError("the mixture needs at least one language, and no share may be negative")
+        total = sum(v.values())
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"mixture shares must sum to 1, got {total:g}")
-        return self
+        return v
 
     def target_params(self) -> list[float]:
         return [parse_size(t, "target size") for t in self.targets]
+
+
+# Where each field is set from the command line (for errors that name what the user typed).
+CLI_OPTIONS = {"targets": "--params", "cluster_sizes": "--gpus", "mixture": "--mix", "unique_tokens": "--unique",
+               "seq_len": "--seq-len", "fixed_tokens": "--tokens", "deadline_days": "--days", "budget_usd": "--budget-usd",
+               "confidence": "--confidence", "scaling_law": "--law", "price_usd_per_hour": "--price",
+               "accelerators": "--gpu", "policies": "--policy"}
+
+
+def explain(e, names: dict[str, str] | None = None) -> str:
+    """A pydantic ValidationError as plain sentences, one per problem: the option (or field) and
+    what is allowed — no pydantic type names, no links."""
+    out = []
+    for err in e.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        where = (names or {}).get(field, field)
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        got = err.get("input")
+        tail = "" if err["type"].startswith("value_error") or isinstance(got, dict) else f" (got {got!r})"
+        out.append(f"{where}: {msg}{tail}" if where else f"{msg}{tail}")
+    return "; ".join(out)
 
 
 def load_scenario(path: Path) -> Scenario:

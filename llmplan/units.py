@@ -51,6 +51,8 @@ def fmt_count(x: float, unit: str = "", sig: int = 3) -> str:
     digits = sig - int(math.floor(math.log10(abs(x)))) - 1
     r = round(x, digits)
     s = f"{r:,.{max(digits, 0)}f}"
+    if "." in s:                      # 14.0 → 14, 1.50 → 1.5: a count shows no empty decimals
+        s = s.rstrip("0").rstrip(".")
     return f"{s} {unit}".strip()
 
 
@@ -58,7 +60,8 @@ def fmt_days(x: float) -> str:
     if x is None or not math.isfinite(x):
         return "–"
     if x < 1:
-        return f"{x * 24:.2g} hours"
+        hours = float(f"{x * 24:.2g}")
+        return "1 hour" if hours == 1 else f"{hours:g} hours"
     return f"{x:,.1f} days" if x < 1000 else f"{x:,.0f} days"
 
 

@@ -11,6 +11,7 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("LLMPLAN_WAREHOUSE", None)
+os.environ["LLMPLAN_PREFECT_HOME"] = os.path.join(_home, "llmplan")   # never the checkout's own .prefect/
 
 import pytest  # noqa: E402
 

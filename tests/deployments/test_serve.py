@@ -78,7 +78,8 @@ def test_served_deployment_runs_with_ui_parameters(server):
     data = tmp / "data"
     shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
     wh, reports = tmp / "w.duckdb", tmp / "reports"
-    senv = {**env, "PREFECT_API_URL": api}
+    home = tmp / "llmplan-home"
+    senv = {**env, "PREFECT_API_URL": api, "LLMPLAN_PREFECT_HOME": str(home)}
     serve_log = open(tmp / "serve.log", "w")
     reports_port = _free_port()
     serve = subprocess.Popen([str(Path(sys.executable).with_name("llmplan")), "serve", "--cron", "0 3 * * *",
@@ -97,6 +98,9 @@ def test_served_deployment_runs_with_ui_parameters(server):
         sched = dep["schedules"][0]
         assert sched["schedule"]["cron"] == "0 3 * * *" and sched["schedule"]["timezone"] == "Europe/Paris" and sched["active"]
         assert "scenario" in dep["parameter_openapi_schema"]["properties"]      # the UI's run form
+        # … which opens filled with the scenario of targets.toml, not "None"
+        from llmplan.scenario import load_scenario
+        assert dep["parameters"]["scenario"]["targets"] == load_scenario(data / "targets.toml").targets
 
         # invalid parameters are rejected before any work starts
         bad = _req(client, "POST", f"/deployments/{dep['id']}/create_flow_run", {"parameters": {"scenario": {"seq_len": 1}}})
@@ -119,6 +123,23 @@ def test_served_deployment_runs_with_ui_parameters(server):
         assert link.startswith(f"http://127.0.0.1:{reports_port}/")
         page = httpx.get(link, timeout=10)
         assert page.status_code == 200 and "llmplan report" in page.text
+
+        # `llmplan run` with no PREFECT_API_URL finds the served server: its run shows in this UI
+        renv = {k: v for k, v in senv.items() if k != "PREFECT_API_URL"}
+        out = subprocess.run([str(Path(sys.executable).with_name("llmplan")), "run", "--warehouse", str(tmp / "w2.duckdb"),
+                              "--data", str(data), "--reports", str(tmp / "reports2")],
+                             cwd=ROOT, env=renv, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        assert f"using the Prefect server of `llmplan serve` at {api}" in out.stdout
+        runs = _req(client, "POST", "/flow_runs/filter", {"flow_runs": {"deployment_id": {"is_null_": True}}}).json()
+        assert any(r["state"]["type"] == "COMPLETED" for r in runs)
+
+        # the shell hint serve printed works as printed
+        hint = next(line.strip() for line in (tmp / "serve.log").read_text().splitlines() if "what_to_train/what-to-train" in line
+                    and line.strip().startswith("PREFECT_API_URL="))
+        out = subprocess.run(hint, shell=True, cwd=tmp, env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and "Completed" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
     finally:
         _stop(serve, 60)
     with duckdb.connect(str(wh), read_only=True) as con:
@@ -130,3 +151,4 @@ def test_served_deployment_runs_with_ui_parameters(server):
     dep = _req(client, "GET", "/deployments/name/nightly_refresh/nightly").json()
     assert dep["schedules"][0]["active"] and not dep.get("paused", False)
     assert "schedule is still active" in (tmp / "serve.log").read_text()
+    assert not (home / "llmplan-server.json").exists()            # serving stopped: `llmplan run` no longer points here

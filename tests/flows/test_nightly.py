@@ -43,8 +43,10 @@ def test_run_fills_every_layer(first_run):
                            "OR length(file_sha256) <> 64 OR loaded_at IS NULL").fetchone()[0]
         assert prov == 0
         run = con.execute("SELECT status, input_hashes, code_version, parameters FROM meta.pipeline_runs").fetchone()
-        # every shipped input is hashed: each CSV (kind folders, aliases) and the scenario file
-        inputs = {str(f) for f in data.rglob("*.csv")} | {str(data / "targets.toml")}
+        # every input is hashed, keyed by its path inside the data folder: each CSV (kind folders,
+        # aliases), the scenario file, and what users add through the warehouse (scans, fits)
+        inputs = {f.relative_to(data).as_posix() for f in data.rglob("*.csv")} | {"targets.toml"} | \
+            {"warehouse:raw.corpus_measurements", "warehouse:user scaling law"}
         assert run[0] == "succeeded" and set(json.loads(run[1])) == inputs
         assert run[2] and json.loads(run[3])["targets"]
         assert con.execute("SELECT count(*) FROM latest_plans").fetchone()[0] == counts["plans.plans"]

@@ -28,6 +28,9 @@ def test_sql_formats(built_warehouse):
     assert json.loads(r.output) == [{"n": 1, "s": 1, "d": 0.5}]     # HUGEINT/DECIMAL stay numbers
     r = _run("sql", "SELECT 1 AS a", "--format", "csv", "--warehouse", str(built_warehouse))
     assert r.output.splitlines() == ["a", "1"]
+    # CSV cannot hold nested values: they are written as JSON text, not a traceback
+    r = _run("sql", "SELECT [1, 2] AS l, {'k': 'v'} AS s", "--format", "csv", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 0 and r.output.splitlines() == ["l,s", '"[1, 2]","{""k"": ""v""}"']
 
 
 def test_runs_view_shows_each_fitted_runs_weight(built_warehouse):
@@ -70,6 +73,7 @@ def test_predict_errors(built_warehouse, tmp_path):
     f.write_text("model,params_b,tokens_b,gpu_type\nx,10,,H100\n")
     r = _run("predict", "--runs", str(f), "--warehouse", str(built_warehouse))
     assert r.exit_code == 1 and "line 2" in r.output and "tokens_b" in r.output
+    assert "written" not in r.output                        # predict never writes, so it says nothing of it
     f.write_text("model,params_b,tokens_b,gpu_type\nx,10,200,H100\n")
     r = _run("predict", "--runs", str(f), "--warehouse", str(tmp_path / "none.duckdb"))
     assert r.exit_code == 1 and "llmplan run" in r.output
@@ -122,10 +126,22 @@ def test_plan_days_gives_the_cluster_and_inverse_plan(built_warehouse):
 
 
 def test_plan_errors(built_warehouse):
-    r = _run("plan", "--params", "10X", "--warehouse", str(built_warehouse))
+    wh = str(built_warehouse)
+    r = _run("plan", "--params", "10X", "--warehouse", wh)
     assert r.exit_code == 1 and "10X" in r.output
-    r = _run("plan", "--gpu", "H100", "--warehouse", str(built_warehouse))
+    r = _run("plan", "--gpu", "H100", "--warehouse", wh)
     assert r.exit_code == 1 and "--gpus" in r.output
+    # every validation error is one plain sentence naming the option: no pydantic text, no link
+    for args, words in ((["--gpus", "0"], "'--gpus'"), (["--gpus", "-4"], "'--gpus'"),
+                        (["--mix", "ja=0.6,en=0.5"], "--mix: mixture shares must sum to 1, got 1.1"),
+                        (["--unique", "ja=lots"], "--unique value for 'ja'"), (["--confidence", "p99"], "--confidence")):
+        r = _run("plan", "--params", "7B", *args, "--warehouse", wh)
+        assert r.exit_code != 0 and words in r.output, (args, r.output)
+        assert "pydantic" not in r.output and "http" not in r.output and "Traceback" not in r.output
+
+
+def test_help_states_the_default_cluster():
+    assert "default 8" in " ".join(_run("plan", "--help").output.split())
 
 
 def test_fit_scaling_stores_and_is_used(built_warehouse, tmp_path):

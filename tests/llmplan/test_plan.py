@@ -29,6 +29,8 @@ def test_numbers_for_people():
     assert fmt_days(15.23) == "15.2 days"
     assert fmt_usd(117250) == "$117k"
     assert fmt_bytes(8.12e11) == "812 GB"
+    assert fmt_count(14.0) == "14" and fmt_count(1.5) == "1.5"       # counts show no empty decimals
+    assert fmt_days(1 / 24) == "1 hour" and fmt_days(0.5) == "12 hours"
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +217,18 @@ def test_a_bad_targets_file_names_line_and_key(tmp_path):
     f.write_text('targets = ["1B"]\nseq_len = = 3\n', encoding="utf-8")
     with pytest.raises(LlmplanError, match="line 2, column"):
         load_scenario(f)
+
+
+def test_headline_is_the_cheapest_p50_among_accelerators_the_fit_has_seen(built_warehouse):
+    """The stated rule, checked on the plans table itself: nearest 10B, first policy, cheapest p50
+    cost among accelerators with runs in the fit; no cheaper seen accelerator exists."""
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        run_id = con.execute("SELECT results_run_id FROM latest_run").fetchone()[0]
+        head = pipeline.headline_row(con, run_id, "chinchilla")
+        seen = {r[0] for r in con.execute("SELECT name FROM fits.efficiency WHERE kind = 'group' AND pipeline_run_id = ?",
+                                          [run_id]).fetchall()}
+        rows = con.execute("SELECT accelerator, cost_usd_p50 FROM plans.plans WHERE pipeline_run_id = ? AND policy = "
+                           "'chinchilla' AND target_params = 1e10 AND cost_usd_p50 IS NOT NULL", [run_id]).fetchall()
+    assert head["target_params"] == 1e10 and head["accelerator"] in seen
+    assert head["cost_usd_p50"] == min(c for a, c in rows if a in seen)
+    assert head["accelerator"] != "H200"       # same compute as an H100 at 2.4× the price
