@@ -1,4 +1,6 @@
-"""Print the efficiency model's backtest table beside the 6ND/(peak×0.40) rule.
+"""Print the backtests: the whole-run model and the step × goodput chain plans use (beside the
+6ND/(peak×0.40) rule) on whole runs, and the per-step model (beside 40 % of the BF16 peak and 40 %
+of the precision's peak) on benchmark rows it never saw.
 
     .venv/bin/python bench/backtest.py
 """
@@ -12,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import polars as pl  # noqa: E402
 
 from bench._common import fitted  # noqa: E402
-from llmplan import efficiency  # noqa: E402
+from llmplan import efficiency, step  # noqa: E402
 
 
 def main() -> None:
@@ -28,6 +30,32 @@ def main() -> None:
         m = s.filter((pl.col("split") == split) & (pl.col("method") == "llmplan"))["median_abs_log10_err"][0]
         r = s.filter((pl.col("split") == split) & (pl.col("method") != "llmplan"))["median_abs_log10_err"][0]
         print(f"ratio llmplan / rule error, {split}: {m / r:.2f}")
+    # The chain plans use: the whole-run model's held-out predictions × the step ratio for each run's
+    # precision and MoE shape (dense BF16 runs unchanged).
+    core = _core()
+    sm = step.fit_step(core["core.step_benchmarks"])
+    chain = step.chain_backtest_runs(bt, core["core.training_runs"], sm, core["core.accelerators"])
+    cs = efficiency.backtest_summary(chain).filter(pl.col("method") == "llmplan")
+    print("\nstep × goodput chain (what plans use) on the same splits:")
+    for r in cs.iter_rows(named=True):
+        print(f"{r['split']:<48} {'chain':<16} {r['n']:>3} {r['median_abs_log10_err']:>15.3f} {r['median_abs_pct_err']:>9.0f}% "
+              f"{r['coverage_p10_p90']:>11.0%}")
+    changed = chain.join(bt.select("split", "run_key", pl.col("pred_p50").alias("whole_p50")), on=["split", "run_key"])
+    changed = changed.filter((pl.col("pred_p50") / pl.col("whole_p50") - 1).abs() > 1e-9)
+    print("runs the chain changes (precision or MoE):", ", ".join(sorted(set(changed["run_key"].to_list()))) or "none")
+    # Per step, on benchmark configurations never used in the fit.
+    sbt = step.step_backtest(core["core.step_benchmarks"])
+    ss = step.step_backtest_summary(sbt)
+    print("\nper-step model (tokens/s per accelerator) on held-out benchmark rows:")
+    print(f"{'split':<38} {'method':<30} {'n':>4} {'med|log10 err|':>15} {'in p10-p90':>11}")
+    for r in ss.iter_rows(named=True):
+        cov = "" if r["coverage_p10_p90"] is None else f"{r['coverage_p10_p90']:.0%}"
+        print(f"{r['split']:<38} {r['method']:<30} {r['n']:>4} {r['median_abs_log10_err']:>15.3f} {cov:>11}")
+    mb = sbt.filter(pl.col("source_group").str.starts_with("megatron-bridge"))
+    print("  Megatron-Bridge rows only (dense and MoE, BF16 and FP8, H100 to GB200):")
+    for (split,), g in mb.group_by("split", maintain_order=True):
+        print(f"  {split:<36} n={g.height:>3}  llmplan {g['abs_log10_err'].median():.3f} ({g['inside_p10_p90'].mean():.0%} inside)"
+              f"  40% BF16 {g['rule_bf16_abs_log10_err'].median():.3f}  40% precision {g['rule_precision_abs_log10_err'].median():.3f}")
     # The floor the records set: no held-out score should beat a fit scored on its own rows.
     whole = table.filter(pl.col("per_step") == 0).with_columns(pl.col("utilization").log10().alias("_y"))
     own = model.predict(whole).select(
@@ -36,6 +64,14 @@ def main() -> None:
     oracle = whole.select((pl.col("_y") - pl.col("_y").median().over("accelerator")).abs().median()).item()
     print(f"in-sample floor (fitted on all {whole.height} whole runs, scored on the same runs): "
           f"llmplan {own['model']:.3f}, rule {own['rule']:.3f}; each accelerator's own median: {oracle:.3f}")
+
+
+def _core():
+    from bench._common import DATA
+    from llmplan.ingest import read_all
+    from llmplan.transform import build_core
+
+    return build_core(read_all(DATA))
 
 
 if __name__ == "__main__":

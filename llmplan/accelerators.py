@@ -65,7 +65,8 @@ def check_accelerator_names(data: dict) -> list[Problem]:
             problems.append(Problem(r["source_file"], r["source_line"], "accelerator",
                                     f"unknown accelerator {r['accelerator']!r}; expected one of: {', '.join(sorted(names))}"))
     table = alias_table(acc, aliases if aliases.height else pl.DataFrame(schema={"alias": pl.Utf8, "accelerator": pl.Utf8, "flag": pl.Utf8}))
-    for kind, col, header in (("training_runs", "gpu_type", "gpu_type"), ("throughput", "gpu", "GPU")):
+    for kind, col, header in (("training_runs", "gpu_type", "gpu_type"), ("throughput", "gpu", "GPU"),
+                              ("step_benchmarks", "gpu_type", "gpu_type")):
         frame = data[kind].typed
         if not frame.height:
             continue
@@ -80,7 +81,8 @@ def check_accelerator_names(data: dict) -> list[Problem]:
 # Architecture generation and launch year, for grouping in the report (vendor announcements).
 GENERATIONS = {
     "V100": "NVIDIA Volta (2017)", "A100": "NVIDIA Ampere (2020)", "H100": "NVIDIA Hopper (2022)",
-    "H200": "NVIDIA Hopper (2022)", "B200": "NVIDIA Blackwell (2024)", "MI250X": "AMD CDNA 2 (2021)",
+    "H200": "NVIDIA Hopper (2022)", "B200": "NVIDIA Blackwell (2024)", "GB200": "NVIDIA Blackwell (2024)",
+    "MI250X": "AMD CDNA 2 (2021)",
     "MI300X": "AMD CDNA 3 (2023)", "TPUv3": "Google TPU v3 (2018)", "TPUv4": "Google TPU v4 (2021)",
     "TPUv5e": "Google TPU v5 (2023)", "TPUv5p": "Google TPU v5 (2023)", "Trainium1": "AWS Trainium 1 (2022)",
     "Trainium2": "AWS Trainium 2 (2024)",

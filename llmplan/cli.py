@@ -169,33 +169,42 @@ def _open(warehouse):
 
 @app.command()
 def predict(
-    runs: Path = typer.Option(..., help="CSV: model, params_b, active_params_b (optional), tokens_b, gpu_type, gpu_count (optional)"),
+    runs: Path = typer.Option(..., help="CSV of runs (see --per-step for the columns of each form)"),
+    per_step: bool = typer.Option(False, "--per-step", help="Predict step throughput for configurations instead of whole runs"),
+    framework: Optional[str] = typer.Option(None, help="With --per-step: a framework the fit knows (e.g. megatron-bridge); "
+                                                       "default a new stack, its spread in the band"),
     as_json: bool = typer.Option(False, "--json", help="A list of objects with the output keys (floats, unformatted)"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
 ):
-    """Predict GPU-hours (p10/p50/p90) for training runs from the latest efficiency fit.
+    """Predict GPU-hours for whole runs, or step throughput for configurations (--per-step).
 
-    Output per row: model, training_flop, gpu_hours_p10, gpu_hours_p50, gpu_hours_p90,
-    wall_days_p50 (when gpu_count is given).
+    Whole runs: columns model, params_b, active_params_b (optional), tokens_b, gpu_type,
+    gpu_count (optional), precision (optional: bf16 | fp8). Output per row: model,
+    training_flop, gpu_hours_p10, gpu_hours_p50, gpu_hours_p90, wall_days_p50 (with gpu_count).
 
-    Example:\n
-      llmplan predict --runs my_runs.csv --json
+    --per-step: columns model, params_b, active_params_b (optional), gpu_type, gpu_count,
+    precision, seq_len, global_batch (optional, tokens), tp, pp, ep (optional; missing =
+    llmplan's own layout). Output per row: model, tokens_per_s_per_gpu_p10/p50/p90,
+    step_mfu_p50, tp, pp, ep, dp.
+
+    Examples:\n
+      llmplan predict --runs my_runs.csv --json\n
+      llmplan predict --per-step --runs configs.csv --json
     """
     import polars as pl
 
     from llmplan import pipeline
     from llmplan.accelerators import normalise, resolve
     from llmplan.errors import InputError, Problem
-    from llmplan.flops import training_flop
     from llmplan.ingest import read_one
-    from llmplan.schemas import PREDICT_RUNS
+    from llmplan.schemas import PREDICT_RUNS, PREDICT_STEPS
 
     try:
-        frame = read_one(PREDICT_RUNS, runs)
+        frame = read_one(PREDICT_STEPS if per_step else PREDICT_RUNS, runs)
         with _open(warehouse) as con:
             model, _ = pipeline.load_model(con)
             table = con.sql("SELECT * FROM core.accelerator_aliases").pl()
-            acc = con.sql("SELECT accelerator, peak_flops FROM core.accelerators").pl()
+            acc = con.sql("SELECT * FROM core.accelerators").pl()
         mapped = normalise(frame, "gpu_type", table)
         bad = mapped.filter(pl.col("accelerator").is_null())
         if bad.height:                      # resolve() words the error and lists the known names
@@ -206,16 +215,47 @@ def predict(
                 except LlmplanError as e:
                     problems.append(Problem(str(runs), r["source_line"], "gpu_type", str(e)))
             raise InputError(problems, consequence=None)
-        f = mapped.join(acc, on="accelerator", how="left").with_columns(
-            (pl.col("params_b") * 1e9).alias("params"),
-            training_flop(pl.col("params_b") * 1e9, pl.col("active_params_b") * 1e9 if "active_params_b" in frame.columns
-                          else pl.lit(None, pl.Float64), pl.col("tokens_b") * 1e9).alias("training_flop"),
-            pl.lit(model.year_range[1]).alias("year"),
-            (pl.col("gpu_count") if "gpu_count" in frame.columns else pl.lit(None, pl.Float64)).alias("gpu_count"),
-        )
-        out = model.predict(f).with_columns(
-            (pl.col("gpu_hours_p50") / pl.col("gpu_count") / 24.0).alias("wall_days_p50")
-        ).select("model", "training_flop", "gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90", "wall_days_p50")
+        f = mapped.join(acc.select("accelerator", "peak_flops", "peak_fp8_flops", "memory_bytes", "nvlink_domain"),
+                        on="accelerator", how="left")
+        from llmplan.step import Chain, check_rows, predict_steps
+
+        problems = check_rows(f, str(runs))
+        if problems:
+            raise InputError(problems, consequence=None)
+        if per_step:
+            if not isinstance(model, Chain):
+                raise LlmplanError("this warehouse has no step model yet; run `llmplan run` to fit one")
+            if framework and framework not in model.step.families:
+                raise LlmplanError(f"--framework {framework!r} is not in the fit; known: {', '.join(model.step.families)}")
+            f = f.with_columns(pl.col("peak_flops").alias("peak_bf16_flops"),
+                               pl.when(pl.col("precision") == "fp8").then(pl.col("peak_fp8_flops")).otherwise(pl.col("peak_flops"))
+                               .alias("peak_flops"), pl.col("gpu_count").cast(pl.Float64))
+            out = predict_steps(f, model.step, framework).sort("source_line").select(
+                "model", pl.col("step_tokens_per_s_p10").alias("tokens_per_s_per_gpu_p10"),
+                pl.col("step_tokens_per_s_p50").alias("tokens_per_s_per_gpu_p50"),
+                pl.col("step_tokens_per_s_p90").alias("tokens_per_s_per_gpu_p90"), "step_mfu_p50", "tp", "pp", "ep", "dp")
+        else:
+            from llmplan.flops import training_flop
+            from llmplan.step import IMPUTED_CLUSTER
+
+            active = pl.col("active_params_b") * 1e9 if "active_params_b" in frame.columns else pl.lit(None, pl.Float64)
+            g = f.with_columns(
+                (pl.col("params_b") * 1e9).alias("params"), active.alias("active_params"), (pl.col("tokens_b") * 1e9).alias("tokens"),
+                training_flop(pl.col("params_b") * 1e9, active, pl.col("tokens_b") * 1e9).alias("training_flop"),
+                pl.lit(model.year_range[1]).alias("year"),
+                (pl.col("gpu_count") if "gpu_count" in frame.columns else pl.lit(None, pl.Float64)).alias("_stated"),
+                (pl.col("precision") if "precision" in frame.columns else pl.lit(None, pl.Utf8)).fill_null("bf16").alias("_prec"))
+            g = g.with_columns(pl.coalesce("_stated", pl.lit(float(IMPUTED_CLUSTER))).cast(pl.Int64).alias("cluster_gpus"),
+                               pl.coalesce("_stated", pl.lit(float(IMPUTED_CLUSTER))).alias("gpu_count"))
+            if isinstance(model, Chain):
+                parts = [model.predict(part, precision=prec) for (prec,), part in g.group_by("_prec", maintain_order=True)]
+                p = pl.concat(parts, how="diagonal_relaxed")
+            else:
+                p = model.predict(g).with_columns(pl.col("gpu_count").alias("useful_gpus"))
+            out = p.sort("source_line").with_columns(
+                pl.when(pl.col("_stated").is_not_null()).then(pl.col("gpu_hours_p50") / pl.col("useful_gpus") / 24.0)
+                .alias("wall_days_p50")
+            ).select("model", "training_flop", "gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90", "wall_days_p50")
     except LlmplanError as e:
         _fail(e)
     if as_json:
@@ -223,6 +263,15 @@ def predict(
         return
     from llmplan.units import fmt_count, fmt_days, fmt_sci
 
+    if per_step:
+        t = Table(title="Predicted step throughput (tokens/s per accelerator)")
+        for c in ("model", "p10", "p50", "p90", "step MFU p50", "layout tp·pp·ep·dp"):
+            t.add_column(c, overflow="fold")
+        for r in out.iter_rows(named=True):
+            t.add_row(r["model"], fmt_count(r["tokens_per_s_per_gpu_p10"]), fmt_count(r["tokens_per_s_per_gpu_p50"]),
+                      fmt_count(r["tokens_per_s_per_gpu_p90"]), f"{r['step_mfu_p50']:.0%}", f"{r['tp']}·{r['pp']}·{r['ep']}·{r['dp']}")
+        console.print(t)
+        return
     t = Table(title="Predicted GPU-hours (whole run)")
     for c in ("model", "training compute", "GPU-hours p10", "p50", "p90", "wall days p50"):
         t.add_column(c, overflow="fold")
@@ -269,6 +318,11 @@ def plan(
     days: Optional[float] = typer.Option(None, min=0.001, help="Days available: the deadline (with --params), or the time you have (inverse plan)"),
     budget_usd: Optional[float] = typer.Option(None, min=0.01, help="Budget in USD: a cap (with --params) or what you have (inverse plan)"),
     tokens: Optional[str] = typer.Option(None, help="Training tokens, e.g. 200B (default: from --policy)"),
+    active_params: Optional[str] = typer.Option(None, help="Mixture of experts: active parameters, e.g. 37B (FLOPs on these, "
+                                                           "memory on --params, expert parallelism for the rest)"),
+    precision: str = typer.Option("bf16", help="bf16 | fp8 (FP8 against the accelerator's FP8 peak)"),
+    global_batch: Optional[str] = typer.Option(None, help="Tokens per optimizer step, e.g. 4M (default: DeepSeek LLM's "
+                                                          "B_opt = 0.2920·C^0.3271)"),
     policy: str = typer.Option("chinchilla", help="chinchilla | compute-optimal | overtrain | inference-aware"),
     mix: str = typer.Option("en=1.0", help="Language mixture, e.g. ja=0.4,en=0.4,code=0.2"),
     unique: Optional[str] = typer.Option(None, help="Unique tokens available per language, e.g. ja=300B,en=5T (epoch checks)"),
@@ -299,13 +353,23 @@ def plan(
 
         if confidence not in ("p50", "p90"):
             raise LlmplanError(f"--confidence must be p50 or p90, got {confidence!r}")
+        if precision not in ("bf16", "fp8"):
+            raise LlmplanError(f"--precision must be bf16 or fp8, got {precision!r}")
+        fraction = None
+        if active_params:
+            if not params:
+                raise LlmplanError("--active-params needs --params (the total)")
+            fraction = parse_size(active_params, "--active-params") / parse_size(params, "--params")
+            if fraction > 1:
+                raise LlmplanError(f"--active-params {active_params} exceeds --params {params}: active parameters are a part of the total")
         with _open(warehouse) as con:
             model, run_id, acc, the_law, bpt = pipeline.planning_inputs(con, gpu, law)
         name = acc["accelerator"][0]
         if price is not None:
             acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
         base = Scenario(accelerators=[name], mixture=_parse_mix(mix), unique_tokens=_parse_unique(unique), seq_len=seq_len,
-                        scaling_law=law, flash_attention=flash_attention, confidence=confidence)
+                        scaling_law=law, flash_attention=flash_attention, confidence=confidence, precision=precision,
+                        active_fraction=fraction, global_batch_tokens=global_batch)
         if params is None:
             if gpus is None or (days is None and budget_usd is None):
                 raise LlmplanError("give --params for a plan, or --gpus with --days and/or --budget-usd for the inverse question")
@@ -326,6 +390,9 @@ def plan(
                                      "min_gpus_for_memory", "fits_in_memory", "checkpoint_gib", "predicted_loss",
                                      "predicted_loss_p10", "predicted_loss_p90", "loss_law", "meets_deadline", "within_budget",
                                      "max_epochs", "warnings")}
+            out.update({k: r.get(k) for k in ("active_params", "precision", "tp", "pp", "ep", "dp", "zero_stage", "recompute",
+                                              "global_batch_tokens", "step_mfu_p50", "goodput_p50", "max_useful_gpus",
+                                              "useful_gpus", "tokens_per_s_per_gpu_p50", "billed_gpu_hours_p50")})
             out["policy"] = pol
             out["confidence"] = confidence
             out["cluster_chosen_for_days"] = gpus is None and bool(days)
@@ -373,6 +440,13 @@ def _print_plan(out: dict) -> None:
         t.add_row("cost", f"{fmt_usd(out['cost_usd_p50'])} ({fmt_usd(out['cost_usd_p10'])}–{fmt_usd(out['cost_usd_p90'])})"
                   if out["cost_usd_p50"] else "no price for this accelerator: pass --price")
         t.add_row("expected loss", f"{loss} ({out['loss_law']})")
+        if out.get("tp"):
+            t.add_row("layout", f"TP {out['tp']} × PP {out['pp']} × DP {out['dp']}" + (f" (EP {out['ep']})" if out["ep"] > 1 else "")
+                      + f", ZeRO-{out['zero_stage']}, recompute {out['recompute']}, {out['precision']}")
+            t.add_row("global batch", f"{fmt_count(out['global_batch_tokens'])} tokens; at most {out['max_useful_gpus']:,} "
+                      "accelerators busy")
+            t.add_row("throughput", f"{fmt_count(out['tokens_per_s_per_gpu_p50'])} tokens/s per accelerator (step MFU "
+                      f"{out['step_mfu_p50']:.0%} × goodput {out['goodput_p50']:.0%})")
     t.add_row("memory", f"{out['memory_per_gpu_gib']:.1f} GiB per accelerator; needs ≥ {out['min_gpus_for_memory']} accelerators"
               if out["min_gpus_for_memory"] else "does not fit at any count")
     t.add_row("checkpoint", f"{out['checkpoint_gib']:,.0f} GiB")

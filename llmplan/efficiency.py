@@ -78,13 +78,15 @@ def _quantile_table(nu: float) -> tuple[np.ndarray, np.ndarray]:
     return log_r, (lo + hi) / 2 / np.sqrt(r ** 2 + 1)
 
 
-def _quantile_factor(normal_var: np.ndarray, scale2: float, nu: float) -> np.ndarray:
-    """Half-width of the p10–p90 band: the 90th percentile of N(0, normal_var) + sqrt(scale2)·T_ν."""
+def _quantile_factor(normal_var: np.ndarray, scale2, nu: float) -> np.ndarray:
+    """Half-width of the p10–p90 band: the 90th percentile of N(0, normal_var) + sqrt(scale2)·T_ν
+    (scale2 a number or one per row)."""
+    scale2 = np.asarray(scale2, float)
     total = np.sqrt(normal_var + scale2)
-    if not math.isfinite(nu) or scale2 <= 0:
+    if not math.isfinite(nu) or np.all(scale2 <= 0):
         return Z90 * total
     log_r, g = _quantile_table(float(nu))
-    ratio = np.log10(np.maximum(np.sqrt(normal_var), 1e-300) / math.sqrt(scale2))
+    ratio = np.log10(np.maximum(np.sqrt(normal_var), 1e-300) / np.sqrt(np.maximum(scale2, 1e-300)))
     return np.interp(ratio, log_r, g) * total
 
 
@@ -97,6 +99,7 @@ def _t_ppf(q: float, df: int) -> float:
 
 @dataclass
 class EfficiencyModel:
+    fixed_terms = tuple(FIXED)                    # the design's columns (subclasses have their own)
     beta: dict[str, float]
     cov: np.ndarray
     groups: dict[str, tuple[float, float, int]]   # accelerator -> (BLUP, posterior sd, n)
@@ -110,12 +113,19 @@ class EfficiencyModel:
     sigma2_family: float = 0.0                     # scale² of the t-distributed family deviation (a planned run is a new family)
     nu: float = math.inf                           # t d.o.f. of the run scatter (inf: normal)
     weights: dict[str, float] = field(default_factory=dict)   # run_key -> final t weight (1 = typical)
+    families: dict[str, tuple[float, float, int]] = field(default_factory=dict)   # family -> (BLUP, posterior sd, n)
 
-    def half_width(self, fixed_var: np.ndarray, accelerator_var: np.ndarray) -> np.ndarray:
+    def half_width(self, fixed_var: np.ndarray, accelerator_var: np.ndarray, family_var=None) -> np.ndarray:
         """log10 distance from p50 to p90 for a new run of a new family: normal uncertainty of the
         coefficients and the accelerator effect, plus the family's and the run's t-distributed
-        deviations (their sum is taken as one t with the summed scale², which matches its variance)."""
-        return _quantile_factor(fixed_var + accelerator_var, self.sigma2 + self.sigma2_family, self.nu)
+        deviations (their sum is taken as one t with the summed scale², which matches its variance).
+        For a known family (family_var per row, NaN where unknown) its effect's posterior variance
+        joins the normal part instead."""
+        if family_var is None:
+            return _quantile_factor(fixed_var + accelerator_var, self.sigma2 + self.sigma2_family, self.nu)
+        known = np.isfinite(family_var)
+        return _quantile_factor(fixed_var + accelerator_var + np.where(known, family_var, 0.0),
+                                self.sigma2 + np.where(known, 0.0, self.sigma2_family), self.nu)
 
     # -- persistence (fits.efficiency rows) ---------------------------------------------
     def to_frame(self, run_id: str) -> pl.DataFrame:
@@ -137,6 +147,8 @@ class EfficiencyModel:
                  dict(kind="stat", name="year_max", estimate=float(self.year_range[1]), std_error=None, ci_lo=None, ci_hi=None, n=None)]
         rows += [dict(kind="weight", name=k, estimate=w, std_error=None, ci_lo=None, ci_hi=None, n=None)
                  for k, w in self.weights.items()]
+        rows += [dict(kind="family", name=g, estimate=u, std_error=sd, ci_lo=u - 1.96 * sd, ci_hi=u + 1.96 * sd, n=n)
+                 for g, (u, sd, n) in self.families.items()]
         return pl.DataFrame(rows, schema={"kind": pl.Utf8, "name": pl.Utf8, "estimate": pl.Float64, "std_error": pl.Float64,
                                           "ci_lo": pl.Float64, "ci_hi": pl.Float64, "n": pl.Int64}).with_columns(
             pl.lit(run_id).alias("pipeline_run_id"))
@@ -157,10 +169,21 @@ class EfficiencyModel:
                    n_obs=int(fixed["n"][0]), terms=terms,
                    sigma2_family=v["sigma2_family"]["estimate"] if "sigma2_family" in v else 0.0,
                    nu=(v["nu"]["estimate"] or math.inf) if "nu" in v else math.inf,
-                   weights={r["name"]: r["estimate"] for r in f.filter(pl.col("kind") == "weight").iter_rows(named=True)})
+                   weights={r["name"]: r["estimate"] for r in f.filter(pl.col("kind") == "weight").iter_rows(named=True)},
+                   families={r["name"]: (r["estimate"], r["std_error"], r["n"])
+                             for r in f.filter(pl.col("kind") == "family").iter_rows(named=True)})
+
+    # -- the response scale (log10; a subclass may bound it) -----------------------------
+    @staticmethod
+    def to_y(u: np.ndarray) -> np.ndarray:
+        return np.log10(u)
+
+    @staticmethod
+    def from_y(y: np.ndarray) -> np.ndarray:
+        return 10 ** np.asarray(y)
 
     # -- prediction ---------------------------------------------------------------------
-    def design(self, frame: pl.DataFrame) -> np.ndarray:
+    def design(self, frame: pl.DataFrame, terms: list[str] | None = None) -> np.ndarray:
         d = frame.select(
             pl.lit(1.0).alias("Intercept"),
             (pl.col("params").log10() - 9.0).alias("x_size"),
@@ -170,11 +193,14 @@ class EfficiencyModel:
             (pl.col("peak_flops") / A100_PEAK).log10().alias("x_peak"),
             pl.col("per_step").cast(pl.Float64).alias("per_step") if "per_step" in frame.columns else pl.lit(0.0).alias("per_step"),
         )
-        return d.select(self.terms).to_numpy()
+        return d.select(terms or self.terms).to_numpy()
 
-    def predict(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def predict(self, frame: pl.DataFrame, known_family: bool = False, family_spread: bool = True) -> pl.DataFrame:
         """Add utilization_p10/p50/p90 and gpu_hours_p10/p50/p90 to a frame with columns
-        params, gpu_count, year, accelerator, peak_flops, training_flop."""
+        params, gpu_count, year, accelerator, peak_flops, training_flop. Every row is a new family
+        (a planned run is), unless known_family: then a `family` the fit knows adds its effect.
+        family_spread=False leaves the between-family spread out of the band (a caller that
+        carries that spread in another term, as llmplan.step's goodput does)."""
         if frame.height == 0:
             return frame.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in
                                         ("utilization_p10", "utilization_p50", "utilization_p90", "gpu_hours_p10", "gpu_hours_p50", "gpu_hours_p90")])
@@ -187,10 +213,21 @@ class EfficiencyModel:
         u = g["_u"].fill_null(0.0).to_numpy()
         u_var = g["_uvar"].fill_null(self.sigma2_group).to_numpy()   # unseen: the full between-accelerator variance
         mean = X @ b + u
-        hw = self.half_width(np.einsum("ij,jk,ik->i", X, self.cov, X), u_var)
+        fam_var = None
+        if known_family and "family" in frame.columns and self.families:
+            fams = pl.DataFrame({"family": list(self.families), "_v": [f[0] for f in self.families.values()],
+                                 "_vvar": [f[1] ** 2 for f in self.families.values()]},
+                                schema={"family": pl.Utf8, "_v": pl.Float64, "_vvar": pl.Float64})
+            fj = frame.select("family").join(fams, on="family", how="left", maintain_order="left")
+            mean = mean + fj["_v"].fill_null(0.0).to_numpy()
+            fam_var = fj["_vvar"].fill_null(float("nan")).to_numpy()
+        if not family_spread:
+            fam_var = np.zeros(len(mean))
+        hw = self.half_width(np.einsum("ij,jk,ik->i", X, self.cov, X), u_var, fam_var)
         lo, hi = mean - hw, mean + hw
         out = frame.with_columns(
-            pl.Series("utilization_p10", 10 ** lo), pl.Series("utilization_p50", 10 ** mean), pl.Series("utilization_p90", 10 ** hi),
+            pl.Series("utilization_p10", self.from_y(lo)), pl.Series("utilization_p50", self.from_y(mean)),
+            pl.Series("utilization_p90", self.from_y(hi)),
         )
         hours = pl.col("training_flop") / (pl.col("peak_flops") * 3600.0)
         # Low utilisation → many GPU-hours: p90 hours come from p10 utilisation.
@@ -230,18 +267,37 @@ def fit_table(runs: pl.DataFrame, throughput: pl.DataFrame | None) -> pl.DataFra
 
 def _reml(X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray], lams: np.ndarray, w: np.ndarray):
     """GLS with V = σ²(W⁻¹ + Σ λ_k·Z_k Z_k') and the REML criterion profiled over σ² (returns -2ℓ).
-    W holds the t weights; λ_k are the variance ratios σ²_k/σ² of the random intercepts."""
+    W holds the t weights; λ_k are the variance ratios σ²_k/σ² of the random intercepts.
+    H = W⁻¹ + Z Λ Z' is never formed or inverted: with q random-effect levels (q ≪ n) the
+    Woodbury identity H⁻¹ = W − W Z (Λ⁻¹ + Z'WZ)⁻¹ Z'W and |H| = |Λ|·|Λ⁻¹ + Z'WZ| / |W| cost
+    O(n·q²) instead of O(n³). Returns H⁻¹r as the last-but-one item."""
     n, p = X.shape
-    H = np.diag(1.0 / w) + sum(lam * (Z @ Z.T) for lam, Z in zip(lams, Zs))
-    Hi = np.linalg.inv(H)
-    XtHiX = X.T @ Hi @ X
+    if Zs:
+        Z = np.hstack(Zs)
+        lam_diag = np.concatenate([np.full(Zk.shape[1], lam) for lam, Zk in zip(lams, Zs)])
+        WZ = w[:, None] * Z
+        K = np.diag(1.0 / lam_diag) + Z.T @ WZ
+        Ki = np.linalg.inv(K)
+        logdet_H = float(np.sum(np.log(lam_diag)) + np.linalg.slogdet(K)[1] - np.sum(np.log(w)))
+
+        def hinv(M):
+            WM = w[:, None] * M if M.ndim == 2 else w * M
+            return WM - WZ @ (Ki @ (WZ.T @ M))
+    else:
+        logdet_H = float(-np.sum(np.log(w)))
+
+        def hinv(M):
+            return w[:, None] * M if M.ndim == 2 else w * M
+    HiX = hinv(X)
+    XtHiX = X.T @ HiX
     XtHiX_inv = np.linalg.pinv(XtHiX)
-    beta = XtHiX_inv @ X.T @ Hi @ y
+    beta = XtHiX_inv @ (HiX.T @ y)
     r = y - X @ beta
+    Hir = hinv(r)
     dof = max(n - p, 1)
-    q = max(float(r @ Hi @ r), 1e-20 * dof)      # an exact fit (constant data) must not give log(0)
-    crit = dof * math.log(q / dof) + np.linalg.slogdet(H)[1] + np.linalg.slogdet(XtHiX)[1]
-    return crit, beta, XtHiX_inv, q / dof, Hi, r
+    q = max(float(r @ Hir), 1e-20 * dof)         # an exact fit (constant data) must not give log(0)
+    crit = dof * math.log(q / dof) + logdet_H + np.linalg.slogdet(XtHiX)[1]
+    return crit, beta, XtHiX_inv, q / dof, Hir, r
 
 
 def _t_weight(dev2: np.ndarray, scale2: float, nu: float) -> np.ndarray:
@@ -254,8 +310,7 @@ def _gls_step(X, y, Za, Zf, wf, has_acc, has_fam, lams, w):
     """GLS for fixed variance ratios and weights: coefficients, their unscaled covariance, σ²,
     the random-effect predictions (BLUPs) and the conditional residuals."""
     Zw = [Za] * has_acc + [Zf / np.sqrt(wf)] * has_fam
-    _, beta, XtHiX_inv, sigma2, Hi, r = _reml(X, y, Zw, lams, w)
-    Hir = Hi @ r
+    _, beta, XtHiX_inv, sigma2, Hir, r = _reml(X, y, Zw, lams, w)
     blups = [lam * (Z.T @ Hir) for lam, Z in zip(lams, Zw)]
     if has_fam:
         blups[-1] = blups[-1] / np.sqrt(wf)
@@ -272,8 +327,11 @@ def _indicators(values: list[str]) -> tuple[list[str], np.ndarray]:
     return levels, Z
 
 
-def fit(table: pl.DataFrame, nu: float = NU) -> EfficiencyModel:
-    """Fit the model of the module docstring on a fit_table() by REML with t weights.
+def fit(table: pl.DataFrame, nu: float = NU, cls: type = None) -> EfficiencyModel:
+    """Fit the model of the module docstring on a fit_table() by REML with t weights. `cls` (an
+    EfficiencyModel subclass with its own `fixed_terms` and design(); llmplan.step uses it) fits
+    another response with the same machinery: log10(table.utilization) on cls.design(table), a
+    random intercept per `accelerator` and per `family`.
 
     Why not statsmodels MixedLM: it has neither crossed random effects with a t likelihood nor
     a stable answer with eight-odd accelerators (it lands on a singular random-effect covariance
@@ -283,17 +341,19 @@ def fit(table: pl.DataFrame, nu: float = NU) -> EfficiencyModel:
     repeat until the weights settle (the EM algorithm for a t likelihood)."""
     from scipy.optimize import minimize
 
-    gc = table["gpu_count"].drop_nulls()
+    cls = cls or EfficiencyModel
+    gc = table["gpu_count"].drop_nulls() if "gpu_count" in table.columns else pl.Series([], dtype=pl.Float64)
     centre = float(np.median(np.log10(gc.to_numpy()))) if gc.len() else 0.0
-    yr = table["year"].drop_nulls()
-    year_range = (int(yr.min()), int(yr.max()))
-    probe = EfficiencyModel(beta={}, cov=np.zeros((0, 0)), groups={}, sigma2=0, sigma2_group=0, df=1,
-                            centre_cluster=centre, year_range=year_range, n_obs=0)
-    Xall = probe.design(table)
-    keep = [i for i, t in enumerate(FIXED) if t == "Intercept" or Xall[:, i].std() > 0]
-    terms = [FIXED[i] for i in keep]
+    yr = table["year"].drop_nulls() if "year" in table.columns else pl.Series([], dtype=pl.Int32)
+    year_range = (int(yr.min()), int(yr.max())) if yr.len() else (2022, 2022)
+    probe = cls(beta={}, cov=np.zeros((0, 0)), groups={}, sigma2=0, sigma2_group=0, df=1,
+                centre_cluster=centre, year_range=year_range, n_obs=0)
+    fixed = list(cls.fixed_terms)
+    Xall = probe.design(table, terms=fixed)
+    keep = [i for i, t in enumerate(fixed) if t == "Intercept" or Xall[:, i].std() > 0]
+    terms = [fixed[i] for i in keep]
     X = Xall[:, keep]
-    y = np.log10(table["utilization"].to_numpy())
+    y = cls.to_y(table["utilization"].to_numpy())
     levels, Za = _indicators(table["accelerator"].to_list())
     families, Zf = _indicators(table["family"].to_list())
     # A random intercept needs at least two levels, and a family effect is only separable from
@@ -343,11 +403,17 @@ def fit(table: pl.DataFrame, nu: float = NU) -> EfficiencyModel:
     run_weight = np.minimum(w, Zf @ wf)
     groups = {lv: (float(u_acc[j]), math.sqrt(max(float(post_var[j]), 0.0)), int(Za[:, j].sum()))
               for j, lv in enumerate(levels)}
-    return EfficiencyModel(beta=dict(zip(terms, map(float, beta))), cov=sigma2 * XtHiX_inv, groups=groups,
+    fam_effects = {}
+    if has_fam:
+        Gf = lam_fam * sigma2 / wf                   # each family's (t-weighted) prior variance
+        post_f = Gf - Gf ** 2 * np.einsum("ij,ik,kj->j", Zf, P, Zf)
+        fam_effects = {lv: (float(blups[-1][j]), math.sqrt(max(float(post_f[j]), 0.0)), int(Zf[:, j].sum()))
+                       for j, lv in enumerate(families)}
+    return cls(beta=dict(zip(terms, map(float, beta))), cov=sigma2 * XtHiX_inv, groups=groups,
                            sigma2=float(sigma2), sigma2_group=float(sigma2_g), df=max(len(y) - len(terms) - 1, 1),
                            centre_cluster=centre, year_range=year_range, n_obs=len(y), terms=terms,
                            sigma2_family=float(lam_fam * sigma2), nu=nu,
-                           weights=dict(zip(table["run_key"].to_list(), map(float, run_weight))))
+                           weights=dict(zip(table["run_key"].to_list(), map(float, run_weight))), families=fam_effects)
 
 
 def utilization_by_accelerator(model: EfficiencyModel, accelerators: pl.DataFrame, run_id: str,

@@ -29,10 +29,22 @@ class KindData:
     files: dict[str, str]      # path -> sha256
 
 
+def _header(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return fh.readline().decode("utf-8-sig", errors="replace")
+
+
 def files_of(kind: Kind, data_dir: Path) -> list[Path]:
+    """The kind's CSVs. Two formats share data/throughput/: a file goes to the kind whose header
+    marker it has (llmplan's per-step format names tokens_per_s_per_gpu; MosaicML's does not)."""
     if "files" in kind.extra:
         return [data_dir / f for f in kind.extra["files"] if (data_dir / f).exists()]
-    return sorted((data_dir / kind.folder).glob("*.csv"))
+    files = sorted((data_dir / kind.folder).glob("*.csv"))
+    if "header_has" in kind.extra:
+        files = [f for f in files if kind.extra["header_has"] in _header(f)]
+    if "header_lacks" in kind.extra:
+        files = [f for f in files if kind.extra["header_lacks"] not in _header(f)]
+    return files
 
 
 def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:

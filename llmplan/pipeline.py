@@ -18,7 +18,7 @@ from llmplan.scaling import SHIPPED_LAWS, Law
 from llmplan.scenario import Scenario
 
 CORE_TABLES = ("core.accelerators", "core.accelerator_aliases", "core.training_runs", "core.throughput",
-               "core.corpus_published", "core.unmapped_accelerators")
+               "core.step_benchmarks", "core.corpus_published", "core.unmapped_accelerators")
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -116,8 +116,24 @@ def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
     acc = warehouse.query(con, "SELECT * FROM core.accelerators")
     warehouse.append(con, "fits.efficiency_by_accelerator", efficiency.utilization_by_accelerator(model, acc, run_id))
     bt = efficiency.backtest(table)
-    warehouse.append(con, "fits.backtests", bt.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
     summary = efficiency.backtest_summary(bt)
+    steps = warehouse.query(con, "SELECT * FROM core.step_benchmarks")
+    if steps.filter(pl.col("fit_exclusion_reason").is_null()).height >= 10:
+        # the per-step model, its own backtests, and the chain plans use on the whole-run splits
+        from llmplan import step
+
+        sm = step.fit_step(steps)
+        warehouse.append(con, "fits.step", sm.to_frame(run_id))
+        sbt = step.step_backtest(steps)
+        warehouse.append(con, "fits.step_backtests", sbt.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+        chain = step.chain_backtest_runs(bt, runs, sm, acc).with_columns(pl.lit("step × goodput").alias("method"))
+        warehouse.append(con, "fits.backtests", chain.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+        summary = pl.concat([
+            summary, efficiency.backtest_summary(chain).filter(pl.col("method") == "llmplan")
+            .with_columns(pl.lit("llmplan step × goodput").alias("method")),
+            step.step_backtest_summary(sbt)], how="vertical_relaxed")
+    warehouse.append(con, "fits.backtests", bt.with_columns(pl.lit("whole-run model").alias("method"),
+                                                            pl.lit(run_id).alias("pipeline_run_id")))
     warehouse.append(con, "fits.backtest_summary", summary.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
     fit_bytes_per_token(con, run_id)
     now = datetime.now(timezone.utc)
@@ -195,7 +211,9 @@ def latest_law(con: duckdb.DuckDBPyConnection, name: str) -> Law:
     return Law(*row[:7], draws=draws)
 
 
-def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tuple[efficiency.EfficiencyModel, str]:
+def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None, whole_only: bool = False):
+    """(model, run id): what plans predict hours with — the step × goodput chain (llmplan.step)
+    when the run fitted a step model, else the whole-run model alone (whole_only forces it)."""
     if run_id is None:
         row = con.execute("SELECT results_run_id FROM main.latest_run").fetchone()
         if not row:
@@ -204,7 +222,15 @@ def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tup
     f = warehouse.query(con, "SELECT * FROM fits.efficiency WHERE pipeline_run_id = ?", [run_id])
     if f.height == 0:
         raise LlmplanError(f"no efficiency fit for run {run_id}; create one with `llmplan run`")
-    return efficiency.EfficiencyModel.from_frame(f), run_id
+    whole = efficiency.EfficiencyModel.from_frame(f)
+    if whole_only:
+        return whole, run_id
+    sf = warehouse.query(con, "SELECT * FROM fits.step WHERE pipeline_run_id = ?", [run_id])
+    if sf.height == 0:
+        return whole, run_id
+    from llmplan.step import Chain, StepModel
+
+    return Chain(whole, StepModel.from_frame(sf)), run_id
 
 
 def planning_inputs(con: duckdb.DuckDBPyConnection, accelerator: str, law_name: str):
@@ -284,7 +310,7 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
 
     q = lambda sql, params=None: warehouse.query(con, sql, params)  # noqa: E731
     runs = q("SELECT * FROM core.training_runs WHERE utilization IS NOT NULL AND fit_exclusion_reason IS NULL")
-    model, _ = load_model(con, run_id)
+    model, _ = load_model(con, run_id, whole_only=True)
     weights = pl.DataFrame({"run_key": list(model.weights), "fit_weight": list(model.weights.values())},
                            schema={"run_key": pl.Utf8, "fit_weight": pl.Float64})
     runs = runs.join(weights, on="run_key", how="left")

@@ -64,7 +64,11 @@ def sizes_and_tokens(sc: Scenario, law: Law) -> pl.DataFrame:
         else:
             n, d = policy_tokens(pl.col("target_params"), policy, sc, law)
             parts.append(targets.with_columns(pl.lit(policy).alias("policy"), n.alias("params"), d.alias("tokens")))
-    return pl.concat(parts, how="vertical_relaxed")
+    out = pl.concat(parts, how="vertical_relaxed")
+    # Mixture of experts: FLOPs on the active parameters, memory on all of them. Token policies and
+    # the loss law stay on the total (a dense law; MoE loss is between the two).
+    return out.with_columns((pl.col("params") * sc.active_fraction if sc.active_fraction else pl.lit(None, pl.Float64))
+                            .alias("active_params"))
 
 
 # Corpora differ in content even where tokenizer and language match: a published ratio is used
@@ -140,19 +144,36 @@ def language_rows(st: pl.DataFrame, sc: Scenario, bpt_table: pl.DataFrame) -> pl
         .otherwise(None).alias("warning"))
 
 
-def _grid(st: pl.DataFrame, accelerators: pl.DataFrame, sc: Scenario, model: EfficiencyModel, year: int | None,
+def _grid(st: pl.DataFrame, accelerators: pl.DataFrame, sc: Scenario, model, year: int | None,
           clusters: pl.DataFrame) -> pl.DataFrame:
-    """Plan rows (targets × accelerators × cluster sizes) with GPU-hours p10/p50/p90."""
+    """Plan rows (targets × accelerators × cluster sizes) with GPU-hours p10/p50/p90 (the work,
+    on the accelerators the batch keeps busy), the layout and the busy count. `model` is the
+    step × goodput chain (llmplan.step.Chain) or, for a warehouse without a step fit, the
+    whole-run model alone."""
+    from llmplan.step import Chain
+
     prices = pl.DataFrame({"accelerator": list(sc.price_usd_per_hour), "_override": list(sc.price_usd_per_hour.values())},
                           schema={"accelerator": pl.Utf8, "_override": pl.Float64})
+    cols = [c for c in ("peak_fp8_flops", "nvlink_domain") if c in accelerators.columns]
     acc = accelerators.join(prices, on="accelerator", how="left").select(
-        "accelerator", "peak_flops", "memory_bytes", pl.coalesce("_override", "usd_per_hour").alias("usd_per_hour"))
+        "accelerator", "peak_flops", *cols, "memory_bytes", pl.coalesce("_override", "usd_per_hour").alias("usd_per_hour"))
+    if sc.precision == "fp8":
+        missing = acc.filter(pl.col("peak_fp8_flops").is_null())["accelerator"].to_list() if "peak_fp8_flops" in acc.columns \
+            else acc["accelerator"].to_list()
+        if missing:
+            raise LlmplanError(f"precision fp8: {', '.join(missing)} has no FP8 peak in the accelerator table "
+                               "(data/accelerators/*.csv, column peak_dense_fp8_tflops); plan it in bf16")
     grid = st.join(acc, how="cross").join(clusters, how="cross").with_columns(
-        training_flop(pl.col("params"), None, pl.col("tokens")).alias("training_flop"),
+        training_flop(pl.col("params"), pl.col("active_params"), pl.col("tokens")).alias("training_flop"),
         pl.col("cluster_gpus").cast(pl.Float64).alias("gpu_count"),
         pl.lit(year or model.year_range[1]).alias("year"),
     )
-    return model.predict(grid)
+    if isinstance(model, Chain):
+        return model.predict(grid, seq_len=sc.seq_len, micro_batch=sc.micro_batch, precision=sc.precision,
+                             global_batch=parse_size(sc.global_batch_tokens) if sc.global_batch_tokens else None,
+                             vocab=sc.vocab_size, fp32_grads=sc.fp32_grads, flash_attention=sc.flash_attention,
+                             experts=sc.experts)
+    return model.predict(grid).with_columns(pl.col("gpu_count").alias("useful_gpus"))
 
 
 def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame, law: Law,
@@ -172,26 +193,37 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
 
     clusters = pl.DataFrame({"cluster_gpus": sc.cluster_sizes}, schema={"cluster_gpus": pl.Int64})
     grid = _grid(st, accelerators, sc, model, year, clusters)
-    per_gpu, need = memory.memory_plan(grid["params"].to_numpy(), grid["cluster_gpus"].to_numpy(), grid["memory_bytes"].to_numpy(),
-                                       sc.zero_stage, sc.seq_len, sc.micro_batch, sc.fp32_grads, sc.vocab_size,
-                                       sc.flash_attention)
-    grid = grid.with_columns(
-        pl.Series("memory_per_gpu_gib", per_gpu / memory.GIB),
-        pl.Series("min_gpus_for_memory", np.where(np.isfinite(need), need, -1).astype(np.int64)).replace(-1, None),
-        pl.Series("checkpoint_gib", memory.checkpoint_bytes(grid["params"].to_numpy()) / memory.GIB),
-    )
-    days = pl.col("cluster_gpus") * 24.0
+    if "layout_fits" in grid.columns:                  # memory of the chosen layout (llmplan.step.choose_layout)
+        from llmplan.step import min_gpus_for_memory
+
+        need = min_gpus_for_memory(grid, sc.seq_len, sc.micro_batch, sc.vocab_size, sc.fp32_grads, sc.flash_attention)
+        grid = grid.with_columns(pl.Series("memory_per_gpu_gib", grid["memory_per_gpu"].to_numpy() / memory.GIB),
+                                 pl.Series("min_gpus_for_memory", need).replace(-1, None))
+    else:
+        per_gpu, need = memory.memory_plan(grid["params"].to_numpy(), grid["cluster_gpus"].to_numpy(), grid["memory_bytes"].to_numpy(),
+                                           sc.zero_stage, sc.seq_len, sc.micro_batch, sc.fp32_grads, sc.vocab_size,
+                                           sc.flash_attention)
+        grid = grid.with_columns(
+            pl.Series("memory_per_gpu_gib", per_gpu / memory.GIB),
+            pl.Series("min_gpus_for_memory", np.where(np.isfinite(need), need, -1).astype(np.int64)).replace(-1, None),
+            pl.lit(None, pl.Boolean).alias("layout_fits"))
+    grid = grid.with_columns(pl.Series("checkpoint_gib", memory.checkpoint_bytes(grid["params"].to_numpy()) / memory.GIB))
+    # Wall time on the accelerators the batch keeps busy; the bill on every accelerator rented.
+    busy = pl.col("useful_gpus") * 24.0
+    billed = pl.col("cluster_gpus") / pl.col("useful_gpus")
     q = sc.confidence
     plans = grid.with_columns(
         (pl.col("gpu_hours_p50") / 24.0).alias("gpu_days_p50"),
-        (pl.col("gpu_hours_p10") / days).alias("wall_days_p10"),
-        (pl.col("gpu_hours_p50") / days).alias("wall_days_p50"),
-        (pl.col("gpu_hours_p90") / days).alias("wall_days_p90"),
-        (pl.col("gpu_hours_p10") * pl.col("usd_per_hour")).alias("cost_usd_p10"),
-        (pl.col("gpu_hours_p50") * pl.col("usd_per_hour")).alias("cost_usd_p50"),
-        (pl.col("gpu_hours_p90") * pl.col("usd_per_hour")).alias("cost_usd_p90"),
-        (pl.col("min_gpus_for_memory").is_not_null() & (pl.col("min_gpus_for_memory") <= pl.col("cluster_gpus"))).alias("fits_in_memory"),
-        pl.lit(law.name).alias("loss_law"),
+        (pl.col("gpu_hours_p10") / busy).alias("wall_days_p10"),
+        (pl.col("gpu_hours_p50") / busy).alias("wall_days_p50"),
+        (pl.col("gpu_hours_p90") / busy).alias("wall_days_p90"),
+        (pl.col("gpu_hours_p50") * billed).alias("billed_gpu_hours_p50"),
+        (pl.col("gpu_hours_p10") * billed * pl.col("usd_per_hour")).alias("cost_usd_p10"),
+        (pl.col("gpu_hours_p50") * billed * pl.col("usd_per_hour")).alias("cost_usd_p50"),
+        (pl.col("gpu_hours_p90") * billed * pl.col("usd_per_hour")).alias("cost_usd_p90"),
+        (pl.col("layout_fits").fill_null(True) & pl.col("min_gpus_for_memory").is_not_null()
+         & (pl.col("min_gpus_for_memory") <= pl.col("cluster_gpus"))).alias("fits_in_memory"),
+        pl.lit(law.name).alias("loss_law"), pl.lit(sc.precision).alias("precision"),
     ).with_columns(
         (pl.col(f"wall_days_{q}") <= sc.deadline_days).alias("meets_deadline") if sc.deadline_days else pl.lit(None, pl.Boolean).alias("meets_deadline"),
         (pl.col(f"cost_usd_{q}") <= sc.budget_usd).alias("within_budget") if sc.budget_usd else pl.lit(None, pl.Boolean).alias("within_budget"),
@@ -202,6 +234,9 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
                 .otherwise(pl.lit("needs ≥ ") + pl.col("min_gpus_for_memory").cast(pl.Utf8) + pl.lit(" accelerators for memory"))),
             pl.col("data_warning").replace("", None),
             pl.when(pl.col("usd_per_hour").is_null()).then(pl.lit("no price for this accelerator: set price_usd_per_hour")),
+            pl.when(pl.col("useful_gpus") < pl.col("cluster_gpus")).then(pl.format(
+                "the global batch keeps only {} of {} accelerators busy (max_useful_gpus): more do not shorten the run",
+                pl.col("useful_gpus").cast(pl.Int64), "cluster_gpus")) if "useful_gpus" in grid.columns else pl.lit(None, pl.Utf8),
             pl.when(pl.col("meets_deadline") == False).then(pl.lit(f"misses the deadline at {q}")),  # noqa: E712
             pl.when(pl.col("within_budget") == False).then(pl.lit(f"over budget at {q}")),  # noqa: E712
         ], separator="; ", ignore_nulls=True).replace("", None).alias("warnings"),
@@ -220,14 +255,21 @@ def fewest_accelerators(sc: Scenario, model: EfficiencyModel, accelerators: pl.D
     range, evaluating 64 counts at once per step."""
     st = sizes_and_tokens(sc, law).head(1)
 
+    def grid(counts: np.ndarray) -> pl.DataFrame:
+        return _grid(st, accelerators, sc, model, year, pl.DataFrame({"cluster_gpus": counts.astype(np.int64)}))
+
     def meets(counts: np.ndarray) -> np.ndarray:
-        g = _grid(st, accelerators, sc, model, year, pl.DataFrame({"cluster_gpus": counts.astype(np.int64)}))
-        return (g[f"gpu_hours_{quantile}"] / (g["cluster_gpus"] * 24.0)).to_numpy() <= days
+        g = grid(counts)
+        ok = (g[f"gpu_hours_{quantile}"] / (g["useful_gpus"] * 24.0)).to_numpy() <= days
+        return ok & g["layout_fits"].fill_null(True).to_numpy() if "layout_fits" in g.columns else ok
 
     hi = 1
     while not meets(np.array([hi]))[0]:
         if hi >= MAX_ACCELERATORS:
-            raise LlmplanError(f"no cluster of up to {MAX_ACCELERATORS:,} accelerators finishes in {days:g} days at {quantile}")
+            g = grid(np.array([hi])).row(0, named=True)
+            why = (f"; the global batch keeps at most {g['max_useful_gpus']:,} accelerators busy (set a larger "
+                   "global_batch_tokens to use more)") if g.get("max_useful_gpus") and g["max_useful_gpus"] < hi else ""
+            raise LlmplanError(f"no cluster of up to {MAX_ACCELERATORS:,} accelerators finishes in {days:g} days at {quantile}{why}")
         hi = min(hi * 4, MAX_ACCELERATORS)
     lo = max(hi // 4, 1) - 1                                   # lo fails (0 stands for "none")
     while hi - lo > 1:
@@ -235,6 +277,9 @@ def fewest_accelerators(sc: Scenario, model: EfficiencyModel, accelerators: pl.D
         ok = meets(counts)
         first = counts[np.argmax(ok)]                          # the last count is hi, which meets
         hi, lo = int(first), int(counts[np.argmax(ok) - 1]) if np.argmax(ok) > 0 else lo
+    g = grid(np.array([hi])).row(0, named=True)
+    if "layout_fits" in g:                                     # the chain's layout search decided memory
+        return hi
     _, need = memory.memory_plan(st["params"].to_numpy(), np.array([hi]), accelerators["memory_bytes"].to_numpy()[:1],
                                  sc.zero_stage, sc.seq_len, sc.micro_batch, sc.fp32_grads, sc.vocab_size, sc.flash_attention)
     if not np.isfinite(need[0]):
@@ -279,13 +324,18 @@ def inverse_plan(model: EfficiencyModel, accelerator_row: pl.DataFrame, gpus: in
     limited_by = min(limits, key=limits.get)
     run_days = limits[limited_by]
     gpu_hours = gpus * run_days * 24.0
-    # Utilisation depends (weakly) on model size: three fixed-point passes on the size.
+    # Utilisation depends (weakly) on model size: three fixed-point passes on the size. The work is
+    # done by the accelerators the batch keeps busy (useful_gpus ≤ gpus).
     n_guess = 7e9
     for _ in range(3):
-        f = pl.DataFrame({"params": [n_guess], "gpu_count": [float(gpus)], "year": [year or model.year_range[1]],
-                          "accelerator": [acc["accelerator"]], "peak_flops": [acc["peak_flops"]], "training_flop": [1.0]})
-        u = model.predict(f).row(0, named=True)
-        compute = {q: gpu_hours * 3600.0 * acc["peak_flops"] * u[f"utilization_{q}"] for q in ("p10", "p50", "p90")}
+        d_guess = float(law.optimal(6.0 * n_guess * 20 * n_guess)[1]) if n_guess else 1e12
+        st = pl.DataFrame({"target_params": [n_guess], "policy": ["fixed"], "params": [n_guess], "tokens": [d_guess],
+                           "active_params": [n_guess * sc.active_fraction if sc.active_fraction else None]},
+                          schema_overrides={"active_params": pl.Float64})
+        u = _grid(st, accelerator_row, sc, model, year, pl.DataFrame({"cluster_gpus": [gpus]}, schema={"cluster_gpus": pl.Int64})
+                  ).row(0, named=True)
+        busy = u["useful_gpus"] / gpus
+        compute = {q: gpu_hours * busy * 3600.0 * acc["peak_flops"] * u[f"utilization_{q}"] for q in ("p10", "p50", "p90")}
         n_guess = float(law.optimal(compute["p50"])[0])
     n_opt = {q: float(law.optimal(c)[0]) for q, c in compute.items()}
     d_opt = {q: float(law.optimal(c)[1]) for q, c in compute.items()}

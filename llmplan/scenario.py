@@ -35,6 +35,13 @@ class Scenario(BaseModel):
                             description="Vocabulary size: the embedding and the fp32 logits buffer of the loss")
     flash_attention: bool = Field(default=True, description="FlashAttention: the attention-score matrix is not stored "
                                                              "(off adds 5·a·s/h per layer, Korthikanti et al. 2022)")
+    precision: Literal["bf16", "fp8"] = Field(default="bf16", description="Training precision: FP8 runs against the FP8 "
+                                                                        "peak (accelerators without one are an error)")
+    active_fraction: float | None = Field(default=None, gt=0, le=1, description="Mixture of experts: active ÷ total parameters "
+                                                                               "for every target (FLOPs on the active, memory on all)")
+    experts: int = Field(default=64, ge=1, le=4096, description="Mixture of experts: experts per layer (bounds expert parallelism)")
+    global_batch_tokens: str | None = Field(default=None, description="Tokens per optimizer step (default: DeepSeek LLM's "
+                                                                      "B_opt = 0.2920·C^0.3271)")
     confidence: Literal["p50", "p90"] = Field(default="p50", description="Quantile at which a plan must meet the deadline "
                                                                           "and the budget (p90: the safe answer)")
     scaling_law: str = Field(default="auto",
@@ -51,10 +58,10 @@ class Scenario(BaseModel):
     deadline_days: float | None = Field(default=None, gt=0, description="Optional deadline: flag plans that take longer")
     budget_usd: float | None = Field(default=None, gt=0, description="Optional budget: flag plans that cost more")
 
-    @field_validator("targets", "fixed_tokens", "inference_tokens", "unique_tokens")
+    @field_validator("targets", "fixed_tokens", "inference_tokens", "unique_tokens", "global_batch_tokens")
     @classmethod
     def _sizes(cls, v):
-        values = [v] if isinstance(v, str) else list(v.values()) if isinstance(v, dict) else v
+        values = [] if v is None else [v] if isinstance(v, str) else list(v.values()) if isinstance(v, dict) else v
         for s in values:
             try:
                 parse_size(s)

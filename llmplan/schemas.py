@@ -8,6 +8,7 @@ import polars as pl
 
 POS = pa.Check.gt(0)
 SIZE_KINDS = ("utf8_text", "compressed", "unknown")
+PRECISIONS = ("bf16", "fp8")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ TRAINING_RUNS = Kind(
         _f("wall_days", "wall_days"),
         Col("source", "source", nullable=False),
         Col("notes", "notes", required=False),
+        # bf16 (default when empty; fp16 for V100-era runs counts alike) or fp8: the precision the
+        # run trained in, so the per-step model compares it with that precision's peak.
+        Col("precision", "precision", required=False, checks=(pa.Check.isin(PRECISIONS + ("fp16",)),)),
     ),
     key=("model",),
 )
@@ -111,6 +115,30 @@ EPOCH = Kind(
     ),
 )
 
+# Per-step benchmarks in llmplan's own format (the shipped Megatron-Bridge tables, and your own
+# benchmark CSVs): data/throughput/*.csv whose header has tokens_per_s_per_gpu. Each file is a
+# source of its own in the fit unless source_group names one.
+STEP_BENCHMARKS = Kind(
+    "step_benchmarks", "throughput", "raw.step_benchmarks",
+    (
+        Col("source", "source", nullable=False), Col("source_group", "source_group", required=False),
+        Col("model", "model", nullable=False),
+        _f("params_b", "params_b", nullable=False), _f("active_params_b", "active_params_b", required=False),
+        Col("gpu_type", "gpu_type", nullable=False), Col("gpu_count", "gpu_count", pl.Int64, nullable=False, checks=(POS,)),
+        Col("precision", "precision", nullable=False, checks=(pa.Check.isin(PRECISIONS),)),
+        Col("seq_len", "seq_len", pl.Int64, nullable=False, checks=(POS,)),
+        _f("global_batch_tokens", "global_batch_tokens", required=False),
+        Col("micro_batch", "micro_batch", pl.Int64, required=False, checks=(POS,)),
+        Col("tp", "tp", pl.Int64, nullable=False, checks=(POS,)), Col("pp", "pp", pl.Int64, nullable=False, checks=(POS,)),
+        Col("cp", "cp", pl.Int64, required=False, checks=(POS,)), Col("ep", "ep", pl.Int64, required=False, checks=(POS,)),
+        Col("vp", "vp", pl.Int64, required=False, checks=(POS,)),
+        Col("fsdp", "fsdp", pl.Int64, required=False, checks=(pa.Check.isin((0, 1)),)),
+        _f("tokens_per_s_per_gpu", "tokens_per_s_per_gpu", nullable=False),
+        Col("notes", "notes", required=False),
+    ),
+    extra={"header_has": "tokens_per_s_per_gpu"},
+)
+
 THROUGHPUT = Kind(
     "throughput", "throughput", "raw.throughput_benchmarks",
     (
@@ -129,6 +157,7 @@ THROUGHPUT = Kind(
         Col("Activation CPUOffload", "activation_cpu_offload"),
         _f("NumParams", "num_params", nullable=False),
     ),
+    extra={"header_lacks": "tokens_per_s_per_gpu"},          # MosaicML's own header; the other format shares the folder
 )
 
 ACCELERATORS = Kind(
@@ -141,6 +170,8 @@ ACCELERATORS = Kind(
         _f("memory_gb", "memory_gb", nullable=False), _f("hbm_bandwidth_tbs", "hbm_bandwidth_tbs"),
         _f("on_demand_usd_per_hour_median", "on_demand_usd_per_hour_median"),
         Col("price_note", "price_note"), Col("notes", "notes", required=False),
+        # accelerators in one NVLink (or equivalent) domain: 8 for an HGX/DGX node, 72 for GB200 NVL72
+        Col("nvlink_domain", "nvlink_domain", pl.Int64, required=False, checks=(POS,)),
     ),
     key=("accelerator",),
 )
@@ -169,7 +200,7 @@ CORPUS_PUBLISHED = Kind(
     key=("corpus",),
 )
 
-ALL_KINDS = (ACCELERATORS, ALIASES, TRAINING_RUNS, EPOCH, THROUGHPUT, CORPUS_PUBLISHED)
+ALL_KINDS = (ACCELERATORS, ALIASES, TRAINING_RUNS, EPOCH, THROUGHPUT, STEP_BENCHMARKS, CORPUS_PUBLISHED)
 
 # `llmplan predict --runs FILE.csv`
 PREDICT_RUNS = Kind(
@@ -181,6 +212,25 @@ PREDICT_RUNS = Kind(
         _f("tokens_b", "tokens_b", nullable=False),
         Col("gpu_type", "gpu_type", nullable=False),
         _f("gpu_count", "gpu_count", required=False),
+        Col("precision", "precision", required=False, checks=(pa.Check.isin(PRECISIONS),)),
+    ),
+)
+
+# `llmplan predict --per-step --runs FILE.csv`: one step configuration per row.
+PREDICT_STEPS = Kind(
+    "predict_steps", "", "",
+    (
+        Col("model", "model", nullable=False),
+        _f("params_b", "params_b", nullable=False),
+        _f("active_params_b", "active_params_b", required=False),
+        Col("gpu_type", "gpu_type", nullable=False),
+        Col("gpu_count", "gpu_count", pl.Int64, nullable=False, checks=(POS,)),
+        Col("precision", "precision", nullable=False, checks=(pa.Check.isin(PRECISIONS),)),
+        Col("seq_len", "seq_len", pl.Int64, nullable=False, checks=(POS,)),
+        _f("global_batch", "global_batch", required=False),             # tokens per step
+        Col("tp", "tp", pl.Int64, required=False, checks=(POS,)),
+        Col("pp", "pp", pl.Int64, required=False, checks=(POS,)),
+        Col("ep", "ep", pl.Int64, required=False, checks=(POS,)),
     ),
 )
 

@@ -88,7 +88,9 @@ def accelerators(acc: pl.DataFrame) -> pl.DataFrame:
         (pl.col("memory_gb") * 2.0 ** 30).alias("memory_bytes"),     # an "80 GB" accelerator has 80 GiB
         (pl.col("hbm_bandwidth_tbs") * 1e12).alias("hbm_bandwidth_bytes_s"),
         pl.col("on_demand_usd_per_hour_median").alias("usd_per_hour"),
-        "price_note", "notes", "source_file", "source_line",
+        "price_note", "notes",
+        (pl.col("nvlink_domain") if "nvlink_domain" in acc.columns else pl.lit(None, pl.Int64)).alias("nvlink_domain"),
+        "source_file", "source_line",
     )
 
 
@@ -121,7 +123,9 @@ def curated_runs(tr: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl
         pl.when(pl.col("notes").str.contains(r"(?i)^\s*\[primary")).then(pl.lit("primary"))
         .when(pl.col("notes").str.contains(r"(?i)^\s*\[secondary")).then(pl.lit("secondary"))
         .otherwise(pl.lit("unstated")).alias("source_quality"),
-        "source", pl.col("notes").alias("_notes"), "source_file", "source_line",
+        "source", pl.col("notes").alias("_notes"),
+        (pl.col("precision") if "precision" in tr.columns else pl.lit(None, pl.Utf8)).alias("precision"),
+        "source_file", "source_line",
     )
     runs = _with_efficiency(runs, acc)
     reason = (
@@ -237,6 +241,57 @@ def throughput(tp: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.D
     )
 
 
+def step_benchmarks(sb: pl.DataFrame | None, tp: pl.DataFrame | None, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+    """Every per-step benchmark row in one shape (llmplan.step fits it): llmplan's own format
+    (data/throughput/*.csv with tokens_per_s_per_gpu) and MosaicML's llm-foundry tables (FSDP,
+    no tensor or pipeline parallelism; activation checkpointing = full recompute). step_mfu =
+    tokens/s/GPU × 6·N_active ÷ the peak of the precision the step ran in."""
+    parts = []
+    if sb is not None and sb.height:
+        parts.append(normalise(sb, "gpu_type", table).select(
+            pl.coalesce("source_group", pl.col("source_file").str.extract(r"([^/]+)\.csv$", 1)).alias("source_group"),
+            "source", "model", (pl.col("params_b") * 1e9).alias("params"),
+            (pl.coalesce("active_params_b", "params_b") * 1e9).alias("active_params"),
+            "accelerator", pl.col("gpu_count").cast(pl.Float64), "precision", pl.col("seq_len").cast(pl.Int64),
+            "global_batch_tokens", pl.col("micro_batch").fill_null(1).cast(pl.Int64), pl.col("tp").cast(pl.Int64),
+            pl.col("pp").cast(pl.Int64), pl.col("cp").fill_null(1).cast(pl.Int64), pl.col("ep").fill_null(1).cast(pl.Int64),
+            pl.col("fsdp").fill_null(0).cast(pl.Int64), pl.lit("none").alias("recompute"), "tokens_per_s_per_gpu",
+            "source_file", "source_line"))
+    if tp is not None and tp.height:
+        parts.append(normalise(tp, "gpu", table).select(
+            pl.lit("llm-foundry").alias("source_group"),
+            pl.concat_str(pl.lit("MosaicML llm-foundry benchmark tables: "), pl.col("section").fill_null("")).alias("source"),
+            "model", pl.col("num_params").alias("params"), pl.col("num_params").alias("active_params"), "accelerator",
+            pl.col("n_gpus").cast(pl.Float64).alias("gpu_count"),
+            pl.when(pl.col("precision").fill_null("").str.contains("fp8")).then(pl.lit("fp8")).otherwise(pl.lit("bf16")).alias("precision"),
+            pl.col("seq_len").cast(pl.Int64), pl.col("global_batch_tokens"),
+            pl.col("micro_batch_size").fill_null(1).cast(pl.Int64).alias("micro_batch"),
+            pl.lit(1, pl.Int64).alias("tp"), pl.lit(1, pl.Int64).alias("pp"), pl.lit(1, pl.Int64).alias("cp"),
+            pl.lit(1, pl.Int64).alias("ep"), pl.lit(1, pl.Int64).alias("fsdp"),
+            pl.when(pl.col("activation_checkpointing").str.to_lowercase() == "true").then(pl.lit("full"))
+            .otherwise(pl.lit("none")).alias("recompute"),
+            pl.col("throughput_tokens_s_gpu").alias("tokens_per_s_per_gpu"), "source_file", "source_line"))
+    if not parts:
+        return None
+    a = acc.select("accelerator", pl.col("peak_flops").alias("peak_bf16_flops"), "peak_fp8_flops", "nvlink_domain")
+    f = pl.concat(parts, how="vertical_relaxed").join(a, on="accelerator", how="left")
+    f = f.with_columns(pl.when(pl.col("precision") == "fp8").then(pl.col("peak_fp8_flops")).otherwise(pl.col("peak_bf16_flops"))
+                       .alias("peak_flops"))
+    dp = pl.col("gpu_count") / (pl.col("tp") * pl.col("pp") * pl.col("cp"))
+    m = pl.col("global_batch_tokens") / (pl.col("micro_batch") * pl.col("seq_len") * dp)
+    bubble = pl.when(pl.col("pp") > 1).then(m / (m + pl.col("pp") - 1)).otherwise(1.0).fill_null(1.0)
+    rc = pl.col("recompute").replace_strict({"none": 1.0, "selective": 0.97, "full": 0.75}, return_dtype=pl.Float64)
+    return f.with_columns(
+        (pl.col("tokens_per_s_per_gpu") * 6.0 * pl.col("active_params") / pl.col("peak_flops")).alias("step_mfu"),
+        (bubble * rc).alias("layout_eff"),
+        pl.when(pl.col("accelerator").is_null()).then(pl.lit("accelerator has no specs in the accelerator table"))
+        .when(pl.col("peak_flops").is_null()).then(pl.lit("no FP8 peak for this accelerator in the accelerator table"))
+        .when(pl.col("model").str.to_lowercase().str.contains("tokendrop"))
+        .then(pl.lit("token-dropping MoE: another training algorithm than dropless MoE"))
+        .otherwise(None).alias("fit_exclusion_reason"),
+    )
+
+
 _LANG = [(r"(?i)^japanese", "ja"), (r"(?i)^(mostly )?english", "en"), (r"(?i)^code", "code")]
 
 
@@ -282,6 +337,7 @@ def build_core(data: dict) -> dict[str, pl.DataFrame]:
         "core.accelerator_aliases": table,
         "core.training_runs": runs,
         "core.throughput": throughput(data["throughput"].typed, acc, table) if data["throughput"].typed.height else None,
+        "core.step_benchmarks": step_benchmarks(data["step_benchmarks"].typed, data["throughput"].typed, acc, table),
         "core.corpus_published": corpus_published(data["corpus_published"].typed) if data["corpus_published"].typed.height else None,
         "core.unmapped_accelerators": unmapped(runs),
     }

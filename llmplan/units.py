@@ -59,6 +59,9 @@ def fmt_count(x: float, unit: str = "", sig: int = 3) -> str:
 def fmt_days(x: float) -> str:
     if x is None or not math.isfinite(x):
         return "–"
+    if x * 24 < 1:
+        minutes = x * 24 * 60
+        return f"{minutes * 60:.2g} seconds" if minutes < 1 else f"{float(f'{minutes:.2g}'):g} minutes"
     if x < 1:
         hours = float(f"{x * 24:.2g}")
         return "1 hour" if hours == 1 else f"{hours:g} hours"

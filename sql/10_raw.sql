@@ -4,7 +4,7 @@
 CREATE TABLE IF NOT EXISTS raw.training_runs (
     model VARCHAR, org VARCHAR, "year" VARCHAR, params_b VARCHAR, active_params_b VARCHAR,
     tokens_b VARCHAR, gpu_type VARCHAR, gpu_count VARCHAR, gpu_hours VARCHAR, wall_days VARCHAR,
-    "source" VARCHAR, notes VARCHAR,
+    "source" VARCHAR, notes VARCHAR, "precision" VARCHAR,
     source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
 );
@@ -42,10 +42,20 @@ CREATE TABLE IF NOT EXISTS raw.throughput_benchmarks (
     loaded_at TIMESTAMPTZ NOT NULL
 );
 
+-- Per-step benchmarks in llmplan's own format (data/throughput/*.csv with tokens_per_s_per_gpu).
+CREATE TABLE IF NOT EXISTS raw.step_benchmarks (
+    "source" VARCHAR, source_group VARCHAR, model VARCHAR, params_b VARCHAR, active_params_b VARCHAR,
+    gpu_type VARCHAR, gpu_count VARCHAR, "precision" VARCHAR, seq_len VARCHAR, global_batch_tokens VARCHAR,
+    micro_batch VARCHAR, tp VARCHAR, pp VARCHAR, cp VARCHAR, ep VARCHAR, vp VARCHAR, fsdp VARCHAR,
+    tokens_per_s_per_gpu VARCHAR, notes VARCHAR,
+    source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS raw.accelerators (
     accelerator VARCHAR, vendor VARCHAR, peak_dense_bf16_tflops VARCHAR,
     peak_dense_fp8_tflops VARCHAR, memory_gb VARCHAR, hbm_bandwidth_tbs VARCHAR,
-    on_demand_usd_per_hour_median VARCHAR, price_note VARCHAR, notes VARCHAR,
+    on_demand_usd_per_hour_median VARCHAR, price_note VARCHAR, notes VARCHAR, nvlink_domain VARCHAR,
     source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
 );
@@ -85,3 +95,5 @@ ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS tokens_sq DOUBLE;
 ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS bytes_sq DOUBLE;
 ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS bytes_tokens DOUBLE;
 ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS options VARCHAR;
+ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS nvlink_domain VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS "precision" VARCHAR;

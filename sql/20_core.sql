@@ -4,7 +4,8 @@
 CREATE TABLE IF NOT EXISTS core.accelerators (
     accelerator VARCHAR PRIMARY KEY, vendor VARCHAR, peak_flops DOUBLE NOT NULL,
     peak_fp8_flops DOUBLE, memory_bytes DOUBLE, hbm_bandwidth_bytes_s DOUBLE,
-    usd_per_hour DOUBLE, price_note VARCHAR, notes VARCHAR, source_file VARCHAR, source_line INTEGER
+    usd_per_hour DOUBLE, price_note VARCHAR, notes VARCHAR, source_file VARCHAR, source_line INTEGER,
+    nvlink_domain BIGINT              -- accelerators in one NVLink domain (8 for a DGX/HGX node, 72 for GB200 NVL72)
 );
 
 CREATE TABLE IF NOT EXISTS core.accelerator_aliases (
@@ -15,6 +16,7 @@ CREATE TABLE IF NOT EXISTS core.accelerator_aliases (
 CREATE TABLE IF NOT EXISTS core.training_runs (
     run_key VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, family VARCHAR, org VARCHAR,
     "year" INTEGER, params DOUBLE, active_params DOUBLE, tokens DOUBLE,
+    "precision" VARCHAR,              -- bf16 (or fp16) unless the run trained in fp8
     tokens_rule VARCHAR,              -- how tokens were read: curated:tokens, or for Epoch rows
                                       -- marker:|compute:|notes:|default: + tokens|words (transform.epoch_tokens)
     accelerator_raw VARCHAR, accelerator VARCHAR, accelerator_flag VARCHAR,
@@ -40,6 +42,18 @@ CREATE TABLE IF NOT EXISTS core.throughput (
     source_file VARCHAR, source_line INTEGER
 );
 
+-- Per-step benchmarks in one shape (llmplan/transform.py step_benchmarks; fitted by llmplan/step.py).
+CREATE TABLE IF NOT EXISTS core.step_benchmarks (
+    source_group VARCHAR, "source" VARCHAR, model VARCHAR, params DOUBLE, active_params DOUBLE, accelerator VARCHAR,
+    gpu_count DOUBLE, "precision" VARCHAR, seq_len BIGINT, global_batch_tokens DOUBLE, micro_batch BIGINT,
+    tp BIGINT, pp BIGINT, cp BIGINT, ep BIGINT, fsdp BIGINT, recompute VARCHAR, tokens_per_s_per_gpu DOUBLE,
+    peak_bf16_flops DOUBLE, peak_fp8_flops DOUBLE, nvlink_domain BIGINT,
+    peak_flops DOUBLE,                -- the peak of the precision the step ran in
+    step_mfu DOUBLE,                  -- tokens/s/GPU × 6·N_active ÷ peak_flops
+    layout_eff DOUBLE,                -- pipeline bubble × recompute factor (physics, not fitted)
+    fit_exclusion_reason VARCHAR, source_file VARCHAR, source_line INTEGER
+);
+
 CREATE TABLE IF NOT EXISTS core.corpus_published (
     corpus VARCHAR, "language" VARCHAR, language_raw VARCHAR, "bytes" DOUBLE, tokens DOUBLE,
     size_kind VARCHAR,                -- utf8_text | compressed | unknown: what "bytes" measures
@@ -57,3 +71,5 @@ CREATE TABLE IF NOT EXISTS core.unmapped_accelerators (
 ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS tokens_rule VARCHAR;
 ALTER TABLE core.corpus_published ADD COLUMN IF NOT EXISTS size_kind VARCHAR;
 ALTER TABLE core.corpus_published ADD COLUMN IF NOT EXISTS tokenizer_family VARCHAR;
+ALTER TABLE core.accelerators ADD COLUMN IF NOT EXISTS nvlink_domain BIGINT;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS "precision" VARCHAR;

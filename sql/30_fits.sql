@@ -9,6 +9,23 @@ CREATE TABLE IF NOT EXISTS fits.efficiency (
     estimate DOUBLE, std_error DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, n BIGINT
 );
 
+-- The per-step throughput model (llmplan/step.py), same shape as fits.efficiency
+-- (kind 'family' rows: each framework's effect; a planned run's stack is a new one).
+CREATE TABLE IF NOT EXISTS fits.step (
+    pipeline_run_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, name VARCHAR NOT NULL,
+    estimate DOUBLE, std_error DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, n BIGINT
+);
+
+-- The step model on benchmark rows it never saw (leave one release / model / framework out).
+CREATE TABLE IF NOT EXISTS fits.step_backtests (
+    pipeline_run_id VARCHAR NOT NULL, split VARCHAR NOT NULL, source_group VARCHAR, model VARCHAR,
+    accelerator VARCHAR, "precision" VARCHAR,
+    actual DOUBLE, pred_p10 DOUBLE, pred_p50 DOUBLE, pred_p90 DOUBLE,   -- tokens/s per accelerator
+    rule_bf16 DOUBLE, rule_precision DOUBLE,                           -- 40 % of the BF16 / the precision's peak
+    abs_log10_err DOUBLE, rule_bf16_abs_log10_err DOUBLE, rule_precision_abs_log10_err DOUBLE,
+    inside_p10_p90 BOOLEAN
+);
+
 -- Predicted whole-run utilisation per accelerator for a reference run (report and quick reads).
 CREATE TABLE IF NOT EXISTS fits.efficiency_by_accelerator (
     pipeline_run_id VARCHAR NOT NULL, accelerator VARCHAR NOT NULL, n_runs BIGINT,
@@ -16,7 +33,9 @@ CREATE TABLE IF NOT EXISTS fits.efficiency_by_accelerator (
 );
 
 CREATE TABLE IF NOT EXISTS fits.backtests (
-    pipeline_run_id VARCHAR NOT NULL, split VARCHAR NOT NULL, run_key VARCHAR, model VARCHAR,
+    pipeline_run_id VARCHAR NOT NULL, split VARCHAR NOT NULL,
+    method VARCHAR,                 -- 'whole-run model' (llmplan.efficiency) | 'step × goodput' (llmplan.step, what plans use)
+    run_key VARCHAR, model VARCHAR,
     family VARCHAR, "year" INTEGER, accelerator VARCHAR, actual_gpu_hours DOUBLE,
     pred_p10 DOUBLE, pred_p50 DOUBLE, pred_p90 DOUBLE, rule_gpu_hours DOUBLE,
     abs_log10_err DOUBLE, rule_abs_log10_err DOUBLE, inside_p10_p90 BOOLEAN
@@ -52,3 +71,4 @@ CREATE TABLE IF NOT EXISTS fits.scaling_law_draws (
 -- Columns added after a warehouse was first created (CREATE TABLE IF NOT EXISTS leaves old tables as they are).
 ALTER TABLE fits.bytes_per_token ADD COLUMN IF NOT EXISTS tokenizer_family VARCHAR;
 ALTER TABLE fits.scaling_law ADD COLUMN IF NOT EXISTS fit_id VARCHAR;
+ALTER TABLE fits.backtests ADD COLUMN IF NOT EXISTS method VARCHAR;

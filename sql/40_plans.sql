@@ -14,7 +14,14 @@ CREATE TABLE IF NOT EXISTS plans.plans (
     checkpoint_gib DOUBLE, predicted_loss DOUBLE,
     predicted_loss_p10 DOUBLE, predicted_loss_p90 DOUBLE,   -- over a fitted law's bootstrap draws (NULL for published laws)
     loss_law VARCHAR,
-    max_epochs DOUBLE, meets_deadline BOOLEAN, within_budget BOOLEAN, warnings VARCHAR
+    max_epochs DOUBLE, meets_deadline BOOLEAN, within_budget BOOLEAN, warnings VARCHAR,
+    -- how the run is laid out and fed (llmplan/step.py)
+    active_params DOUBLE,           -- MoE: FLOPs on these; memory on params
+    "precision" VARCHAR, tp BIGINT, pp BIGINT, ep BIGINT, dp BIGINT, zero_stage BIGINT, recompute VARCHAR,
+    global_batch_tokens DOUBLE, useful_gpus DOUBLE, max_useful_gpus BIGINT,
+    step_mfu_p50 DOUBLE,            -- per-step MFU against the precision's peak
+    goodput_p50 DOUBLE,             -- whole-run rate ÷ step rate
+    tokens_per_s_per_gpu_p50 DOUBLE, billed_gpu_hours_p50 DOUBLE
 );
 
 -- Per (run, target size, policy, language): the data the plan needs.
@@ -34,3 +41,18 @@ ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS memory_per_gpu_gib DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS checkpoint_gib DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS predicted_loss_p10 DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS predicted_loss_p90 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS active_params DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS "precision" VARCHAR;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS tp BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS pp BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS ep BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS dp BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS zero_stage BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS recompute VARCHAR;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS global_batch_tokens DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS useful_gpus DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS max_useful_gpus BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS step_mfu_p50 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS goodput_p50 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS tokens_per_s_per_gpu_p50 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS billed_gpu_hours_p50 DOUBLE;

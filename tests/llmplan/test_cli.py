@@ -216,3 +216,52 @@ def test_fit_scaling_refuses_bad_input_and_writes_nothing(built_warehouse, tmp_p
     r = _run("fit-scaling", "--losses", str(f), "--warehouse", str(wh))
     assert r.exit_code == 1 and "line 3" in r.output and "tokens" in r.output
     assert file_sha(wh) == before
+
+
+def test_plan_reports_its_layout_batch_precision_and_moe(built_warehouse):
+    wh = str(built_warehouse)
+    out = json.loads(_run("plan", "--params", "10B", "--gpu", "H100", "--gpus", "64", "--json", "--warehouse", wh).output)
+    for k in ("tp", "pp", "ep", "dp", "zero_stage", "recompute", "global_batch_tokens", "step_mfu_p50", "goodput_p50",
+              "max_useful_gpus"):
+        assert out[k] is not None, k
+    assert out["tp"] * out["pp"] * out["dp"] == 64 and out["precision"] == "bf16"
+    moe = json.loads(_run("plan", "--params", "671B", "--active-params", "37B", "--tokens", "14.8T", "--gpu", "H100",
+                          "--gpus", "2048", "--precision", "fp8", "--json", "--warehouse", wh).output)
+    assert moe["training_flop"] == pytest.approx(6 * 37e9 * 14.8e12) and moe["ep"] > 1 and moe["precision"] == "fp8"
+    r = _run("plan", "--params", "7B", "--gpu", "A100", "--gpus", "8", "--precision", "fp8", "--warehouse", wh)
+    assert r.exit_code == 1 and "no FP8 peak" in r.output
+    r = _run("plan", "--params", "7B", "--active-params", "8B", "--gpu", "H100", "--gpus", "8", "--warehouse", wh)
+    assert r.exit_code == 1 and "exceeds --params" in r.output
+
+
+def test_predict_per_step_with_given_and_own_layouts(built_warehouse, tmp_path):
+    f = tmp_path / "steps.csv"
+    f.write_text("model,params_b,active_params_b,gpu_type,gpu_count,precision,seq_len,global_batch,tp,pp,ep\n"
+                 "llama70,70.6,,H100,64,fp8,8192,1048576,4,8,\n"
+                 "moe,235,22,GB200,256,fp8,4096,,,,\n")
+    r = _run("predict", "--per-step", "--runs", str(f), "--json", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert [set(x) for x in rows] == [{"model", "tokens_per_s_per_gpu_p10", "tokens_per_s_per_gpu_p50", "tokens_per_s_per_gpu_p90",
+                                       "step_mfu_p50", "tp", "pp", "ep", "dp"}] * 2
+    assert (rows[0]["tp"], rows[0]["pp"], rows[0]["dp"]) == (4, 8, 2)             # the layout given
+    assert rows[1]["tp"] * rows[1]["pp"] * rows[1]["dp"] == 256                     # llmplan's own
+    for x in rows:
+        assert x["tokens_per_s_per_gpu_p10"] < x["tokens_per_s_per_gpu_p50"] < x["tokens_per_s_per_gpu_p90"]
+    # step MFU = tokens/s × 6 · N_active ÷ the FP8 peak (1,979 TFLOP/s for the H100)
+    assert rows[0]["step_mfu_p50"] == pytest.approx(rows[0]["tokens_per_s_per_gpu_p50"] * 6 * 70.6e9 / 1979e12)
+
+
+def test_predict_per_step_bad_rows_name_line_and_column(built_warehouse, tmp_path):
+    f = tmp_path / "steps.csv"
+    f.write_text("model,params_b,active_params_b,gpu_type,gpu_count,precision,seq_len,tp,pp\n"
+                 "a,10,20,H100,8,bf16,4096,1,1\n"
+                 "b,10,,A100,8,fp8,4096,1,1\n"
+                 "c,10,,H100,10,bf16,4096,4,1\n")
+    r = _run("predict", "--per-step", "--runs", str(f), "--warehouse", str(built_warehouse))
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and "3 problems" in out
+    assert "line 2, column 'active_params_b'" in out and "line 3, column 'precision'" in out and "line 4, column 'tp'" in out
+    f.write_text("model,params_b,gpu_type\nx,10,H100\n")
+    r = _run("predict", "--per-step", "--runs", str(f), "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1 and "missing column" in r.output and "precision" in r.output

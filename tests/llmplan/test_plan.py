@@ -150,7 +150,7 @@ def test_inverse_plan_20_h100_for_15_days(fitted):
     assert out["predicted_loss_p50"] == pytest.approx(BESIROGLU_2024.loss(out["params_opt_p50"], out["tokens_opt_p50"]))
     # the same checks as a forward plan: memory on 20 accelerators, epochs over 10B unique ja tokens
     assert out["fits_in_memory"] and out["memory_per_gpu_gib"] < 80
-    assert out["max_epochs"] == pytest.approx(0.5 * out["tokens_opt_p50"] / 1e10)
+    assert out["max_epochs"] == pytest.approx(0.5 * out["tokens_opt_p50"] / 1e10, rel=1e-5)   # D passed as 6 significant digits
     assert "epochs over the unique 10B" in out["warnings"] or "epochs over the unique ja" in out["warnings"]
 
 

@@ -69,8 +69,11 @@ def test_backtest_verdict_names_each_split_against_the_targets():
         "median_abs_log10_err": [0.06, 0.12, 0.06, 0.12, 0.09, 0.08],
         "coverage_p10_p90": [0.8, None, 0.97, None, 0.8, None]})
     html = backtest_verdict(summary)
-    assert "good: meets the target — error 0.060 (0.50× the rule's), 80% inside" in html
-    assert "wide: misses" in html and "worse than rule: misses" in html
+    assert "good, llmplan: meets the target — error 0.060 (0.50× the best rule's), 80% inside" in html
+    assert "wide, llmplan: misses" in html and "worse than rule, llmplan: misses" in html
+    steps = pl.DataFrame({"split": ["per step: x"] * 2, "method": ["llmplan step model", "40% of BF16 peak"],
+                          "median_abs_log10_err": [0.05, 0.25], "coverage_p10_p90": [0.85, None]})
+    assert "per step: x, llmplan step model: meets" in backtest_verdict(steps)   # per-step target: 70–90 %
 
 
 def test_report_shows_each_runs_weight_in_the_fit(report):
