@@ -51,9 +51,9 @@ def plan_task(staging_path: str, run_id: str, scenario: Scenario) -> dict:
 
 
 @task(name="report")
-def report_task(staging_path: str, run_id: str, scenario: Scenario, reports_dir: str) -> str:
+def report_task(staging_path: str, run_id: str, scenario: Scenario, reports_dir: str, input_hashes: dict) -> str:
     with duckdb.connect(staging_path) as con:
-        return str(pipeline.write_report(con, run_id, scenario, Path(reports_dir)))
+        return str(pipeline.write_report(con, run_id, scenario, Path(reports_dir), input_hashes))
 
 
 @task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30])
@@ -112,7 +112,7 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
                 status, results = "succeeded", run_id
                 summary["fit"] = fit_task(tmp, run_id)
                 summary["plan"] = plan_task(tmp, run_id, sc)
-                report_path = report_task(tmp, run_id, sc, str(reports))
+                report_path = report_task(tmp, run_id, sc, str(reports), hashes)
             with duckdb.connect(tmp) as con:
                 summary["headline"] = pipeline.headline(con, results, sc.policies[0])
                 pipeline.record_run(con, run_id, started, status, hashes, sc, fp, results, report_path,

@@ -90,14 +90,19 @@ def run(
     data_dir: Optional[Path] = typer.Option(None, "--data", help="Input folder (default data/)"),
     reports_dir: Optional[Path] = typer.Option(None, "--reports", help="Report folder (default reports/)"),
     targets: Optional[Path] = typer.Option(None, help="Scenario TOML (default data/targets.toml)"),
+    report_lang: Optional[str] = typer.Option(None, "--report-lang", help="Language of the report: en or ja "
+                                              "(default: report_lang in the scenario, else en)"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ):
     """Run the whole nightly pipeline once (ingest → fit → plan → report) and print the report's path.
 
     Examples:\n
       llmplan run\n
+      llmplan run --report-lang ja\n
       llmplan run --warehouse /tmp/w.duckdb --reports /tmp/reports --json
     """
+    if report_lang not in (None, "en", "ja"):
+        _fail(LlmplanError(f"--report-lang {report_lang!r}: expected en or ja"))
     _prefect_env()
     served = _use_served_api()
     if served and not as_json:
@@ -110,6 +115,8 @@ def run(
         sc = load_scenario(targets) if targets else None
         if sc is None and data_dir:
             sc = load_scenario(config.data_dir(data_dir) / "targets.toml")
+        if report_lang:
+            sc = (sc or load_scenario(config.data_dir(None) / "targets.toml")).model_copy(update={"report_lang": report_lang})
         result = nightly_refresh(scenario=sc, warehouse=str(warehouse) if warehouse else None,
                                  data_dir=str(data_dir) if data_dir else None, reports_dir=str(reports_dir) if reports_dir else None)
     except LlmplanError as e:

@@ -4,6 +4,7 @@ it is given: the run is committed as a whole or not at all (llmplan.warehouse.St
 
 import hashlib
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -304,10 +305,29 @@ def headline(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> str:
             f"{fmt_count(r['gpu_days_p50'])} GPU-days p50, {fmt_usd(r['cost_usd_p50'])}")
 
 
-def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dict:
-    """Frames the report draws, all from the warehouse (as of the staging copy)."""
-    from llmplan.units import fmt_count, fmt_usd
+def history_reasons(con: duckdb.DuckDBPyConnection, history: pl.DataFrame, run_id: str, scenario: Scenario,
+                    input_hashes: dict | None) -> pl.DataFrame:
+    """Per run in `history`: why its results may differ from the run before it (data files, code,
+    parameters — llmplan.artifacts.changed_inputs); the run being reported is described by the
+    inputs it was given."""
+    from llmplan.artifacts import changed_inputs
 
+    ids = history.sort("finished_at")["pipeline_run_id"].unique(maintain_order=True).to_list()
+    meta = {r["pipeline_run_id"]: r for r in warehouse.query(
+        con, "SELECT pipeline_run_id, input_hashes, code_version, parameters FROM meta.pipeline_runs").iter_rows(named=True)}
+    meta.setdefault(run_id, {"pipeline_run_id": run_id, "input_hashes": json.dumps(input_hashes) if input_hashes is not None else None,
+                             "code_version": code_version(), "parameters": scenario.model_dump_json()})
+    why = ["first run shown"]
+    for a, b in zip(ids, ids[1:]):            # one comparison per pipeline run, not per plan row
+        if a not in meta or b not in meta or meta[b]["input_hashes"] is None:
+            why.append("unknown")
+        else:
+            why.append("; ".join(changed_inputs(meta[a], meta[b])) or "nothing changed")
+    return pl.DataFrame({"pipeline_run_id": ids, "why": why[: len(ids)]}, schema={"pipeline_run_id": pl.Utf8, "why": pl.Utf8})
+
+
+def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario, input_hashes: dict | None = None) -> dict:
+    """Frames the report draws, all from the warehouse (as of the staging copy)."""
     q = lambda sql, params=None: warehouse.query(con, sql, params)  # noqa: E731
     runs = q("SELECT * FROM core.training_runs WHERE utilization IS NOT NULL AND fit_exclusion_reason IS NULL")
     model, _ = load_model(con, run_id, whole_only=True)
@@ -336,12 +356,25 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
                                                             pl.col("predicted_loss").first())
     summary = q("SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = ? ORDER BY split, method DESC", [run_id])
     first = headline_row(con, run_id, scenario.policies[0])
-    kpis = [("training runs in the fit", str(runs.height)),
-            ("backtest median |log10 error|", ", ".join(f"{r['median_abs_log10_err']:.3f}" for r in summary.filter(pl.col("method") == "llmplan").iter_rows(named=True)))]
-    if first:
-        kpis.append((f"{first['target_params'] / 1e9:g}B, {first['policy']}, {first['accelerator']}",
-                     f"{fmt_count(first['gpu_days_p50'])} GPU-days · {fmt_usd(first['cost_usd_p50'])}"))
+    kpis = {"runs_in_fit": runs.height, "headline": first,
+            "backtest": summary.filter(~pl.col("split").str.starts_with("per step")
+                                       & pl.col("method").is_in(["llmplan", "llmplan step × goodput"]))}
+    # The headline target's p50 across runs (committed runs in main.plan_history, then this one),
+    # each run with why it differs from the one before: data, code or parameters.
+    heads = scenario.headline_params()
+    nearest = min(heads, key=lambda t: abs(math.log(t / 1e10)))
+    past = q("SELECT pipeline_run_id, finished_at, target_params, policy, accelerator, gpu_days_p50 FROM main.plan_history "
+             "WHERE target_params = ? AND policy = ?", [nearest, scenario.policies[0]])
+    now = datetime.now(timezone.utc)
+    now_rows = plans.filter((pl.col("target_params") == nearest) & (pl.col("policy") == scenario.policies[0])).group_by(
+        "target_params", "policy", "accelerator").agg(pl.col("gpu_days_p50").min()).with_columns(
+        pl.lit(run_id).alias("pipeline_run_id"), pl.lit(now).alias("finished_at"))
+    history = pl.concat([past.with_columns(pl.col("finished_at").cast(pl.Datetime("us", "UTC"))),
+                         now_rows.select(past.columns).with_columns(pl.col("finished_at").cast(pl.Datetime("us", "UTC")))],
+                        how="vertical_relaxed")
+    history = history.join(history_reasons(con, history, run_id, scenario, input_hashes), on="pipeline_run_id", how="left")
     return {
+        "headline_targets": heads, "policy": scenario.policies[0], "history": history,
         "runs": runs, "band": band, "throughput": q("SELECT * FROM core.throughput"),
         "backtests": q("SELECT * FROM fits.backtests WHERE pipeline_run_id = ?", [run_id]),
         "backtest_summary": summary,
@@ -350,11 +383,12 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario)
     }
 
 
-def write_report(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario, reports_dir: Path) -> Path:
+def write_report(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario, reports_dir: Path,
+                 input_hashes: dict | None = None) -> Path:
     from llmplan import report
 
-    data = report_data(con, run_id, scenario)
-    page, headline = report.render(run_id, data)
+    data = report_data(con, run_id, scenario, input_hashes)
+    page, headline = report.render(run_id, data, lang=scenario.report_lang)
     out = Path(reports_dir) / run_id / "index.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")

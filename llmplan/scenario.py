@@ -1,6 +1,7 @@
 """A planning scenario: what to plan for. One pydantic model serves data/targets.toml, the CLI
 and the Prefect run form (its field descriptions and bounds become the UI's form)."""
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,10 @@ class Scenario(BaseModel):
     experts: int = Field(default=64, ge=1, le=4096, description="Mixture of experts: experts per layer (bounds expert parallelism)")
     global_batch_tokens: str | None = Field(default=None, description="Tokens per optimizer step (default: DeepSeek LLM's "
                                                                       "B_opt = 0.2920·C^0.3271)")
+    headline_targets: list[str] = Field(default=[], max_length=12,
+                                        description="Targets the report answers first, one card each (default: the target "
+                                                    "nearest 10B)")
+    report_lang: Literal["en", "ja"] = Field(default="en", description="Language of the report: en or ja (日本語)")
     confidence: Literal["p50", "p90"] = Field(default="p50", description="Quantile at which a plan must meet the deadline "
                                                                           "and the budget (p90: the safe answer)")
     scaling_law: str = Field(default="auto",
@@ -58,7 +63,7 @@ class Scenario(BaseModel):
     deadline_days: float | None = Field(default=None, gt=0, description="Optional deadline: flag plans that take longer")
     budget_usd: float | None = Field(default=None, gt=0, description="Optional budget: flag plans that cost more")
 
-    @field_validator("targets", "fixed_tokens", "inference_tokens", "unique_tokens", "global_batch_tokens")
+    @field_validator("targets", "fixed_tokens", "inference_tokens", "unique_tokens", "global_batch_tokens", "headline_targets")
     @classmethod
     def _sizes(cls, v):
         values = [] if v is None else [v] if isinstance(v, str) else list(v.values()) if isinstance(v, dict) else v
@@ -88,6 +93,12 @@ class Scenario(BaseModel):
 
     def target_params(self) -> list[float]:
         return [parse_size(t, "target size") for t in self.targets]
+
+    def headline_params(self) -> list[float]:
+        """The targets the report answers first: those named that are planned, else the one nearest 10B."""
+        planned = self.target_params()
+        named = [t for t in (parse_size(x) for x in self.headline_targets) if any(abs(t / p - 1) < 1e-9 for p in planned)]
+        return named or [min(planned, key=lambda p: abs(math.log(p / 1e10)))]
 
 
 # Where each field is set from the command line (for errors that name what the user typed).

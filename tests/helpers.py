@@ -25,3 +25,19 @@ def row_counts(path: Path) -> dict[str, int]:
     with duckdb.connect(str(path), read_only=True) as con:
         tables = con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() ORDER BY 1").fetchall()
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in tables}
+
+
+def chart_specs(page: str) -> dict[str, dict]:
+    """The Vega-Lite spec of every chart in a report page, by chart id (e.g. 'whatif')."""
+    import json
+    import re
+
+    out = {}
+    for m in re.finditer(r'vegaEmbed\("#chart-([\w-]+)", ', page):
+        out[m.group(1)], _ = json.JSONDecoder().raw_decode(page, m.end())
+    return out
+
+
+def chart_rows(spec: dict) -> list[dict]:
+    """Every data row embedded in a chart spec (all its named datasets)."""
+    return [r for rows in spec.get("datasets", {}).values() for r in rows]

@@ -97,7 +97,11 @@ def test_served_deployment_runs_with_ui_parameters(server):
         dep = deployment()
         sched = dep["schedules"][0]
         assert sched["schedule"]["cron"] == "0 3 * * *" and sched["schedule"]["timezone"] == "Europe/Paris" and sched["active"]
-        assert "scenario" in dep["parameter_openapi_schema"]["properties"]      # the UI's run form
+        schema = dep["parameter_openapi_schema"]
+        assert "scenario" in schema["properties"]      # the UI's run form
+        form = next(d for d in (schema.get("definitions") or schema.get("$defs")).values() if "report_lang" in d.get("properties", {}))
+        assert form["properties"]["report_lang"]["enum"] == ["en", "ja"]      # a drop-down: the report's language
+        assert "headline_targets" in form["properties"]
         # … which opens filled with the scenario of targets.toml, not "None"
         from llmplan.scenario import load_scenario
         assert dep["parameters"]["scenario"]["targets"] == load_scenario(data / "targets.toml").targets

@@ -112,3 +112,27 @@ def test_warehouse_opens_in_the_duckdb_cli(first_run):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split()
     assert lines[0] == "n" and int(lines[1]) > 50 and lines[2] == "p" and int(lines[3]) > 0
+
+
+def test_run_report_lang_ja_writes_a_japanese_report(first_run, tmp_path):
+    """`llmplan run --report-lang ja` overrides the scenario's language (default en); the run is
+    computed (a different scenario), and its report is Japanese."""
+    from typer.testing import CliRunner
+
+    from llmplan.cli import app
+
+    tmp, data, result = first_run
+    assert '<html lang="en">' in Path(result["report_path"]).read_text(encoding="utf-8")
+    wh = tmp_path / "w.duckdb"
+    import shutil
+
+    shutil.copyfile(tmp / "w.duckdb", wh)
+    r = CliRunner().invoke(app, ["run", "--data", str(data), "--warehouse", str(wh), "--reports", str(tmp_path / "reports"),
+                                 "--report-lang", "ja", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["status"] == "succeeded"
+    page = Path(out["report_path"]).read_text(encoding="utf-8")
+    assert '<html lang="ja">' in page and "<h2>結論</h2>" in page
+    bad = CliRunner().invoke(app, ["run", "--report-lang", "fr"])
+    assert bad.exit_code != 0 and "expected en or ja" in bad.output

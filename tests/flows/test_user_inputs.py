@@ -2,6 +2,7 @@
 and use it; an unchanged warehouse is still reused, wherever the data folder lives."""
 
 import shutil
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -12,6 +13,7 @@ from llmplan.artifacts import changed_inputs
 from llmplan.cli import app
 from llmplan.scenario import Scenario
 from llmplan.scaling import BESIROGLU_2024
+from tests.helpers import chart_rows, chart_specs
 
 SC = Scenario(targets=["1B"], accelerators=["H100-80GB"], cluster_sizes=[64], policies=["chinchilla", "compute-optimal"],
               mixture={"ja": 0.5, "en": 0.5})
@@ -59,6 +61,14 @@ def test_each_user_input_makes_the_next_run_recompute_and_use_it(tmp_path, data_
         last2 = con.sql("SELECT * FROM meta.pipeline_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 2").pl()
     new, old = last2.to_dicts()
     assert changed_inputs(old, new) == ["data: ours.csv (new)"]          # what the "what changed" artifact says
+    # the report's history chart: one point per run that computed plans, each saying why it moved
+    page = Path(new["report_path"]).read_text(encoding="utf-8")
+    hist = chart_rows(chart_specs(page)["history"])
+    why = {r["pipeline_run_id"]: r["why"] for r in hist}
+    assert len(why) == 4                                                  # runs 1, 3, 4, 5 (run 2 reused run 1)
+    ordered = [why[k] for k in sorted(why)]
+    assert ordered[0] == "first run shown" and "corpus_measurements" in ordered[1]
+    assert "user scaling law" in ordered[2] and ordered[3] == "data: ours.csv (new)"
     assert run()["status"] == "reused"
 
     # 4. the same inputs in another folder hash the same: still reused
