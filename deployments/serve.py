@@ -1,5 +1,5 @@
-"""Serve the llmplan deployments from this process: nightly_refresh on a cron schedule and
-corpus_stats on demand. Used by `llmplan serve`; runnable on its own against any Prefect API:
+"""Serve the llmplan deployments from this process: nightly_refresh on a cron schedule;
+corpus_stats, what_to_train and track_run on demand. Used by `llmplan serve`; runnable on its own against any Prefect API:
 
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve --cron "0 3 * * *" --timezone UTC
 
@@ -15,6 +15,7 @@ from prefect.schedules import Cron
 
 from flows.corpus import corpus_stats
 from flows.nightly import nightly_refresh
+from flows.track import track_run
 from flows.what_to_train import what_to_train
 from llmplan import config
 from llmplan.scenario import load_scenario
@@ -22,10 +23,11 @@ from llmplan.scenario import load_scenario
 NIGHTLY = "nightly"
 CORPUS = "corpus-stats"
 INVERSE = "what-to-train"
+TRACK = "track-run"
 
 
 def deployments(cron: str = "0 3 * * *", timezone: str = "UTC", parameters: dict | None = None,
-                inverse_parameters: dict | None = None):
+                inverse_parameters: dict | None = None, track_parameters: dict | None = None):
     return [
         nightly_refresh.to_deployment(
             name=NIGHTLY, schedules=[Cron(cron, timezone=timezone)], parameters=parameters or {},
@@ -36,6 +38,10 @@ def deployments(cron: str = "0 3 * * *", timezone: str = "UTC", parameters: dict
         what_to_train.to_deployment(
             name=INVERSE, parameters=inverse_parameters or {},
             description="We have G accelerators for D days (or $X): what should we train?", tags=["llmplan"]),
+        track_run.to_deployment(
+            name=TRACK, parameters=track_parameters or {},
+            description="Will the run we started finish on time? A run in progress (name or log path) against its plan.",
+            tags=["llmplan"]),
     ]
 
 
@@ -52,10 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     # editing it, or edit the deployment's parameters in the UI).
     params["scenario"] = load_scenario(config.data_dir(a.data) / "targets.toml").model_dump(mode="json")
     inverse = {"warehouse_path": a.warehouse} if a.warehouse else {}
+    track = {**inverse, **({"data_dir": a.data} if a.data else {})}
     print(f"serving nightly_refresh/{NIGHTLY} (cron {a.cron!r}, {a.timezone}), corpus_stats/{CORPUS} and "
-          f"what_to_train/{INVERSE}; "
+          f"what_to_train/{INVERSE} and track_run/{TRACK}; "
           "Ctrl-C stops serving — the schedule stays active and runs wait as Late until served again", flush=True)
-    serve(*deployments(a.cron, a.timezone, params, inverse), pause_on_shutdown=False)
+    serve(*deployments(a.cron, a.timezone, params, inverse, track), pause_on_shutdown=False)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,13 @@ def plan_task(staging_path: str, run_id: str, scenario: Scenario) -> dict:
         return pipeline.plan(con, run_id, scenario)
 
 
+@task(name="track")
+def track_task(staging_path: str, run_id: str, data_dir: str) -> list[dict]:
+    """Runs in progress (data/runs_in_progress/) against their plans: forecasts into tracking.*."""
+    with duckdb.connect(staging_path) as con:
+        return pipeline.track(con, run_id, Path(data_dir), datetime.now(timezone.utc))
+
+
 @task(name="report")
 def report_task(staging_path: str, run_id: str, scenario: Scenario, reports_dir: str, input_hashes: dict) -> str:
     with duckdb.connect(staging_path) as con:
@@ -69,12 +76,16 @@ def publish_task(path: Path, run_id: str, report_path: str, reports_dir: Path, s
         hist = warehouse.query(con, "SELECT * FROM main.plan_history")
         runs = warehouse.query(con, "SELECT * FROM meta.pipeline_runs")
         pipeline.write_index(con, reports_dir)
+        tracked = warehouse.query(con, "SELECT * FROM tracking.forecasts WHERE pipeline_run_id = ?", [results])
     create_table_artifact(key="llmplan-headline-plan", table=artifacts.headline_table(head),
                           description=f"Headline plan, run {run_id}")
     create_markdown_artifact(key="llmplan-what-changed",
                              markdown=artifacts.what_changed_markdown(hist, runs, run_id, status, results))
     link = artifacts.report_link(report_path, reports_dir, os.environ.get("LLMPLAN_REPORTS_URL"))
     create_link_artifact(key="llmplan-report", link=link, link_text=f"llmplan report {results}")
+    for r in tracked.iter_rows(named=True):           # one artifact per run in progress, its verdict first
+        create_markdown_artifact(key=artifacts.track_key(r["run_name"]), markdown=artifacts.track_markdown(r),
+                                 description=f"Run in progress {r['run_name']}, as of pipeline run {results}")
     return {"report_url": link}
 
 
@@ -112,6 +123,11 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
                 status, results = "succeeded", run_id
                 summary["fit"] = fit_task(tmp, run_id)
                 summary["plan"] = plan_task(tmp, run_id, sc)
+                tracked = track_task(tmp, run_id, str(data))
+                summary["tracked_runs"] = len(tracked)
+                for r in tracked:
+                    if r.get("error") or r.get("on_track") is False:
+                        log.warning(r["summary"])
                 report_path = report_task(tmp, run_id, sc, str(reports), hashes)
             with duckdb.connect(tmp) as con:
                 summary["headline"] = pipeline.headline(con, results, sc.policies[0])

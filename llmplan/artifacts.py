@@ -3,6 +3,7 @@ headline table, the "what changed" markdown (and *why*: data, code or parameters
 link, and the what-to-train answer. The flows only hand these to Prefect's artifact calls."""
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -93,3 +94,45 @@ def what_to_train_markdown(out: dict) -> str:
             + "".join(f"- {k}: {fmt_sci(out['tokens_per_language'][k])} tokens ≈ {fmt_bytes(v)} of text "
                       f"(bytes/token from {out['bytes_per_token_source'][k]})\n" for k, v in out["bytes_per_language"].items())
             + (f"\nWarnings: {out['warnings']}\n" if out.get("warnings") else ""))
+
+
+def track_key(run_name: str) -> str:
+    """The Prefect artifact key of a run in progress (keys: lowercase letters, digits, dashes)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", run_name.lower()).strip("-") or "run"
+    return f"llmplan-track-{slug}"[:100]
+
+
+def track_markdown(r: dict) -> str:
+    """A run in progress, for its `llmplan-track-<run>` artifact: the verdict in the first line
+    (MISSES ITS DEADLINE when the p50 finish is after it), then the figures behind it."""
+    from llmplan.tracking import fmt_chance
+
+    if r.get("error"):
+        return f"**{r['summary']}**\n\n```\n{r['error']}\n```\n"
+
+    def when(x):
+        return x.strftime("%Y-%m-%d %H:%M UTC") if x is not None else "–"
+
+    def num(x, f):
+        return "–" if x is None else f(x)
+
+    rows = [
+        ("tokens", f"{fmt_count(r['tokens_done'])} of {fmt_count(r['planned_tokens'])} ({r['fraction_done']:.1%})"),
+        ("finish p50 (p10–p90)", f"{when(r['eta_p50'])} ({when(r['eta_p10'])} – {when(r['eta_p90'])})"),
+        ("deadline", when(r.get("deadline")) + ("" if r.get("p_on_time") is None else f" · {fmt_chance(r['p_on_time'])} chance to make it")),
+        ("tokens/s while running · effective", f"{num(r['tokens_per_s_running'], fmt_count)} · {num(r['tokens_per_s_effective'], fmt_count)}"),
+        ("goodput so far", num(r["goodput_so_far"], lambda x: f"{x:.0%}")
+         + f" ({r['stalls']} stalls, {r['stall_hours']:.1f} h, longest {r['longest_stall_hours']:.1f} h)"),
+        ("GPU-hours so far → at the end (p50)", f"{fmt_count(r['gpu_hours_so_far'])} → {fmt_count(r['gpu_hours_end_p50'])}"),
+        ("cost so far → at the end (p50)", f"{num(r['cost_usd_so_far'], fmt_usd)} → {num(r['cost_usd_end_p50'], fmt_usd)}"),
+        ("loss now: observed · plan's law at these tokens", f"{num(r.get('loss_observed'), lambda x: f'{x:.3f}')} · "
+                                                           f"{num(r.get('loss_predicted_now'), lambda x: f'{x:.3f}')}"),
+        ("the plan said", f"{num(r.get('plan_wall_days_p50'), fmt_days)} on this cluster (goodput {r['plan_goodput']:.0%}); "
+                          f"it still weighs {r['prior_weight']:.0%} of the forecast"),
+        ("log", f"{r['log_file']} ({r['log_kind']}): {r['log_lines']} lines, {r['bad_lines']} bad"
+                + (f" — {r['bad_lines_named']}" if r.get("bad_lines_named") else "")),
+    ]
+    age = r.get("log_age_hours") or 0.0
+    stale = f"\n\n⚠ the log has not moved for {age:.0f} hours: is the run stalled?" if age > 6 else ""
+    return (f"**{r['summary']}**{stale}\n\n| | |\n|---|---|\n"
+            + "\n".join(f"| {a} | {b} |" for a, b in rows) + "\n")

@@ -527,6 +527,94 @@ def fit_scaling(
     console.print("stored in fits.scaling_law (name 'user'); compute-optimal plans and the next `llmplan run` use it")
 
 
+@app.command()
+def track(
+    log: Optional[Path] = typer.Option(None, "--log", help="Progress log: JSON Lines or CSV (time, step, tokens[, loss]) "
+                                                         "or a TensorBoard event file/folder"),
+    run: Optional[str] = typer.Option(None, "--run", help="A run folder's name under data/runs_in_progress/ (its run.toml and log)"),
+    run_toml: Optional[Path] = typer.Option(None, "--run-toml", help="The run's run.toml (default: beside the log)"),
+    params: Optional[str] = typer.Option(None, help="Model size, e.g. 7B (instead of a run.toml)"),
+    active_params: Optional[str] = typer.Option(None, help="Mixture of experts: active parameters"),
+    tokens: Optional[str] = typer.Option(None, help="Planned training tokens, e.g. 1T"),
+    gpu: str = typer.Option("H100-80GB", help="Accelerator"),
+    gpus: Optional[int] = typer.Option(None, min=1, help="Accelerators in the run"),
+    start: Optional[str] = typer.Option(None, help="When the run started, ISO 8601 (default: the log's first line)"),
+    deadline: Optional[str] = typer.Option(None, help="When it must finish, ISO 8601 (UTC unless a zone is given)"),
+    price: Optional[float] = typer.Option(None, min=0.0, help="USD per accelerator-hour (default: the accelerator table)"),
+    now: Optional[str] = typer.Option(None, help="Forecast as of this time, ISO 8601 (default: now; time since the log's "
+                                                 "last line counts as a stall still going on)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data", help="Input folder (default data/), for --run"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+    warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
+):
+    """Will the run we started finish on time? Forecast a run in progress from its progress log,
+    with its plan (public runs) as the prior.
+
+    Examples:\n
+      llmplan track --run simulated-example-7b\n
+      llmplan track --log logs/progress.jsonl --params 7B --tokens 1T --gpu H100 --gpus 128 --deadline 2026-12-20 --json\n
+      llmplan track --log runs/tb/ --run-toml runs/run.toml
+    """
+    from datetime import datetime, timezone
+
+    from pydantic import ValidationError as PVE
+
+    from llmplan import config, pipeline, progress, tracking
+    from llmplan.errors import InputError
+
+    try:
+        if run:
+            d = config.data_dir(data_dir) / "runs_in_progress" / run
+            if not (d / progress.RUN_FILE).exists():
+                raise LlmplanError(f"--run {run!r}: no {progress.RUN_FILE} in {d}")
+            spec = progress.load_spec(d / progress.RUN_FILE, run)
+            log_path = Path(log) if log else progress.find_log(d, spec)
+        elif log is None:
+            raise LlmplanError("give --log (with --run-toml or --params/--tokens/--gpus) or --run NAME")
+        else:
+            log_path = Path(log)
+            if not log_path.exists():
+                raise LlmplanError(f"--log {log}: no such file or folder")
+            beside = (log_path if log_path.is_dir() else log_path.parent) / progress.RUN_FILE
+            toml = run_toml or (beside if beside.exists() and params is None else None)
+            if toml is not None:
+                spec = progress.load_spec(Path(toml))
+            else:
+                missing = [o for o, v in (("--params", params), ("--tokens", tokens), ("--gpus", gpus)) if v is None]
+                if missing:
+                    raise LlmplanError(f"without a run.toml, give {', '.join(missing)}")
+                try:
+                    spec = progress.RunSpec(name=log_path.stem if log_path.is_file() else log_path.name, params=params,
+                                            active_params=active_params, tokens=tokens, accelerator=gpu, gpus=gpus,
+                                            start=start, deadline=deadline, usd_per_gpu_hour=price)
+                except PVE as e:
+                    raise LlmplanError("; ".join(f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}"
+                                                 for err in e.errors())) from e
+        when = datetime.now(timezone.utc)
+        if now:
+            try:
+                when = datetime.fromisoformat(now.replace("Z", "+00:00"))
+            except ValueError as e:
+                raise LlmplanError(f"--now {now!r}: expected ISO 8601, e.g. 2026-12-01T09:00:00Z") from e
+            when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        with _open(warehouse) as con:
+            inputs = pipeline.tracking_inputs(con)
+        fc, _ = pipeline.track_one(inputs, spec, log_path, now=when, as_of_now=True)
+    except InputError as e:
+        _fail(e)
+    except LlmplanError as e:
+        _fail(e)
+    out = tracking.as_record(fc)
+    if as_json:
+        sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
+        return
+    from llmplan.artifacts import track_markdown
+
+    from rich.markdown import Markdown
+
+    console.print(Markdown(track_markdown(fc)))
+
+
 corpus_app = typer.Typer(help="Measure your corpus: bytes, characters and tokens per language and tokenizer.",
                          no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")

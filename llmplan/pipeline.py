@@ -64,6 +64,10 @@ def ingest(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict:
     # Keyed by the path inside the data folder: the same inputs in another checkout hash the same.
     root = Path(data_dir).resolve()
     hashes = {Path(f).resolve().relative_to(root).as_posix(): sha for kd in data.values() for f, sha in kd.files.items()}
+    from llmplan.progress import input_files             # logs of runs in progress: a new line → a new forecast
+
+    hashes.update({f.resolve().relative_to(root).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+                   for f in input_files(root)})
     runs = core["core.training_runs"]
     return {
         "input_hashes": hashes, "raw_rows_added": added,
@@ -262,6 +266,80 @@ def plan(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> dic
     return {"plan_rows": plans.height}
 
 
+def tracking_inputs(con: duckdb.DuckDBPyConnection, run_id: str | None = None):
+    """What following a run needs from the warehouse: (model, accelerator aliases, accelerators, law)."""
+    model, _ = load_model(con, run_id)
+    return (model, warehouse.query(con, "SELECT * FROM core.accelerator_aliases"),
+            warehouse.query(con, "SELECT * FROM core.accelerators"), latest_law(con, "auto"))
+
+
+def track_one(inputs, spec, log_path: Path, data_dir: Path | None = None, now: datetime | None = None,
+              as_of_now: bool = False) -> tuple[dict, pl.DataFrame]:
+    """One run in progress: (forecast row, its log with the plan's predicted loss per line).
+    as_of_now: count the time since the log's last line as a stall still going on (the CLI);
+    otherwise the forecast is as of the last line and `now` only sets log_age_hours (the nightly)."""
+    from llmplan import progress, tracking
+    from llmplan.accelerators import resolve
+
+    model, aliases, accs, law = inputs
+    log, info = progress.read_log(log_path, spec)
+    acc = accs.filter(pl.col("accelerator") == resolve(spec.accelerator, aliases))
+    prior = tracking.plan_prior(spec, model, acc, law)
+    obs = tracking.observe(log, spec, now if as_of_now else None)
+    fc = tracking.forecast(obs, spec, prior)
+    if now is not None and not as_of_now:
+        fc["log_age_hours"] = max((now - obs.as_of).total_seconds() / 3600, 0.0)
+    n = spec.n_params()
+    lp = Path(log_path).resolve()
+    root = Path(data_dir).resolve() if data_dir else None
+    fc.update(run_name=spec.name, error=None, log_file=lp.relative_to(root).as_posix() if root and lp.is_relative_to(root) else str(lp),
+              log_kind=info["kind"], log_lines=info["lines"], bad_lines=info["bad_lines"],
+              bad_lines_named="; ".join(info["bad"]) or None, params=n, active_params=spec.n_active(),
+              accelerator=acc["accelerator"][0], gpus=spec.gpus,
+              loss_predicted_now=tracking.predicted_loss_at(law, n, obs.tokens_done),
+              loss_predicted_end=prior.predicted_loss, loss_law=prior.loss_law)
+    fc["summary"] = tracking.summary_line(fc)
+    sha = hashlib.sha256(lp.read_bytes()).hexdigest() if lp.is_file() else None
+    # the plan's loss along the log, for the loss curve (vectorised over the log's lines)
+    pred = law.loss(np.full(log.height, n), np.maximum(log["tokens"].to_numpy(), 1.0)) if law is not None else np.full(log.height, np.nan)
+    log = log.with_columns(pl.lit(spec.name).alias("run_name"), pl.lit(fc["log_file"]).alias("log_file"), pl.lit(sha).alias("log_sha256"),
+                           pl.Series("predicted_loss", pred, dtype=pl.Float64))
+    return fc, log
+
+
+def track(con: duckdb.DuckDBPyConnection, run_id: str, data_dir: Path, now: datetime | None = None) -> list[dict]:
+    """Every run in data/runs_in_progress/ followed against its plan (llmplan.tracking): the
+    latest log of each into tracking.progress, one forecast row per run into tracking.forecasts.
+    A run whose run.toml or log cannot be used gets a row with `error` (named file, line and
+    column); the others are tracked regardless. Returns the forecast rows.
+
+    Forecasts are as of each log's last line, so they depend on the inputs alone (a reused run
+    stays right); `now` only sets log_age_hours, which flags a log that has stopped moving."""
+    from llmplan import progress
+
+    dirs = progress.runs_in_progress(Path(data_dir))
+    if not dirs:
+        return []
+    inputs = tracking_inputs(con, run_id)
+    rows, logs = [], []
+    for d in dirs:                                   # runs in progress: a handful, each vectorised inside
+        try:
+            spec = progress.load_spec(d / progress.RUN_FILE, d.name)
+            fc, log = track_one(inputs, spec, progress.find_log(d, spec), data_dir, now)
+        except LlmplanError as e:
+            rows.append({"run_name": d.name, "error": str(e), "summary": f"{d.name}: cannot be tracked — {str(e).splitlines()[0]}"})
+            continue
+        rows.append(fc)
+        logs.append(log.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+    con.execute("DELETE FROM tracking.progress WHERE run_name NOT IN (SELECT unnest(?::VARCHAR[]))", [[r["run_name"] for r in rows]])
+    for lg in logs:
+        con.execute("DELETE FROM tracking.progress WHERE run_name = ?", [lg["run_name"][0]])
+        warehouse.append(con, "tracking.progress", lg)
+    warehouse.append(con, "tracking.forecasts", pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.lit(run_id).alias("pipeline_run_id")))
+    return rows
+
+
 def record_run(con: duckdb.DuckDBPyConnection, run_id: str, started: datetime, status: str, input_hashes: dict,
                scenario: Scenario, fp: str, results_run_id: str, report_path: str | None,
                flow_run_id: str | None, summary: dict) -> None:
@@ -373,7 +451,20 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario,
                          now_rows.select(past.columns).with_columns(pl.col("finished_at").cast(pl.Datetime("us", "UTC")))],
                         how="vertical_relaxed")
     history = history.join(history_reasons(con, history, run_id, scenario, input_hashes), on="pipeline_run_id", how="left")
+    # Runs in progress: this run's forecasts, their logs (thinned to ≤ 400 points a run for the
+    # charts) and every earlier forecast of the same runs (how the ETA moved night by night).
+    tracked = q("""SELECT * FROM tracking.forecasts WHERE pipeline_run_id = ?
+                   QUALIFY row_number() OVER (PARTITION BY run_name) = 1 ORDER BY run_name""", [run_id])
+    progress_rows = q("""SELECT run_name, "time", tokens, loss, predicted_loss FROM (
+                           SELECT *, row_number() OVER (PARTITION BY run_name ORDER BY "time") AS i,
+                                  count(*) OVER (PARTITION BY run_name) AS n FROM tracking.progress)
+                         WHERE (i - 1) % greatest(1, n // 400) = 0 OR i = n ORDER BY run_name, "time" """)
+    eta_history = q("""SELECT f.pipeline_run_id, f.run_name, f.as_of, f.eta_p10, f.eta_p50, f.eta_p90, f.deadline
+                       FROM tracking.forecasts f WHERE f.error IS NULL AND f.run_name IN (SELECT run_name FROM tracking.forecasts
+                                                                                       WHERE pipeline_run_id = ?)
+                       ORDER BY f.run_name, f.as_of""", [run_id])
     return {
+        "tracked": tracked, "progress": progress_rows, "eta_history": eta_history,
         "headline_targets": heads, "policy": scenario.policies[0], "history": history,
         "runs": runs, "band": band, "throughput": q("SELECT * FROM core.throughput"),
         "backtests": q("SELECT * FROM fits.backtests WHERE pipeline_run_id = ?", [run_id]),

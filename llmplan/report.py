@@ -26,6 +26,7 @@ import polars as pl
 
 from llmplan.i18n import fmt_days, fmt_gpus, text
 from llmplan.scaling import Law
+from llmplan.tracking import fmt_chance
 from llmplan.units import fmt_bytes, fmt_count, fmt_params, fmt_sci, fmt_usd
 
 alt.data_transformers.disable_max_rows()
@@ -268,6 +269,132 @@ def chart_days_vs_cluster(plans: pl.DataFrame, lang: str, target=None) -> alt.La
     return alt.layer(*layers).add_params(*c.values()).properties(width=640, height=380, title=text(lang, "days"))
 
 
+# -- runs in progress -----------------------------------------------------------------------
+
+def _iso(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Datetime("us", "UTC")).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tracked_cards(tracked: pl.DataFrame, lang: str) -> str:
+    """One line per run in progress: the verdict (on track / misses its deadline), then its figures."""
+    when = lambda x: x.strftime("%Y-%m-%d %H:%M UTC") if x is not None else "–"   # noqa: E731
+    out = []
+    for r in tracked.iter_rows(named=True):         # runs in progress: a handful
+        if r.get("error"):
+            out.append(f'<div class="card bad"><h3>{html.escape(r["run_name"])}</h3><p>{html.escape(text(lang, "track_error"))}</p>'
+                       f"<pre>{html.escape(r['error'])}</pre></div>")
+            continue
+        late = r["on_track"] is False
+        verdict = (text(lang, "track_late") if late else text(lang, "track_ok") if r["on_track"] else text(lang, "track_no_deadline"))
+        items = [
+            (text(lang, "track_tokens"), f"{fmt_count(r['tokens_done'])} / {fmt_count(r['planned_tokens'])} ({r['fraction_done']:.1%})"),
+            (text(lang, "track_eta"), f"{when(r['eta_p50'])} ({when(r['eta_p10'])} – {when(r['eta_p90'])})"),
+            (text(lang, "track_deadline"), when(r["deadline"]) + ("" if r["p_on_time"] is None else
+                                                                 " · " + text(lang, "track_chance", p=fmt_chance(r["p_on_time"])))),
+            (text(lang, "track_rates"), f"{fmt_count(r['tokens_per_s_running'] or 0)} · {fmt_count(r['tokens_per_s_effective'] or 0)}"),
+            (text(lang, "track_goodput"), ("–" if r["goodput_so_far"] is None else f"{r['goodput_so_far']:.0%}")
+             + " · " + text(lang, "track_stalls", n=r["stalls"], h=f"{r['stall_hours']:.1f}")),
+            (text(lang, "track_cost"), f"{fmt_count(r['gpu_hours_so_far'])} → {fmt_count(r['gpu_hours_end_p50'])} GPU-h · "
+                                       f"{fmt_usd(r['cost_usd_so_far']) if r['cost_usd_so_far'] is not None else '–'} → "
+                                       f"{fmt_usd(r['cost_usd_end_p50']) if r['cost_usd_end_p50'] is not None else '–'}"),
+            (text(lang, "track_loss"), ("–" if r["loss_observed"] is None else f"{r['loss_observed']:.3f}") + " · "
+             + ("–" if r["loss_predicted_now"] is None else f"{r['loss_predicted_now']:.3f}")),
+            (text(lang, "track_prior"), text(lang, "track_prior_value", w=f"{r['prior_weight']:.0%}",
+                                              days=fmt_days(lang, r["plan_wall_days_p50"]))),
+            (text(lang, "track_log"), f"{r['log_file']} · {r['log_lines']:,} · {text(lang, 'track_bad', n=r['bad_lines'])}"),
+        ]
+        dl = "".join(f"<dt>{html.escape(a)}</dt><dd>{html.escape(b)}</dd>" for a, b in items)
+        out.append(f'<div class="card{" bad" if late else ""}" data-run="{html.escape(r["run_name"])}">'
+                   f'<h3>{html.escape(r["run_name"])}: {html.escape(verdict)}</h3><dl>{dl}</dl></div>')
+    return "".join(out)
+
+
+def _run_select(runs: list[str], lang: str) -> alt.Parameter:
+    return _select("sel_run", runs, runs[0], text(lang, "sel_run"))
+
+
+def chart_burndown(tracked: pl.DataFrame, progress: pl.DataFrame, lang: str) -> alt.LayerChart:
+    """Tokens over time for the chosen run: the log, the plan's line from the start, the
+    forecast band (p10–p90) and p50 from the last line to the planned tokens, the deadline."""
+    ok = tracked.filter(pl.col("error").is_null())
+    runs = ok["run_name"].to_list()
+    sel = _run_select(runs, lang)
+    actual = progress.select("run_name", _iso("time").alias("time"), "tokens", pl.lit(text(lang, "track_actual")).alias("series"))
+    plan_end = (pl.col("start").cast(pl.Datetime("us", "UTC"))
+                + pl.duration(microseconds=(pl.col("planned_tokens") / pl.col("plan_tokens_per_s") * 1e6).cast(pl.Int64)))
+    plan = pl.concat([
+        ok.select("run_name", _iso("start").alias("time"), pl.lit(0.0).alias("tokens")),
+        ok.select("run_name", plan_end.dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("time"), pl.col("planned_tokens").alias("tokens")),
+    ]).with_columns(pl.lit(text(lang, "track_plan")).alias("series"))
+    p50 = pl.concat([ok.select("run_name", _iso("as_of").alias("time"), pl.col("tokens_done").alias("tokens")),
+                     ok.select("run_name", _iso("eta_p50").alias("time"), pl.col("planned_tokens").alias("tokens"))]
+                    ).with_columns(pl.lit(text(lang, "track_forecast")).alias("series"))
+    lines = pl.concat([actual, plan, p50])
+    band = pl.concat([ok.select("run_name", _iso("as_of").alias("lo"), _iso("as_of").alias("hi"), pl.col("tokens_done").alias("tokens")),
+                      ok.select("run_name", _iso("eta_p10").alias("lo"), _iso("eta_p90").alias("hi"), pl.col("planned_tokens").alias("tokens"))])
+    dl = ok.filter(pl.col("deadline").is_not_null()).select("run_name", _iso("deadline").alias("deadline"),
+                                                            pl.lit(text(lang, "track_deadline")).alias("what"))
+    flt = alt.datum.run_name == sel
+    x = alt.X("time:T", scale=alt.Scale(type="utc"), title=text(lang, "ax_time_utc"),
+              axis=alt.Axis(format="%m-%d", tickCount={"interval": "day", "step": 1}))
+    y = alt.Y("tokens:Q", title=text(lang, "ax_tokens_done"), axis=alt.Axis(labelExpr=PARAMS_LABEL))
+    colours = alt.Color("series:N", title=None, scale=alt.Scale(
+        domain=[text(lang, "track_actual"), text(lang, "track_plan"), text(lang, "track_forecast")],
+        range=["#1f77b4", "#7f7f7f", "#d62728"]))
+    layers = [
+        alt.Chart(_data(band)).transform_filter(flt).mark_area(opacity=0.18, color="#d62728", orient="horizontal").encode(
+            x=alt.X("lo:T", scale=alt.Scale(type="utc")), x2="hi:T", y=alt.Y("tokens:Q", stack=None),
+            tooltip=[alt.Tooltip("lo:T", title="p10", format="%Y-%m-%d %H:%M"), alt.Tooltip("hi:T", title="p90", format="%Y-%m-%d %H:%M")]),
+        alt.Chart(_data(lines)).transform_filter(flt).mark_line().encode(
+            x=x, y=y, color=colours, strokeDash=alt.condition(alt.datum.series == text(lang, "track_actual"), alt.value([1, 0]), alt.value([6, 4])),
+            tooltip=["series:N", alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC"), alt.Tooltip("tokens:Q", format=".4s")]),
+    ]
+    if dl.height:
+        layers.append(alt.Chart(dl).transform_filter(flt).mark_rule(color="#444", strokeDash=[2, 2]).encode(
+            x="deadline:T", tooltip=["what:N", alt.Tooltip("deadline:T", format="%Y-%m-%d %H:%M UTC")]))
+    return alt.layer(*layers).add_params(sel).properties(width=640, height=340, title=text(lang, "burndown"))
+
+
+def chart_eta_history(eta: pl.DataFrame, lang: str) -> alt.LayerChart:
+    """The forecast finish (p50 with p10–p90) as of each pipeline run that read a new log line."""
+    runs = eta["run_name"].unique(maintain_order=True).to_list()
+    sel = _run_select(runs, lang)
+    df = eta.select("run_name", _iso("as_of").alias("as_of"), _iso("eta_p10").alias("p10"), _iso("eta_p50").alias("p50"),
+                    _iso("eta_p90").alias("p90"), _iso("deadline").alias("deadline"))
+    base = alt.Chart(df).transform_filter(alt.datum.run_name == sel)
+    day = alt.Axis(format="%m-%d", tickCount={"interval": "day", "step": 1})
+    x = alt.X("as_of:T", scale=alt.Scale(type="utc"), title=text(lang, "ax_as_of"), axis=day)
+    eta_y = alt.Y("p10:T", scale=alt.Scale(type="utc"), stack=None, title=text(lang, "ax_eta"), axis=day)
+    layers = [base.mark_area(opacity=0.2, color="#d62728").encode(x=x, y=eta_y, y2="p90:T"),
+              base.mark_errorbar(color="#d62728").encode(x=x, y=eta_y, y2="p90:T"),
+              base.mark_line(point=alt.OverlayMarkDef(color="#d62728"), color="#d62728").encode(
+                  x=x, y=alt.Y("p50:T", scale=alt.Scale(type="utc"), title=text(lang, "ax_eta"), axis=day),
+                  tooltip=[alt.Tooltip("as_of:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("p10:T", format="%Y-%m-%d %H:%M"),
+                           alt.Tooltip("p50:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("p90:T", format="%Y-%m-%d %H:%M")])]
+    if df["deadline"].is_not_null().any():
+        layers.append(base.transform_filter(alt.datum.deadline != None).mark_rule(color="#444", strokeDash=[2, 2])  # noqa: E711
+                      .encode(y="deadline:T"))
+    return alt.layer(*layers).add_params(sel).properties(width=640, height=260, title=text(lang, "eta_history"))
+
+
+def chart_loss_curve(progress: pl.DataFrame, lang: str) -> alt.Chart:
+    """Observed training loss against tokens, beside the plan's scaling law at the same tokens."""
+    runs = progress["run_name"].unique(maintain_order=True).to_list()
+    sel = _run_select(runs, lang)
+    df = pl.concat([
+        progress.filter(pl.col("loss").is_not_null()).select("run_name", "tokens", "loss", pl.lit(text(lang, "loss_observed")).alias("series")),
+        progress.filter(pl.col("predicted_loss").is_not_null()).select(
+            "run_name", "tokens", pl.col("predicted_loss").alias("loss"), pl.lit(text(lang, "loss_law")).alias("series")),
+    ])
+    return alt.Chart(_data(df)).transform_filter(alt.datum.run_name == sel).mark_line().encode(
+        x=alt.X("tokens:Q", title=text(lang, "ax_tokens_done"), axis=alt.Axis(labelExpr=PARAMS_LABEL)),
+        y=alt.Y("loss:Q", scale=alt.Scale(zero=False), title=text(lang, "ax_loss")),
+        color=alt.Color("series:N", title=None),
+        strokeDash=alt.condition(alt.datum.series == text(lang, "loss_law"), alt.value([6, 4]), alt.value([1, 0])),
+        tooltip=["series:N", alt.Tooltip("tokens:Q", format=".4s"), alt.Tooltip("loss:Q", format=".3f")],
+    ).add_params(sel).properties(width=640, height=300, title=text(lang, "loss_curve"))
+
+
 def chart_gpu_hours(runs: pl.DataFrame, band: pl.DataFrame, lang: str = "en") -> alt.Chart:
     pts = alt.Chart(_data(runs.select("model", "org", "year", "accelerator", "training_flop", "gpu_hours", "utilization", "source"))).mark_circle(size=60, opacity=0.8).encode(
         x=alt.X("training_flop:Q", scale=alt.Scale(type="log"), title=text(lang, "ax_compute")),
@@ -506,7 +633,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;paddin
 th{background:#f4f4f4}.kpi{display:inline-block;margin:0 2em 1em 0;vertical-align:top}.kpi b{display:block;font-size:1.4em}.kpi small{display:block;color:#666;max-width:28em}
 .cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ccc;border-radius:6px;padding:.6em 1em;max-width:100%}
 .card h3{margin:.2em 0}.card dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em;margin:.4em 0}
-.card dt{color:#555}.card dd{margin:0;font-weight:600}.vega-bind{margin:.2em .8em .2em 0;display:inline-block}
+.card.bad{border-color:#c00;background:#fff6f6}.card dt{color:#555}.card dd{margin:0;font-weight:600}.vega-bind{margin:.2em .8em .2em 0;display:inline-block}
 .vega-bind-name{font-weight:600}.note{color:#555;font-size:12px;margin:.3em 0}"""
 
 
@@ -522,6 +649,19 @@ def render(run_id: str, data: dict, bundle: str | None = None, lang: str = "en")
     sections: list[tuple[str, str, str, alt.TopLevelMixin | None, str]] = []
     sections.append(("answer", text(lang, "answer"), text(lang, "answer_how"), None,
                      f'<div class="cards">{answer_cards(plans, langs, headline, policy, lang)}</div>'))
+    tracked = data.get("tracked")
+    if tracked is not None and tracked.height:
+        sections.append(("tracking", text(lang, "tracking"), text(lang, "tracking_how"), None,
+                         f'<div class="cards">{tracked_cards(tracked, lang)}</div>'))
+        if tracked["error"].is_null().any():
+            sections.append(("burndown", text(lang, "burndown"), text(lang, "burndown_how"),
+                             chart_burndown(tracked, data["progress"], lang), ""))
+            if data["eta_history"].height:
+                sections.append(("eta_history", text(lang, "eta_history"), text(lang, "eta_history_how"),
+                                 chart_eta_history(data["eta_history"], lang), ""))
+            if data["progress"]["loss"].is_not_null().any():
+                sections.append(("loss_curve", text(lang, "loss_curve"), text(lang, "loss_curve_how"),
+                                 chart_loss_curve(data["progress"], lang), ""))
     first = headline[len(headline) // 2] if headline else None
     sections.append(("whatif", text(lang, "whatif"), text(lang, "whatif_how"), chart_whatif(plans, langs, lang, first), ""))
     runs = data["runs"]

@@ -23,7 +23,7 @@ DATA = ROOT / "data"
 def data_copy(tmp_path: Path) -> Path:
     """A private copy of the shipped inputs that a test may break."""
     dst = tmp_path / "data"
-    shutil.copytree(DATA, dst, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
+    shutil.copytree(DATA, dst, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock"))
     return dst
 
 

@@ -76,7 +76,7 @@ def server(tmp_path_factory):
 def test_served_deployment_runs_with_ui_parameters(server):
     api, env, tmp = server
     data = tmp / "data"
-    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
+    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock"))
     wh, reports = tmp / "w.duckdb", tmp / "reports"
     home = tmp / "llmplan-home"
     senv = {**env, "PREFECT_API_URL": api, "LLMPLAN_PREFECT_HOME": str(home)}
@@ -91,9 +91,9 @@ def test_served_deployment_runs_with_ui_parameters(server):
         def deployment():
             r = _req(client, "GET", "/deployments/name/nightly_refresh/nightly")
             return r.json() if r.status_code == 200 else None
-        names = ("nightly_refresh/nightly", "corpus_stats/corpus-stats", "what_to_train/what-to-train")
+        names = ("nightly_refresh/nightly", "corpus_stats/corpus-stats", "what_to_train/what-to-train", "track_run/track-run")
         _wait(lambda: all(client.get(f"/deployments/name/{n}").status_code == 200 for n in names), 120,
-              "the three deployments")     # serve registers them one after the other
+              "the four deployments")     # serve registers them one after the other
         dep = deployment()
         sched = dep["schedules"][0]
         assert sched["schedule"]["cron"] == "0 3 * * *" and sched["schedule"]["timezone"] == "Europe/Paris" and sched["active"]
@@ -127,6 +127,21 @@ def test_served_deployment_runs_with_ui_parameters(server):
         assert link.startswith(f"http://127.0.0.1:{reports_port}/")
         page = httpx.get(link, timeout=10)
         assert page.status_code == 200 and "llmplan report" in page.text
+
+        # track_run from the UI form: a run's name, then the path of its log, each publishing the verdict
+        track = _req(client, "GET", "/deployments/name/track_run/track-run").json()
+        log_path = data / "runs_in_progress" / "simulated-example-7b" / "progress.jsonl"
+        for value in ("simulated-example-7b", str(log_path)):
+            tr = _req(client, "POST", f"/deployments/{track['id']}/create_flow_run", {"parameters": {"run": value}})
+            assert tr.status_code == 201, tr.text
+            tr_id = tr.json()["id"]
+            _wait(lambda: _req(client, "GET", f"/flow_runs/{tr_id}").json()["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED"),
+                  180, "the track_run flow run")
+            assert _req(client, "GET", f"/flow_runs/{tr_id}").json()["state"]["type"] == "COMPLETED", \
+                (tmp / "serve.log").read_text()[-3000:]
+            arts = _req(client, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [tr_id]}}}).json()
+            assert [a["key"] for a in arts] == ["llmplan-track-simulated-example-7b"]
+            assert arts[0]["data"].startswith("**simulated-example-7b: ")
 
         # `llmplan run` with no PREFECT_API_URL finds the served server: its run shows in this UI
         renv = {k: v for k, v in senv.items() if k != "PREFECT_API_URL"}

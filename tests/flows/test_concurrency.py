@@ -56,7 +56,7 @@ json.dump({"obs": obs}, open(out, "w"))
 @pytest.fixture
 def warehouse(tmp_path):
     data = tmp_path / "data"
-    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
+    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock"))
     wh = tmp_path / "w.duckdb"
     nightly_refresh(warehouse=str(wh), data_dir=str(data), reports_dir=str(tmp_path / "reports"))
     return wh, data, tmp_path

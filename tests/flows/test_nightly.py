@@ -24,7 +24,7 @@ def first_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("nightly")
     data = tmp / "data"
-    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
+    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock"))
     result = _run(tmp, data)
     return tmp, data, result
 
@@ -36,7 +36,7 @@ def test_run_fills_every_layer(first_run):
     for t in ("raw.training_runs", "raw.epoch_models", "raw.throughput_benchmarks", "raw.accelerators",
               "raw.corpus_published", "core.training_runs", "core.throughput", "core.accelerators",
               "fits.efficiency", "fits.backtests", "fits.scaling_law", "plans.plans", "plans.plan_languages",
-              "meta.pipeline_runs"):
+              "meta.pipeline_runs", "tracking.progress", "tracking.forecasts"):
         assert counts[t] > 0, t
     with duckdb.connect(str(tmp / "w.duckdb"), read_only=True) as con:
         prov = con.execute("SELECT count(*) FROM raw.training_runs WHERE source_file IS NULL OR source_line IS NULL "
@@ -46,7 +46,8 @@ def test_run_fills_every_layer(first_run):
         # every input is hashed, keyed by its path inside the data folder: each CSV (kind folders,
         # aliases), the scenario file, and what users add through the warehouse (scans, fits)
         inputs = {f.relative_to(data).as_posix() for f in data.rglob("*.csv")} | {"targets.toml"} | \
-            {"warehouse:raw.corpus_measurements", "warehouse:user scaling law"}
+            {"warehouse:raw.corpus_measurements", "warehouse:user scaling law"} | \
+            {f.relative_to(data).as_posix() for f in (data / "runs_in_progress").rglob("*") if f.is_file()}
         assert run[0] == "succeeded" and set(json.loads(run[1])) == inputs
         assert run[2] and json.loads(run[3])["targets"]
         assert con.execute("SELECT count(*) FROM latest_plans").fetchone()[0] == counts["plans.plans"]
@@ -136,3 +137,56 @@ def test_run_report_lang_ja_writes_a_japanese_report(first_run, tmp_path):
     assert '<html lang="ja">' in page and "<h2>結論</h2>" in page
     bad = CliRunner().invoke(app, ["run", "--report-lang", "fr"])
     assert bad.exit_code != 0 and "expected en or ja" in bad.output
+
+
+def test_runs_in_progress_are_tracked_each_on_its_own(first_run, tmp_path):
+    """Nightly: each run in data/runs_in_progress/ gets a forecast row and its log in tracking.*,
+    and a Prefect artifact whose first line is the verdict; a run whose p50 misses its deadline
+    says so first and logs a warning; a run whose log goes backwards is an error for that run only."""
+    import shutil
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    tmp, data, _ = first_run
+    wh = tmp_path / "w.duckdb"
+    shutil.copyfile(tmp / "w.duckdb", wh)
+    d = tmp_path / "data"
+    shutil.copytree(data, d)
+    example = d / "runs_in_progress" / "simulated-example-7b"
+    late = d / "runs_in_progress" / "late-run"
+    shutil.copytree(example, late)
+    toml = (late / "run.toml").read_text().replace("deadline = 2026-11-27T00:00:00Z", "deadline = 2026-11-20T00:00:00Z")
+    (late / "run.toml").write_text(toml)
+    broken = d / "runs_in_progress" / "broken-run"
+    shutil.copytree(example, broken)
+    lines = (broken / "progress.jsonl").read_text().splitlines()
+    lines[100], lines[101] = lines[101], lines[100]               # line 102 is earlier than line 101
+    (broken / "progress.jsonl").write_text("\n".join(lines) + "\n")
+    result = nightly_refresh(warehouse=str(wh), data_dir=str(d), reports_dir=str(tmp_path / "reports"))
+    assert result["status"] == "succeeded"
+    with duckdb.connect(str(wh), read_only=True) as con:
+        rows = {r[0]: r[1:] for r in con.execute(
+            "SELECT run_name, error, on_track, summary, log_lines FROM tracking.forecasts WHERE pipeline_run_id = ?",
+            [result["results_run_id"]]).fetchall()}
+        progress = dict(con.execute("SELECT run_name, count(*) FROM tracking.progress GROUP BY 1").fetchall())
+        flow_run_id = con.execute("SELECT prefect_flow_run_id FROM meta.pipeline_runs WHERE pipeline_run_id = ?",
+                                  [result["pipeline_run_id"]]).fetchone()[0]
+    n_lines = len(lines)
+    assert rows["simulated-example-7b"][0] is None and rows["simulated-example-7b"][1] is True
+    assert rows["late-run"][1] is False and "MISSES ITS DEADLINE" in rows["late-run"][2]
+    assert f"{broken / 'progress.jsonl'}, line 102, column 'time'" in rows["broken-run"][0]
+    assert progress == {"simulated-example-7b": n_lines, "late-run": n_lines}     # the broken run has no log stored
+    with get_client(sync_client=True) as client:
+        arts = {a.key: a.data for a in client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["llmplan-track-late-run", "llmplan-track-broken-run",
+                                                                       "llmplan-track-simulated-example-7b"])))}
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    assert any(lg.level == 30 and lg.message.startswith("late-run: MISSES ITS DEADLINE") for lg in logs)   # a warning
+    assert arts["llmplan-track-late-run"].startswith("**late-run: MISSES ITS DEADLINE")
+    assert arts["llmplan-track-simulated-example-7b"].startswith("**simulated-example-7b: on track")
+    assert arts["llmplan-track-broken-run"].startswith("**broken-run: cannot be tracked")
+    page = Path(result["report_path"]).read_text(encoding="utf-8")
+    assert 'id="chart-burndown"' in page and "late-run: MISSES ITS DEADLINE (p50)" in page

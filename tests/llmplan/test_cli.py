@@ -15,7 +15,7 @@ def _run(*args):
 
 
 def test_help_has_examples():
-    for cmd in ("run", "sql", "predict", "plan", "fit-scaling", "serve", "corpus scan"):
+    for cmd in ("run", "sql", "predict", "plan", "fit-scaling", "serve", "corpus scan", "track"):
         r = _run(*cmd.split(), "--help")
         assert r.exit_code == 0 and "Example" in r.output, cmd
 
@@ -265,3 +265,37 @@ def test_predict_per_step_bad_rows_name_line_and_column(built_warehouse, tmp_pat
     f.write_text("model,params_b,gpu_type\nx,10,H100\n")
     r = _run("predict", "--per-step", "--runs", str(f), "--warehouse", str(built_warehouse))
     assert r.exit_code == 1 and "missing column" in r.output and "precision" in r.output
+
+
+def test_track_reads_a_log_and_forecasts_from_it(built_warehouse, tmp_path):
+    """A log written here: 1e6 tokens/s, a line every 10 minutes, one 3-hour stall after line 50."""
+    import json as _json
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    rows, t = [], 0.0
+    for i in range(1, 101):
+        t += 600 + (3 * 3600 if i == 51 else 0)
+        rows.append({"time": (t0 + timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%SZ"), "step": i, "tokens": 600e6 * i})
+    f = tmp_path / "progress.jsonl"
+    f.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    last = t0 + timedelta(seconds=t)
+    r = runner.invoke(app, ["track", "--log", str(f), "--params", "1B", "--tokens", "300B", "--gpus", "8",
+                            "--deadline", "2026-11-10T00:00:00Z", "--now", (last + timedelta(minutes=5)).isoformat(),
+                            "--warehouse", str(built_warehouse), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["tokens_done"] == 600e6 * 100 and out["stalls"] == 1
+    assert out["stall_hours"] == pytest.approx(3.0, abs=0.01)
+    assert out["tokens_per_s_running"] == pytest.approx(1e6, rel=1e-3)
+    # effective: tokens since the first line ÷ time since the first line (no --start given)
+    assert out["tokens_per_s_effective"] == pytest.approx(600e6 * 99 / (t - 600), rel=1e-3)
+    assert out["start"] == "2026-11-01T00:10:00Z" and out["eta_p50"].endswith("Z")
+    left_h = (300e9 - 60e9) / 1e6 / 3600                     # 66.7 h at the running rate, before any stall
+    assert left_h <= out["hours_left_p50"] <= left_h * 1.6
+    assert out["on_track"] is True
+
+    bad = runner.invoke(app, ["track", "--log", str(f), "--warehouse", str(built_warehouse)])
+    assert bad.exit_code == 1 and "without a run.toml, give --params, --tokens, --gpus" in bad.output
+    missing = runner.invoke(app, ["track", "--run", "nope", "--warehouse", str(built_warehouse)])
+    assert missing.exit_code == 1 and "no run.toml" in missing.output

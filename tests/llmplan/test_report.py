@@ -18,7 +18,7 @@ def built(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("report")
     data = tmp / "data"
-    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock", "*.jsonl"))
+    shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("warehouse.duckdb*", "*.lock"))
     (data / "training_runs" / "evil.csv").write_text(
         "model,org,year,params_b,active_params_b,tokens_b,gpu_type,gpu_count,gpu_hours,wall_days,source,notes\n"
         f"\"{EVIL_MODEL}\",\"{EVIL_ORG}\",2023,7,,1000,A100-80GB,256,90000,,\"<b>bold</b> source\",[primary] test row\n",
@@ -34,6 +34,7 @@ def built(tmp_path_factory):
         pipeline.ingest(con, data)
         pipeline.fit(con, "run1")
         pipeline.plan(con, "run1", sc)
+        pipeline.track(con, "run1", data)                       # data/runs_in_progress: the simulated example
         # a previous run's plans so section 9 (what changed) has something to draw
         con.execute("INSERT INTO plans.plans SELECT * REPLACE ('run0' AS pipeline_run_id, gpu_days_p50 * 1.1 AS gpu_days_p50) "
                     "FROM plans.plans WHERE pipeline_run_id = 'run1'")
@@ -264,7 +265,8 @@ def test_japanese_report_words_come_from_the_catalogue(report_ja):
     page = report_ja.read_text(encoding="utf-8")
     assert '<html lang="ja">' in page
     headings = re.findall(r"<h2>(.*?)</h2>", page[page.index("<body>"):])
-    assert headings[:4] == [CATALOGUE[k]["ja"] for k in ("answer", "whatif", "seed", "days")]
+    order = [CATALOGUE[k]["ja"] for k in ("answer", "tracking", "whatif", "seed", "days")]
+    assert [h for h in headings if h in order] == order
     assert all(not re.search(r"[A-Za-z]{4,}", h.replace("GPU", "")) for h in headings), headings
     # no English sentence or heading from the catalogue is left in the page
     visible = re.sub(r"<script.*?</script>|<td>.*?</td>", "", page, flags=re.S)    # words, not input data
@@ -356,3 +358,26 @@ def test_what_if_controls_redraw_the_charts_offline(built, report_ja):
     assert flat == [], flat
     assert heat >= 50                       # the loss map has a gradient, not one saturated colour
     assert n_ja >= 10
+
+
+def test_runs_in_progress_come_right_after_the_answer(built):
+    """The tracking section follows the answer; the burn-down chart's forecast ends where
+    tracking.forecasts says (p50 line at eta_p50, band from eta_p10 to eta_p90)."""
+    import re
+
+    import duckdb
+
+    from tests.helpers import chart_rows, chart_specs
+
+    page = built["path"].read_text(encoding="utf-8")
+    assert re.findall(r'<section id="(\w+)"', page[page.index("<body>"):])[:3] == ["answer", "tracking", "burndown"]
+    with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
+        eta = con.execute("""SELECT strftime(eta_p10, '%Y-%m-%dT%H:%M:%SZ'), strftime(eta_p50, '%Y-%m-%dT%H:%M:%SZ'),
+                                    strftime(eta_p90, '%Y-%m-%dT%H:%M:%SZ'), on_track
+                             FROM tracking.forecasts WHERE run_name = 'simulated-example-7b'""").fetchone()
+    assert "simulated-example-7b: on track" in page and eta[3] is True
+    rows = chart_rows(chart_specs(page)["burndown"])
+    p50_end = max(r["time"] for r in rows if r.get("series") == "forecast p50")
+    band = [r for r in rows if "lo" in r]
+    assert p50_end == eta[1]
+    assert (max(r["lo"] for r in band), max(r["hi"] for r in band)) == (eta[0], eta[2])
