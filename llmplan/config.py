@@ -25,6 +25,34 @@ def reports_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get(REPORTS_ENV) or PROJECT_ROOT / "reports").resolve()
 
 
+CACHE_ENV = "LLMPLAN_CACHE"
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Files derived only from pinned library versions or from their own content (the Vega
+    bundle, rendered PNGs): safe to delete, rebuilt when missing."""
+    return Path(override or os.environ.get(CACHE_ENV) or PROJECT_ROOT / ".cache").resolve()
+
+
+def cached(name: str, make) -> bytes:
+    """The bytes of cache_dir()/name, made once by make() (written atomically: two processes
+    making the same file at once both end with a whole one)."""
+    f = cache_dir() / name
+    try:
+        return f.read_bytes()
+    except OSError:
+        pass
+    data = make()
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(f)
+    except OSError:                                 # a read-only checkout still works, uncached
+        pass
+    return data
+
+
 PREFECT_HOME_ENV = "LLMPLAN_PREFECT_HOME"
 SERVER_FILE = "llmplan-server.json"    # written by `llmplan serve` while it serves: the API URL to use
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+from threadpoolctl import ThreadpoolController
 
 A100_PEAK = 312e12
 RULE_MFU = 0.40
@@ -97,6 +98,8 @@ def _t_ppf(q: float, df: int) -> float:
     return float(stdtrit(df, q))
 
 
+_BLAS = ThreadpoolController()        # finds the loaded BLAS once; fit() limits its threads per call
+
 @dataclass
 class EfficiencyModel:
     fixed_terms = tuple(FIXED)                    # the design's columns (subclasses have their own)
@@ -114,6 +117,9 @@ class EfficiencyModel:
     nu: float = math.inf                           # t d.o.f. of the run scatter (inf: normal)
     weights: dict[str, float] = field(default_factory=dict)   # run_key -> final t weight (1 = typical)
     families: dict[str, tuple[float, float, int]] = field(default_factory=dict)   # family -> (BLUP, posterior sd, n)
+    # Where the fit ended (log variance ratios, t weights by run and family): a refit on a subset
+    # (the backtests) starts here. In memory only; not part of the stored model.
+    fit_state: tuple | None = field(default=None, repr=False, compare=False)
 
     def half_width(self, fixed_var: np.ndarray, accelerator_var: np.ndarray, family_var=None) -> np.ndarray:
         """log10 distance from p50 to p90 for a new run of a new family: normal uncertainty of the
@@ -265,20 +271,40 @@ def fit_table(runs: pl.DataFrame, throughput: pl.DataFrame | None) -> pl.DataFra
                      how="vertical_relaxed").sort("run_key")
 
 
-def _reml(X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray], lams: np.ndarray, w: np.ndarray):
+def _spd_inv(A: np.ndarray) -> np.ndarray:
+    return _spd_inv_logdet(A)[0]
+
+
+def _spd_inv_logdet(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """Inverse and log-determinant of a symmetric positive (semi)definite matrix: by Cholesky when
+    it is definite (the usual case, several times cheaper than an SVD), by the pseudo-inverse and
+    slogdet when it is singular (an exact fit, collinear terms)."""
+    try:
+        c = np.linalg.cholesky(A)
+        ci = np.linalg.inv(c)
+        return ci.T @ ci, float(2.0 * np.sum(np.log(np.diag(c))))
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(A), float(np.linalg.slogdet(A)[1])
+
+
+def _reml(X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray], lams: np.ndarray, w: np.ndarray, grad: bool = False):
     """GLS with V = σ²(W⁻¹ + Σ λ_k·Z_k Z_k') and the REML criterion profiled over σ² (returns -2ℓ).
     W holds the t weights; λ_k are the variance ratios σ²_k/σ² of the random intercepts.
     H = W⁻¹ + Z Λ Z' is never formed or inverted: with q random-effect levels (q ≪ n) the
     Woodbury identity H⁻¹ = W − W Z (Λ⁻¹ + Z'WZ)⁻¹ Z'W and |H| = |Λ|·|Λ⁻¹ + Z'WZ| / |W| cost
-    O(n·q²) instead of O(n³). Returns H⁻¹r as the last-but-one item."""
+    O(n·q²) instead of O(n³). Returns H⁻¹r as the last-but-one item.
+
+    grad: also the criterion's gradient in log λ_k (for L-BFGS; finite differences cost two more
+    evaluations per step), returned as (crit, gradient). With A = X'H⁻¹X and r the GLS residual,
+    ∂crit/∂λ_k = tr(Z_k'H⁻¹Z_k) − tr(A⁻¹ X'H⁻¹Z_k Z_k'H⁻¹X) − (n−p)·‖Z_k'H⁻¹r‖² / r'H⁻¹r
+    (the last by the envelope theorem: β̂ minimises r'H⁻¹r)."""
     n, p = X.shape
     if Zs:
-        Z = np.hstack(Zs)
+        Z = np.hstack(Zs) if len(Zs) > 1 else Zs[0]
         lam_diag = np.concatenate([np.full(Zk.shape[1], lam) for lam, Zk in zip(lams, Zs)])
         WZ = w[:, None] * Z
-        K = np.diag(1.0 / lam_diag) + Z.T @ WZ
-        Ki = np.linalg.inv(K)
-        logdet_H = float(np.sum(np.log(lam_diag)) + np.linalg.slogdet(K)[1] - np.sum(np.log(w)))
+        Ki, logdet_K = _spd_inv_logdet(np.diag(1.0 / lam_diag) + Z.T @ WZ)
+        logdet_H = float(np.sum(np.log(lam_diag)) + logdet_K - np.sum(np.log(w)))
 
         def hinv(M):
             WM = w[:, None] * M if M.ndim == 2 else w * M
@@ -289,15 +315,30 @@ def _reml(X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray], lams: np.ndarray, 
         def hinv(M):
             return w[:, None] * M if M.ndim == 2 else w * M
     HiX = hinv(X)
-    XtHiX = X.T @ HiX
-    XtHiX_inv = np.linalg.pinv(XtHiX)
+    XtHiX_inv, logdet_A = _spd_inv_logdet(X.T @ HiX)
     beta = XtHiX_inv @ (HiX.T @ y)
     r = y - X @ beta
     Hir = hinv(r)
     dof = max(n - p, 1)
     q = max(float(r @ Hir), 1e-20 * dof)         # an exact fit (constant data) must not give log(0)
-    crit = dof * math.log(q / dof) + logdet_H + np.linalg.slogdet(XtHiX)[1]
-    return crit, beta, XtHiX_inv, q / dof, Hir, r
+    crit = dof * math.log(q / dof) + logdet_H + logdet_A
+    if not grad:
+        return crit, beta, XtHiX_inv, q / dof, Hir, r
+    HiZ = hinv(Z)
+    g, j = np.empty(len(Zs)), 0
+    for k, Zk in enumerate(Zs):
+        m = Zk.shape[1]
+        HiZk = HiZ[:, j:j + m]
+        B = HiZk.T @ X
+        zr = Zk.T @ Hir
+        g[k] = lams[k] * (np.sum(Zk * HiZk) - np.sum((B @ XtHiX_inv) * B) - dof * float(zr @ zr) / q)
+        j += m
+    return crit, g
+
+
+def _reml_grad(X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray], lams: np.ndarray, w: np.ndarray):
+    """(criterion, its gradient in log λ_k): _reml with grad=True."""
+    return _reml(X, y, Zs, lams, w, grad=True)
 
 
 def _t_weight(dev2: np.ndarray, scale2: float, nu: float) -> np.ndarray:
@@ -327,7 +368,7 @@ def _indicators(values: list[str]) -> tuple[list[str], np.ndarray]:
     return levels, Z
 
 
-def fit(table: pl.DataFrame, nu: float = NU, cls: type = None) -> EfficiencyModel:
+def fit(table: pl.DataFrame, nu: float = NU, cls: type = None, start: tuple | None = None) -> EfficiencyModel:
     """Fit the model of the module docstring on a fit_table() by REML with t weights. `cls` (an
     EfficiencyModel subclass with its own `fixed_terms` and design(); llmplan.step uses it) fits
     another response with the same machinery: log10(table.utilization) on cls.design(table), a
@@ -338,7 +379,20 @@ def fit(table: pl.DataFrame, nu: float = NU, cls: type = None) -> EfficiencyMode
     and fails on leave-one-family-out subsets). The model is small enough to fit exactly: for
     given weights, GLS with the variance ratios (λ_accelerator, λ_family) chosen by the REML
     criterion (scipy L-BFGS-B on log λ); then the t weights from the conditional residuals;
-    repeat until the weights settle (the EM algorithm for a t likelihood)."""
+    repeat until the weights settle (the EM algorithm for a t likelihood).
+
+    One BLAS thread: the matrices are small (rows ≈ runs, columns ≈ terms and groups), and
+    OpenBLAS's threads cost more than they give on them — the backtests' ~60 fits take half the
+    time single-threaded (measured by bench/profile_run.py).
+
+    `start`: another fit's `fit_state` (a backtest refits on a subset of the rows that model saw):
+    the variance ratios and the weights of the rows both have begin where that fit ended, so the
+    alternation needs a few rounds instead of many. The optimum and the stopping rule are the same."""
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return _fit(table, nu, cls, start)
+
+
+def _fit(table: pl.DataFrame, nu: float, cls: type | None, start: tuple | None) -> EfficiencyModel:
     from scipy.optimize import minimize
 
     cls = cls or EfficiencyModel
@@ -361,12 +415,16 @@ def fit(table: pl.DataFrame, nu: float = NU, cls: type = None) -> EfficiencyMode
     has_acc, has_fam = len(levels) >= 2, 2 <= len(families) < len(y)
     w, wf = np.ones(len(y)), np.ones(len(families))     # t weights: per run, per family
     log_lam = np.full(int(has_acc) + int(has_fam), -1.0)
+    if start is not None and len(start[0]) == len(log_lam):
+        log_lam = np.array(start[0], float)
+        w = np.array([start[1].get(k, 1.0) for k in table["run_key"].to_list()])
+        wf = np.array([start[2].get(f, 1.0) for f in families])
     # Alternate: variance ratios λ by REML for the current weights (the expensive step), then the
     # weights to convergence for those λ (cheap GLS steps); stop when λ no longer moves.
     for _ in range(50):
         Zw = [Za] * has_acc + [Zf / np.sqrt(wf)] * has_fam   # family variance σ²_f / w_f
         if Zw:
-            opt = minimize(lambda ll: _reml(X, y, Zw, np.exp(ll), w)[0], log_lam, method="L-BFGS-B",
+            opt = minimize(lambda ll: _reml_grad(X, y, Zw, np.exp(ll), w), log_lam, jac=True, method="L-BFGS-B",
                            bounds=[(-12.0, 8.0)] * len(Zw))
             settled, log_lam = bool(np.max(np.abs(opt.x - log_lam)) < 1e-3), opt.x
         else:
@@ -394,8 +452,8 @@ def fit(table: pl.DataFrame, nu: float = NU, cls: type = None) -> EfficiencyMode
     V = sigma2 * np.diag(1.0 / w) + sigma2_g * (Za @ Za.T)
     if has_fam:
         V = V + lam_fam * sigma2 * ((Zf / wf) @ Zf.T)
-    Vi = np.linalg.pinv(V)
-    P = Vi - Vi @ X @ np.linalg.pinv(X.T @ Vi @ X) @ X.T @ Vi
+    Vi = _spd_inv(V)
+    P = Vi - Vi @ X @ _spd_inv(X.T @ Vi @ X) @ X.T @ Vi
     post_var = sigma2_g - sigma2_g ** 2 * np.einsum("ij,ik,kj->j", Za, P, Za)
     u_acc = blups[0] if has_acc else np.zeros(len(levels))
     # A run's weight in the fit: the smaller of its own and its family's (for a one-run family
@@ -413,7 +471,9 @@ def fit(table: pl.DataFrame, nu: float = NU, cls: type = None) -> EfficiencyMode
                            sigma2=float(sigma2), sigma2_group=float(sigma2_g), df=max(len(y) - len(terms) - 1, 1),
                            centre_cluster=centre, year_range=year_range, n_obs=len(y), terms=terms,
                            sigma2_family=float(lam_fam * sigma2), nu=nu,
-                           weights=dict(zip(table["run_key"].to_list(), map(float, run_weight))), families=fam_effects)
+                           weights=dict(zip(table["run_key"].to_list(), map(float, run_weight))), families=fam_effects,
+                           fit_state=(log_lam.copy(), dict(zip(table["run_key"].to_list(), map(float, w))),
+                                      dict(zip(families, map(float, wf)))))
 
 
 def utilization_by_accelerator(model: EfficiencyModel, accelerators: pl.DataFrame, run_id: str,
@@ -449,22 +509,22 @@ def _score(test: pl.DataFrame, model: EfficiencyModel, split: str) -> pl.DataFra
 TIME_SPLIT_YEARS = (2023, 2024)
 
 
-def backtest(table: pl.DataFrame, time_split_years: tuple[int, ...] = TIME_SPLIT_YEARS) -> pl.DataFrame:
+def backtest(table: pl.DataFrame, time_split_years: tuple[int, ...] = TIME_SPLIT_YEARS,
+             full: EfficiencyModel | None = None) -> pl.DataFrame:
     """(a) leave-one-model-family-out; (b) for each year Y, fit on runs published before Y and
     predict the runs of Y and later (per-step benchmark rows, published in 2023, are left out of
-    (b)). A time split runs only with ≥ 8 runs to fit and ≥ 5 to predict."""
+    (b)). A time split runs only with ≥ 8 runs to fit and ≥ 5 to predict. `full`: the model fitted
+    on the whole table, whose end state each refit starts from (same answers, fewer rounds)."""
     whole = table.filter(pl.col("per_step") == 0)
-    parts = []
+    jobs = []                                             # (split, training rows, rows to predict)
     for fam in sorted(whole["family"].unique().to_list()):
-        train = table.filter(pl.col("family") != fam)
-        test = whole.filter(pl.col("family") == fam)
-        parts.append(_score(test, fit(train), "leave-one-family-out"))
+        jobs.append(("leave-one-family-out", table.filter(pl.col("family") != fam), whole.filter(pl.col("family") == fam)))
     for year in time_split_years:
-        train = whole.filter(pl.col("year") < year)
-        test = whole.filter(pl.col("year") >= year)
+        train, test = whole.filter(pl.col("year") < year), whole.filter(pl.col("year") >= year)
         if train.height >= 8 and test.height >= 5:
-            parts.append(_score(test, fit(train), f"time split (fit < {year}, predict ≥ {year})"))
-    return pl.concat(parts)
+            jobs.append((f"time split (fit < {year}, predict ≥ {year})", train, test))
+    start = full.fit_state if full is not None else None
+    return pl.concat([_score(test, fit(train, start=start), split) for split, train, test in jobs])
 
 
 def backtest_summary(bt: pl.DataFrame) -> pl.DataFrame:

@@ -109,8 +109,9 @@ def previous_result(con: duckdb.DuckDBPyConnection, fp: str) -> str | None:
     return row[0] if row else None
 
 
-def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
-    """Efficiency model + backtests + bytes/token + shipped scaling laws, under run_id."""
+def fit_models(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The efficiency and step models and their backtests (fits.*; see FIT_TABLES): the expensive
+    part of the fit stage, determined by FIT_INPUTS and the code. Returns the rows fitted."""
     runs = warehouse.query(con, "SELECT * FROM core.training_runs")
     tp = warehouse.query(con, "SELECT * FROM core.throughput")
     table = efficiency.fit_table(runs, tp)
@@ -120,7 +121,7 @@ def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
     warehouse.append(con, "fits.efficiency", model.to_frame(run_id))
     acc = warehouse.query(con, "SELECT * FROM core.accelerators")
     warehouse.append(con, "fits.efficiency_by_accelerator", efficiency.utilization_by_accelerator(model, acc, run_id))
-    bt = efficiency.backtest(table)
+    bt = efficiency.backtest(table, full=model)
     summary = efficiency.backtest_summary(bt)
     steps = warehouse.query(con, "SELECT * FROM core.step_benchmarks")
     if steps.filter(pl.col("fit_exclusion_reason").is_null()).height >= 10:
@@ -129,7 +130,7 @@ def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
 
         sm = step.fit_step(steps)
         warehouse.append(con, "fits.step", sm.to_frame(run_id))
-        sbt = step.step_backtest(steps)
+        sbt = step.step_backtest(steps, full=sm)
         warehouse.append(con, "fits.step_backtests", sbt.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
         chain = step.chain_backtest_runs(bt, runs, sm, acc).with_columns(pl.lit("step × goodput").alias("method"))
         warehouse.append(con, "fits.backtests", chain.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
@@ -140,6 +141,49 @@ def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
     warehouse.append(con, "fits.backtests", bt.with_columns(pl.lit("whole-run model").alias("method"),
                                                             pl.lit(run_id).alias("pipeline_run_id")))
     warehouse.append(con, "fits.backtest_summary", summary.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+    return table.height
+
+
+FIT_TABLES = ("fits.efficiency", "fits.efficiency_by_accelerator", "fits.backtests", "fits.backtest_summary",
+              "fits.step", "fits.step_backtests")
+FIT_INPUTS = ("core.training_runs", "core.throughput", "core.step_benchmarks", "core.accelerators")
+
+
+def stage_hash(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> str:
+    """sha256 over the code version and the rows of `tables` (sorted, as CSV): what a stage's
+    result depends on."""
+    h = hashlib.sha256(code_version().encode())
+    for t in tables:
+        df = warehouse.query(con, f"SELECT * FROM {t}")
+        h.update(t.encode())
+        h.update(df.sort(df.columns, nulls_last=True).write_csv().encode())
+    return h.hexdigest()
+
+
+def reuse_stage(con: duckdb.DuckDBPyConnection, stage: str, input_hash: str, run_id: str, tables: tuple[str, ...]) -> str | None:
+    """Copy a stage's rows from the latest run that computed it from the same inputs (the run id
+    it came from), or None when no run did."""
+    row = con.execute("SELECT pipeline_run_id FROM meta.stage_runs WHERE stage = ? AND input_hash = ? "
+                      "ORDER BY computed_at DESC LIMIT 1", [stage, input_hash]).fetchone()
+    if not row or con.execute("SELECT count(*) FROM fits.efficiency WHERE pipeline_run_id = ?", [row[0]]).fetchone()[0] == 0:
+        return None
+    for t in tables:
+        con.execute(f"INSERT INTO {t} SELECT * REPLACE (? AS pipeline_run_id) FROM {t} WHERE pipeline_run_id = ?", [run_id, row[0]])
+    return row[0]
+
+
+def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
+    """Efficiency model + backtests + bytes/token + shipped scaling laws, under run_id. The fits
+    and backtests are reused (copied) from an earlier run whose inputs — the core rows they read
+    and the code — hash the same (meta.stage_runs); anything changed recomputes them."""
+    key = stage_hash(con, FIT_INPUTS)
+    reused = reuse_stage(con, "fit", key, run_id, FIT_TABLES)
+    if reused is None:
+        n_rows = fit_models(con, run_id)
+        con.execute("INSERT INTO meta.stage_runs VALUES ('fit', ?, ?, ?)", [key, run_id, datetime.now(timezone.utc)])
+    else:
+        n_rows = con.execute("SELECT count(*) FROM fits.efficiency WHERE pipeline_run_id = ? AND kind = 'weight'",
+                             [run_id]).fetchone()[0]
     fit_bytes_per_token(con, run_id)
     now = datetime.now(timezone.utc)
     laws = pl.DataFrame([{**law.as_dict(), "n_points": None, "fitted_at": now} for law in SHIPPED_LAWS.values()])
@@ -148,7 +192,9 @@ def fit(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
     con.execute("""INSERT INTO fits.scaling_law SELECT ? AS pipeline_run_id, * EXCLUDE (pipeline_run_id)
                    FROM fits.scaling_law WHERE name = 'user' AND pipeline_run_id <> ?
                    ORDER BY fitted_at DESC LIMIT 1""", [run_id, run_id])
-    return {"n_fit_rows": table.height, "backtest": summary.to_dicts()}
+    summary = warehouse.query(con, "SELECT * EXCLUDE (pipeline_run_id) FROM fits.backtest_summary WHERE pipeline_run_id = ?",
+                              [run_id])
+    return {"n_fit_rows": n_rows, "backtest": summary.to_dicts(), "fits_reused_from": reused}
 
 
 def fit_bytes_per_token(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

@@ -24,6 +24,7 @@ import altair as alt
 import numpy as np
 import polars as pl
 
+from llmplan import config
 from llmplan.i18n import fmt_days, fmt_gpus, text
 from llmplan.scaling import Law
 from llmplan.tracking import fmt_chance
@@ -639,10 +640,7 @@ th{background:#f4f4f4}.kpi{display:inline-block;margin:0 2em 1em 0;vertical-alig
 
 def render(run_id: str, data: dict, bundle: str | None = None, lang: str = "en") -> tuple[str, alt.TopLevelMixin]:
     """The report page and its headline chart. `data` comes from llmplan.pipeline.report_data()."""
-    import vl_convert as vlc
-    from altair.utils._importers import vl_version_for_vl_convert
-
-    bundle = bundle or vlc.javascript_bundle(vl_version=vl_version_for_vl_convert())
+    bundle = bundle or vega_bundle()
     plans, langs = data["plans"], data["languages"]
     headline = data.get("headline_targets") or []
     policy = data.get("policy") or plans["policy"][0]
@@ -738,9 +736,24 @@ def write_index(reports_dir: Path, runs: list[dict]) -> Path:
     return out
 
 
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and vega-embed as one script (vl-convert builds it in ~1 s): made once per
+    vl-convert and Vega-Lite version and kept in llmplan's cache."""
+    import vl_convert as vlc
+    from altair.utils._importers import vl_version_for_vl_convert
+
+    vl = vl_version_for_vl_convert()
+    return config.cached(f"vega-bundle-{vlc.__version__}-{vl}.js",
+                         lambda: vlc.javascript_bundle(vl_version=vl).encode("utf-8")).decode("utf-8")
+
+
 def headline_png(chart: alt.TopLevelMixin, path: Path) -> Path:
+    """The headline chart as PNG, rendered once per distinct spec (and vl-convert version)."""
+    import hashlib
+
     import vl_convert as vlc
 
-    png = vlc.vegalite_to_png(chart.to_dict(), scale=1.5)
-    Path(path).write_bytes(png)
+    spec = chart.to_dict()
+    key = hashlib.sha256((vlc.__version__ + json.dumps(spec, sort_keys=True)).encode()).hexdigest()[:24]
+    Path(path).write_bytes(config.cached(f"png/{key}.png", lambda: vlc.vegalite_to_png(spec, scale=1.5)))
     return Path(path)

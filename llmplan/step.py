@@ -129,8 +129,8 @@ def step_fit_table(steps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def fit_step(steps: pl.DataFrame) -> StepModel:
-    return fit(step_fit_table(steps), cls=StepModel)
+def fit_step(steps: pl.DataFrame, start: tuple | None = None) -> StepModel:
+    return fit(step_fit_table(steps), cls=StepModel, start=start)
 
 
 def framework(source_group: pl.Expr) -> pl.Expr:
@@ -167,7 +167,8 @@ def choose_layout(rows: pl.DataFrame, b_tp: float, seq_len: int, micro_batch: in
                   fp32_grads: bool = True, flash_attention: bool = True, experts: int = DEFAULT_EXPERTS) -> pl.DataFrame:
     """For each row (params, active_params, memory_bytes, cluster_gpus, global_batch_tokens): the
     (tp, pp, ep, dp, zero_stage, recompute) that fits memory and maximises predicted throughput
-    on the cluster. Adds those columns and layout_eff (bubble × recompute), useful_gpus (the
+    on the cluster (a pipeline gets at least as many micro-batches as stages; ties go to the
+    layout with fewer busy accelerators). Adds those columns and layout_eff (bubble × recompute), useful_gpus (the
     accelerators the batch keeps busy), max_useful_gpus, memory_per_gpu (bytes) and
     layout_fits. A row where nothing fits keeps the least-memory candidate, layout_fits false."""
     c = _candidates(False)
@@ -193,8 +194,10 @@ def choose_layout(rows: pl.DataFrame, b_tp: float, seq_len: int, micro_batch: in
     rc_eff = np.vectorize(RECOMPUTE_EFF.get)(rc).astype(float)
     eff = bubble * rc_eff
     useful = mp * dp_used
-    feasible = divides & (mp <= g) & (need <= mem)
-    score = np.log10(eff) + b_tp * np.log2(tp) + np.log10(useful)
+    # A pipeline needs at least as many micro-batches as stages (else most of each step is bubble:
+    # no one runs that); among equally fast layouts the one with fewer busy accelerators wins.
+    feasible = divides & (mp <= g) & (need <= mem) & ((pp == 1) | (m >= pp))
+    score = np.log10(eff) + b_tp * np.log2(tp) + np.log10(useful) - 1e-9 * np.log10(useful)
     score = np.where(feasible, score, -np.inf)
     fallback = np.where(divides & (mp <= g), need, np.inf)
     best = np.where(np.isfinite(score).any(axis=1), np.argmax(score, axis=1), np.argmin(fallback, axis=1))
@@ -312,15 +315,16 @@ def rule_rate(frame: pl.DataFrame, mfu: float = 0.40, of_precision: bool = False
 
 # -- backtests --------------------------------------------------------------------------
 
-def step_backtest(steps: pl.DataFrame) -> pl.DataFrame:
+def step_backtest(steps: pl.DataFrame, full: StepModel | None = None) -> pl.DataFrame:
     """The step model on benchmark rows it never saw: (a) leave one framework release out, the
     framework's own effect kept from its other releases; (b) leave one model out; (c) leave one
     framework out — a stack the fit has never seen, as a team's own is. Beside each p50, the
-    shortcuts '40 % of the BF16 peak' and '40 % of the precision's peak'."""
+    shortcuts '40 % of the BF16 peak' and '40 % of the precision's peak'. `full`: the step model
+    fitted on every row; each refit starts from where it ended (llmplan.efficiency.fit's `start`)."""
     sb = steps.filter(pl.col("fit_exclusion_reason").is_null()).with_columns(framework(pl.col("source_group")).alias("family"))
-    parts = []
     releases = sb.group_by("family").agg(pl.col("source_group").n_unique().alias("n"))
     several = set(releases.filter(pl.col("n") >= 2)["family"].to_list())   # a release out of one is a framework out
+    jobs = []                                             # (split, known family?, training rows, rows to predict)
     for split, unit, known in (("per step: leave one release out", "source_group", True),
                                ("per step: leave one model out", "model", True),
                                ("per step: leave one framework out", "family", False)):
@@ -328,12 +332,16 @@ def step_backtest(steps: pl.DataFrame) -> pl.DataFrame:
             train, test = sb.filter(pl.col(unit) != held), sb.filter(pl.col(unit) == held)
             if train.height < 10 or (unit == "source_group" and test["family"][0] not in several):
                 continue
-            p = predict_rate(fit_step(train), test, known_family=known)
-            parts.append(p.select(
-                pl.lit(split).alias("split"), "source_group", "model", "accelerator", "precision",
-                pl.col("tokens_per_s_per_gpu").alias("actual"), pl.col("step_tokens_per_s_p10").alias("pred_p10"),
-                pl.col("step_tokens_per_s_p50").alias("pred_p50"), pl.col("step_tokens_per_s_p90").alias("pred_p90"),
-                rule_rate(p).alias("rule_bf16"), rule_rate(p, of_precision=True).alias("rule_precision")))
+            jobs.append((split, known, train, test))
+    start = full.fit_state if full is not None else None
+    parts = []
+    for split, known, train, test in jobs:
+        p = predict_rate(fit_step(train, start), test, known_family=known)
+        parts.append(p.select(
+            pl.lit(split).alias("split"), "source_group", "model", "accelerator", "precision",
+            pl.col("tokens_per_s_per_gpu").alias("actual"), pl.col("step_tokens_per_s_p10").alias("pred_p10"),
+            pl.col("step_tokens_per_s_p50").alias("pred_p50"), pl.col("step_tokens_per_s_p90").alias("pred_p90"),
+            rule_rate(p).alias("rule_bf16"), rule_rate(p, of_precision=True).alias("rule_precision")))
     bt = pl.concat(parts)
     return bt.with_columns(
         (pl.col("pred_p50") / pl.col("actual")).log10().abs().alias("abs_log10_err"),

@@ -10,3 +10,11 @@ CREATE TABLE IF NOT EXISTS meta.pipeline_runs (
     results_run_id VARCHAR,              -- the run whose fits/plans answer for this one
     report_path VARCHAR, prefect_flow_run_id VARCHAR, summary VARCHAR
 );
+
+-- meta.stage_runs: which run computed a stage from which inputs. A later run whose stage inputs
+-- hash the same (rows, code version) copies that run's rows instead of recomputing
+-- (llmplan.pipeline.fit): the same rule the run applies as a whole, per stage.
+CREATE TABLE IF NOT EXISTS meta.stage_runs (
+    stage VARCHAR NOT NULL, input_hash VARCHAR NOT NULL, pipeline_run_id VARCHAR NOT NULL,
+    computed_at TIMESTAMPTZ NOT NULL
+);
