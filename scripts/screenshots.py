@@ -1,5 +1,6 @@
-"""Screenshots of a report for the README and the docs: the top of the page (the answer) and the
-what-if control in use (another target, accelerator and cluster chosen). Headless Chromium,
+"""Screenshots of a report for the README and the docs: the top of the page (the answer), the
+what-if control in use (another target, accelerator and cluster chosen) and, when there are runs
+in progress, the burn-down chart. Headless Chromium,
 offline, like the report test.
 
     .venv/bin/python scripts/screenshots.py reports/<run-id>/index.html [--out docs] [--prefix report]
@@ -32,7 +33,11 @@ def main() -> None:
         pg.wait_for_timeout(300)
         whatif = a.out / f"{a.prefix}-whatif.png"
         pg.locator("#whatif").screenshot(path=str(whatif))
-    print(f"{top}\n{whatif}\nreport size: {a.report.stat().st_size:,} bytes")
+        shots = [top, whatif]
+        if pg.locator("#burndown").count():           # runs in progress: the burn-down chart
+            shots.append(a.out / f"{a.prefix}-burndown.png")
+            pg.locator("#burndown").screenshot(path=str(shots[-1]))
+    print("\n".join(map(str, shots)) + f"\nreport size: {a.report.stat().st_size:,} bytes")
 
 
 if __name__ == "__main__":
