@@ -594,8 +594,6 @@ def track(
     """
     from datetime import datetime, timezone
 
-    from pydantic import ValidationError as PVE
-
     from llmplan import config, pipeline, progress, tracking
     from llmplan.errors import InputError
 
@@ -624,7 +622,7 @@ def track(
                     spec = progress.RunSpec(name=log_path.stem if log_path.is_file() else log_path.name, params=params,
                                             active_params=active_params, tokens=tokens, accelerator=gpu, gpus=gpus,
                                             start=start, deadline=deadline, usd_per_gpu_hour=price)
-                except PVE as e:
+                except ValidationError as e:
                     raise LlmplanError("; ".join(f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}"
                                                  for err in e.errors())) from e
         when = datetime.now(timezone.utc)

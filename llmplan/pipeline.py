@@ -165,8 +165,8 @@ def reuse_stage(con: duckdb.DuckDBPyConnection, stage: str, input_hash: str, run
     it came from), or None when no run did."""
     row = con.execute("SELECT pipeline_run_id FROM meta.stage_runs WHERE stage = ? AND input_hash = ? "
                       "ORDER BY computed_at DESC LIMIT 1", [stage, input_hash]).fetchone()
-    if not row or con.execute("SELECT count(*) FROM fits.efficiency WHERE pipeline_run_id = ?", [row[0]]).fetchone()[0] == 0:
-        return None
+    if not row or con.execute(f"SELECT count(*) FROM {tables[0]} WHERE pipeline_run_id = ?", [row[0]]).fetchone()[0] == 0:
+        return None                                  # that run's rows are gone: compute again
     for t in tables:
         con.execute(f"INSERT INTO {t} SELECT * REPLACE (? AS pipeline_run_id) FROM {t} WHERE pipeline_run_id = ?", [run_id, row[0]])
     return row[0]
