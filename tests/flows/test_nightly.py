@@ -181,10 +181,19 @@ def test_runs_in_progress_are_tracked_each_on_its_own(first_run, tmp_path):
         arts = {a.key: a.data for a in client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["llmplan-track-late-run", "llmplan-track-broken-run",
                                                                        "llmplan-track-simulated-example-7b"])))}
+        import time
+
         from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-    assert any(lg.level == 30 and lg.message.startswith("late-run: MISSES ITS DEADLINE") for lg in logs)   # a warning
+        def warned():
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            return any(lg.level == 30 and lg.message.startswith("late-run: MISSES ITS DEADLINE") for lg in logs)
+        # Prefect ships run logs to its API in batches, in the background: wait for the batch.
+        for _ in range(60):
+            if warned():
+                break
+            time.sleep(0.5)
+        assert warned()                                                                            # a warning
     assert arts["llmplan-track-late-run"].startswith("**late-run: MISSES ITS DEADLINE")
     assert arts["llmplan-track-simulated-example-7b"].startswith("**simulated-example-7b: on track")
     assert arts["llmplan-track-broken-run"].startswith("**broken-run: cannot be tracked")
