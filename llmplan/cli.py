@@ -595,7 +595,6 @@ def track(
     from datetime import datetime, timezone
 
     from llmplan import config, pipeline, progress, tracking
-    from llmplan.errors import InputError
 
     try:
         if run:
@@ -635,9 +634,7 @@ def track(
         with _open(warehouse) as con:
             inputs = pipeline.tracking_inputs(con)
         fc, _ = pipeline.track_one(inputs, spec, log_path, now=when, as_of_now=True)
-    except InputError as e:
-        _fail(e)
-    except LlmplanError as e:
+    except LlmplanError as e:                      # InputError too: the file, line and column
         _fail(e)
     out = tracking.as_record(fc)
     if as_json:

@@ -336,11 +336,6 @@ def _reml(X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray], lams: np.ndarray, 
     return crit, g
 
 
-def _reml_grad(X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray], lams: np.ndarray, w: np.ndarray):
-    """(criterion, its gradient in log λ_k): _reml with grad=True."""
-    return _reml(X, y, Zs, lams, w, grad=True)
-
-
 def _t_weight(dev2: np.ndarray, scale2: float, nu: float) -> np.ndarray:
     """E-step of the t likelihood: (ν+1)/(ν + d²/s²). Clipped at 1e-3 (such a row is as good as
     dropped) so an exact fit (s² → 0) cannot make the covariance singular."""
@@ -424,7 +419,7 @@ def _fit(table: pl.DataFrame, nu: float, cls: type | None, start: tuple | None) 
     for _ in range(50):
         Zw = [Za] * has_acc + [Zf / np.sqrt(wf)] * has_fam   # family variance σ²_f / w_f
         if Zw:
-            opt = minimize(lambda ll: _reml_grad(X, y, Zw, np.exp(ll), w), log_lam, jac=True, method="L-BFGS-B",
+            opt = minimize(lambda ll: _reml(X, y, Zw, np.exp(ll), w, grad=True), log_lam, jac=True, method="L-BFGS-B",
                            bounds=[(-12.0, 8.0)] * len(Zw))
             settled, log_lam = bool(np.max(np.abs(opt.x - log_lam)) < 1e-3), opt.x
         else:

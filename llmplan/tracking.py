@@ -25,15 +25,15 @@ Checked on simulated runs with known finishes (tests/llmplan/test_tracking.py).
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import polars as pl
 
+from llmplan.efficiency import Z90
 from llmplan.progress import RunSpec
 
-Z90 = 1.2815515655446004
 STALL_RATE_FRACTION = 0.5                            # an interval slower than half the running rate is a stall
 DRAWS = 4000
 
@@ -69,18 +69,16 @@ class Observed:
     running_log_se: float
     stalls: int
     stall_h: float
-    stall_sq_h2: float                  # Σ D² (h²)
     longest_stall_h: float
     log_age_h: float = 0.0              # now − last log line (an open gap counts as a stall)
     loss_last: float | None = None
-    stall_list: list = field(default_factory=list)
 
 
 def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Observed:
     """Rates and stalls from a progress log (sorted, monotone; llmplan.progress.read_log)."""
     if log.height == 0:
         start = spec.start or now or datetime.now(timezone.utc)
-        return Observed(start, now or start, 0.0, 0, 0.0, 0.0, None, None, math.inf, 0, 0.0, 0.0, 0.0)
+        return Observed(start, now or start, 0.0, 0, 0.0, 0.0, None, None, math.inf, 0, 0.0, 0.0)
     first_time = log["time"][0]
     start = spec.start or first_time
     t = (log.select((pl.col("time") - pl.lit(start)).dt.total_microseconds())
@@ -104,7 +102,7 @@ def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Ob
     loss_last = float(np.median(loss.tail(5).to_numpy())) if loss.len() else None
     if dt.size == 0:
         return Observed(start, as_of, done, log.height, last_t / 3600, 0.0, None, (done - base) / last_t if last_t > 0 else None,
-                        math.inf, 0, 0.0, 0.0, 0.0, log_age_h, loss_last)
+                        math.inf, 0, 0.0, 0.0, log_age_h, loss_last)
     rates = dk / dt
     med = float(np.median(rates[rates > 0])) if np.any(rates > 0) else 0.0
     run_mask = rates >= STALL_RATE_FRACTION * med
@@ -129,8 +127,7 @@ def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Ob
         se = 0.25                                           # a handful of lines: the rate is barely known
     return Observed(start, as_of, done, log.height, elapsed / 3600, run_h, r if r > 0 else None,
                     (done - base) / elapsed if elapsed > 0 else None, se, int(stalls.size), float(stalls.sum()),
-                    float((stalls ** 2).sum()), float(stalls.max()) if stalls.size else 0.0, log_age_h, loss_last,
-                    [round(float(x), 3) for x in stalls])
+                    float(stalls.max()) if stalls.size else 0.0, log_age_h, loss_last)
 
 
 def forecast(obs: Observed, spec: RunSpec, prior: Prior, seed: int = 0) -> dict:
