@@ -376,6 +376,9 @@ def plan(
                                          help="Memory: attention scores not stored (FlashAttention)"),
     law: str = typer.Option("auto", help="Scaling law: auto | besiroglu2024 | hoffmann2022 | user"),
     price: Optional[float] = typer.Option(None, min=0.0, help="USD per accelerator-hour (overrides the table)"),
+    storage_gbps: float = typer.Option(1.0, help="Checkpoint write bandwidth per 8-accelerator node, GB/s (goodput; "
+                                                 "default: Llama 3's 2 TB/s for 2,048 nodes)"),
+    restart_minutes: float = typer.Option(11.0, help="Minutes to restart after an interruption (goodput)"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
 ):
@@ -399,6 +402,9 @@ def plan(
             raise LlmplanError(f"--confidence must be p50 or p90, got {confidence!r}")
         if precision not in ("bf16", "fp8"):
             raise LlmplanError(f"--precision must be bf16 or fp8, got {precision!r}")
+        for opt, v in (("--storage-gbps", storage_gbps), ("--restart-minutes", restart_minutes)):
+            if not v > 0:
+                raise LlmplanError(f"{opt} must be greater than 0, got {v:g}")
         fraction = None
         if active_params:
             if not params:
@@ -413,7 +419,8 @@ def plan(
             acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
         base = Scenario(accelerators=[name], mixture=_parse_mix(mix), unique_tokens=_parse_unique(unique), seq_len=seq_len,
                         scaling_law=law, flash_attention=flash_attention, confidence=confidence, precision=precision,
-                        active_fraction=fraction, global_batch_tokens=global_batch)
+                        active_fraction=fraction, global_batch_tokens=global_batch, storage_gbps=storage_gbps,
+                        restart_minutes=restart_minutes)
         if params is None:
             if gpus is None or (days is None and budget_usd is None):
                 raise LlmplanError("give --params for a plan, or --gpus with --days and/or --budget-usd for the inverse question")
@@ -435,8 +442,12 @@ def plan(
                                      "predicted_loss_p10", "predicted_loss_p90", "loss_law", "meets_deadline", "within_budget",
                                      "max_epochs", "warnings")}
             out.update({k: r.get(k) for k in ("active_params", "precision", "tp", "pp", "ep", "dp", "zero_stage", "recompute",
-                                              "global_batch_tokens", "step_mfu_p50", "goodput_p50", "max_useful_gpus",
+                                              "global_batch_tokens", "step_mfu_p50", "goodput_p50", "chain_goodput_p50", "max_useful_gpus",
                                               "useful_gpus", "tokens_per_s_per_gpu_p50", "billed_gpu_hours_p50")})
+            out.update({k: r.get(k) for k in ("goodput_p10", "goodput_p90", "goodput_physics", "goodput_residual",
+                                              "interruptions_expected", "hours_lost_interruptions", "checkpoint_overhead",
+                                              "checkpoint_interval_hours", "mtbf_hours")})
+            out["storage_gbps"], out["restart_minutes"] = sc.storage_gbps, sc.restart_minutes
             out["policy"] = pol
             out["confidence"] = confidence
             out["cluster_chosen_for_days"] = gpus is None and bool(days)
@@ -490,10 +501,15 @@ def _print_plan(out: dict) -> None:
             t.add_row("global batch", f"{fmt_count(out['global_batch_tokens'])} tokens; at most {out['max_useful_gpus']:,} "
                       "accelerators busy")
             t.add_row("throughput", f"{fmt_count(out['tokens_per_s_per_gpu_p50'])} tokens/s per accelerator (step MFU "
-                      f"{out['step_mfu_p50']:.0%} × goodput {out['goodput_p50']:.0%})")
+                      f"{out['step_mfu_p50']:.0%} × whole-run ÷ step {out.get('chain_goodput_p50') or 0:.0%})")
     t.add_row("memory", f"{out['memory_per_gpu_gib']:.1f} GiB per accelerator; needs ≥ {out['min_gpus_for_memory']} accelerators"
               if out["min_gpus_for_memory"] else "does not fit at any count")
     t.add_row("checkpoint", f"{out['checkpoint_gib']:,.0f} GiB")
+    if out.get("interruptions_expected") is not None:
+        t.add_row("goodput", f"{out['goodput_p50']:.1%} (p10–p90 {out['goodput_p10']:.1%}–{out['goodput_p90']:.1%}): "
+                  f"{out['interruptions_expected']:.1f} interruptions expected (one every {out['mtbf_hours']:,.1f} h), "
+                  f"{out['hours_lost_interruptions']:,.1f} h lost to them; checkpoints every "
+                  f"{out['checkpoint_interval_hours'] * 60:,.0f} min cost {out['checkpoint_overhead']:.2%}; residual ×{out['goodput_residual']:.2f}")
     for lang, b in out["bytes_per_language"].items():
         t.add_row(f"text: {lang}", f"{fmt_sci(out['tokens_per_language'][lang])} tokens ≈ {fmt_bytes(b)}")
         t.add_row("", f"bytes/token from {out['bytes_per_token_source'][lang]}")

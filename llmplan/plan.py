@@ -227,7 +227,15 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
     ).with_columns(
         (pl.col(f"wall_days_{q}") <= sc.deadline_days).alias("meets_deadline") if sc.deadline_days else pl.lit(None, pl.Boolean).alias("meets_deadline"),
         (pl.col(f"cost_usd_{q}") <= sc.budget_usd).alias("within_budget") if sc.budget_usd else pl.lit(None, pl.Boolean).alias("within_budget"),
-    ).with_columns(
+    )
+    # Goodput from interruptions and checkpoints (llmplan.goodput) on the plan's wall time; the old
+    # chain's whole-run ÷ step ratio, which the GPU-hours above still use, stays as chain_goodput_p50.
+    from llmplan.goodput import plan_goodput
+
+    if "goodput_p50" in plans.columns:
+        plans = plans.rename({"goodput_p50": "chain_goodput_p50"})
+    plans = plan_goodput(plans, sc, getattr(model, "goodput_residual", None))
+    plans = plans.with_columns(
         pl.concat_str([
             pl.when(~pl.col("fits_in_memory")).then(
                 pl.when(pl.col("min_gpus_for_memory").is_null()).then(pl.lit("does not fit in this accelerator's memory at any count (reduce micro-batch or add tensor parallelism)"))

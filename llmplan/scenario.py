@@ -62,6 +62,12 @@ class Scenario(BaseModel):
     price_usd_per_hour: dict[str, float] = Field(default={}, description="Price overrides per accelerator-hour (USD)")
     deadline_days: float | None = Field(default=None, gt=0, description="Optional deadline: flag plans that take longer")
     budget_usd: float | None = Field(default=None, gt=0, description="Optional budget: flag plans that cost more")
+    storage_gbps: float = Field(default=1.0, gt=0, le=1e6,
+                                description="Checkpoint write bandwidth per 8-accelerator node, GB/s (default 1.0: Llama 3 "
+                                            "§3.3.1, 2 TB/s sustained for 2,048 nodes; llmplan.goodput)")
+    restart_minutes: float = Field(default=11.0, gt=0, le=10_000,
+                                   description="Minutes to restart after an interruption (default 11: median automatic retry, "
+                                               "arXiv 2605.09370; llmplan.goodput)")
 
     @field_validator("targets", "fixed_tokens", "inference_tokens", "unique_tokens", "global_batch_tokens", "headline_targets")
     @classmethod
@@ -105,7 +111,8 @@ class Scenario(BaseModel):
 CLI_OPTIONS = {"targets": "--params", "cluster_sizes": "--gpus", "mixture": "--mix", "unique_tokens": "--unique",
                "seq_len": "--seq-len", "fixed_tokens": "--tokens", "deadline_days": "--days", "budget_usd": "--budget-usd",
                "confidence": "--confidence", "scaling_law": "--law", "price_usd_per_hour": "--price",
-               "accelerators": "--gpu", "policies": "--policy"}
+               "accelerators": "--gpu", "policies": "--policy",
+               "storage_gbps": "--storage-gbps", "restart_minutes": "--restart-minutes"}
 
 
 def explain(e, names: dict[str, str] | None = None) -> str:

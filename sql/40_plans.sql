@@ -21,7 +21,14 @@ CREATE TABLE IF NOT EXISTS plans.plans (
     global_batch_tokens DOUBLE, useful_gpus DOUBLE, max_useful_gpus BIGINT,
     step_mfu_p50 DOUBLE,            -- per-step MFU against the precision's peak
     goodput_p50 DOUBLE,             -- whole-run rate ÷ step rate
-    tokens_per_s_per_gpu_p50 DOUBLE, billed_gpu_hours_p50 DOUBLE
+    tokens_per_s_per_gpu_p50 DOUBLE, billed_gpu_hours_p50 DOUBLE,
+    -- goodput from interruptions and checkpoints (llmplan/goodput.py)
+    goodput_p10 DOUBLE, goodput_p90 DOUBLE, goodput_physics DOUBLE,
+    goodput_residual DOUBLE,        -- learned factor beyond interruptions and checkpoints (1 = none)
+    interruptions_expected DOUBLE, hours_lost_interruptions DOUBLE,
+    checkpoint_overhead DOUBLE,     -- δ/τ: share of time writing checkpoints
+    checkpoint_interval_hours DOUBLE, mtbf_hours DOUBLE,
+    chain_goodput_p50 DOUBLE        -- the step chain's whole-run ÷ step ratio its GPU-hours use
 );
 
 -- Per (run, target size, policy, language): the data the plan needs.
@@ -56,3 +63,13 @@ ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS step_mfu_p50 DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS goodput_p50 DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS tokens_per_s_per_gpu_p50 DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS billed_gpu_hours_p50 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS goodput_p10 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS goodput_p90 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS goodput_physics DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS goodput_residual DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS interruptions_expected DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS hours_lost_interruptions DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS checkpoint_overhead DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS checkpoint_interval_hours DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS mtbf_hours DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS chain_goodput_p50 DOUBLE;
