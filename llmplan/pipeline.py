@@ -124,15 +124,19 @@ def fit_models(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     bt = efficiency.backtest(table, full=model)
     summary = efficiency.backtest_summary(bt)
     steps = warehouse.query(con, "SELECT * FROM core.step_benchmarks")
-    if steps.filter(pl.col("fit_exclusion_reason").is_null()).height >= 10:
-        # the per-step model, its own backtests, and the chain plans use on the whole-run splits
-        from llmplan import step
+    from llmplan import step
 
-        sm = step.fit_step(steps)
-        warehouse.append(con, "fits.step", sm.to_frame(run_id))
-        sbt = step.step_backtest(steps, full=sm)
-        warehouse.append(con, "fits.step_backtests", sbt.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
-        chain = step.chain_backtest_runs(bt, runs, sm, acc).with_columns(pl.lit("step × goodput").alias("method"))
+    if step.step_rows(steps, acc).height >= 10:
+        # the step physics, its own backtests, and the chain plans use (step × multiplier × goodput)
+        from llmplan import goodput
+
+        sm = step.fit_step(steps, acc)
+        laid = step.runs_with_step(runs.filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
+        res = goodput.fit_residual(laid)
+        warehouse.append(con, "fits.step_physics", step.physics_frame(sm, res, run_id))
+        sbt = step.step_backtest(steps, acc, full=sm)
+        warehouse.append(con, "fits.step_backtests", sbt.select(STEP_BACKTEST_COLUMNS).with_columns(pl.lit(run_id).alias("pipeline_run_id")))
+        chain = step.chain_backtest(laid).with_columns(pl.lit("step × goodput").alias("method"))
         warehouse.append(con, "fits.backtests", chain.with_columns(pl.lit(run_id).alias("pipeline_run_id")))
         summary = pl.concat([
             summary, efficiency.backtest_summary(chain).filter(pl.col("method") == "llmplan")
@@ -145,7 +149,10 @@ def fit_models(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
 
 
 FIT_TABLES = ("fits.efficiency", "fits.efficiency_by_accelerator", "fits.backtests", "fits.backtest_summary",
-              "fits.step", "fits.step_backtests")
+              "fits.step_physics", "fits.step_backtests")
+STEP_BACKTEST_COLUMNS = ("split", "framework", "source_group", "model", "accelerator", "precision", "actual", "pred_p10", "pred_p50",
+                         "pred_p90", "rule_bf16", "rule_precision", "abs_log10_err", "rule_bf16_abs_log10_err",
+                         "rule_precision_abs_log10_err", "inside_p10_p90")
 FIT_INPUTS = ("core.training_runs", "core.throughput", "core.step_benchmarks", "core.accelerators")
 
 
@@ -276,12 +283,13 @@ def load_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None, whole_
     whole = efficiency.EfficiencyModel.from_frame(f)
     if whole_only:
         return whole, run_id
-    sf = warehouse.query(con, "SELECT * FROM fits.step WHERE pipeline_run_id = ?", [run_id])
+    sf = warehouse.query(con, "SELECT * FROM fits.step_physics WHERE pipeline_run_id = ?", [run_id])
     if sf.height == 0:
         return whole, run_id
-    from llmplan.step import Chain, StepModel
+    from llmplan.step import Chain, physics_from_frame
 
-    return Chain(whole, StepModel.from_frame(sf)), run_id
+    step_model, residual = physics_from_frame(sf)
+    return Chain(whole, step_model, residual), run_id
 
 
 def planning_inputs(con: duckdb.DuckDBPyConnection, accelerator: str, law_name: str):

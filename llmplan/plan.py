@@ -154,7 +154,8 @@ def _grid(st: pl.DataFrame, accelerators: pl.DataFrame, sc: Scenario, model, yea
 
     prices = pl.DataFrame({"accelerator": list(sc.price_usd_per_hour), "_override": list(sc.price_usd_per_hour.values())},
                           schema={"accelerator": pl.Utf8, "_override": pl.Float64})
-    cols = [c for c in ("peak_fp8_flops", "nvlink_domain") if c in accelerators.columns]
+    cols = [c for c in ("peak_fp8_flops", "nvlink_domain", "hbm_bandwidth_bytes_s", "nvlink_bytes_per_s", "scaleout_bytes_per_s")
+            if c in accelerators.columns]
     acc = accelerators.join(prices, on="accelerator", how="left").select(
         "accelerator", "peak_flops", *cols, "memory_bytes", pl.coalesce("_override", "usd_per_hour").alias("usd_per_hour"))
     if sc.precision == "fp8":
@@ -169,10 +170,15 @@ def _grid(st: pl.DataFrame, accelerators: pl.DataFrame, sc: Scenario, model, yea
         pl.lit(year or model.year_range[1]).alias("year"),
     )
     if isinstance(model, Chain):
+        from llmplan.step import accelerator_columns
+
+        spec = accelerator_columns(accelerators).drop("memory_bytes")
+        grid = grid.drop([c for c in spec.columns if c != "accelerator" and c in grid.columns]).join(spec, on="accelerator", how="left")
         return model.predict(grid, seq_len=sc.seq_len, micro_batch=sc.micro_batch, precision=sc.precision,
                              global_batch=parse_size(sc.global_batch_tokens) if sc.global_batch_tokens else None,
                              vocab=sc.vocab_size, fp32_grads=sc.fp32_grads, flash_attention=sc.flash_attention,
-                             experts=sc.experts)
+                             experts=sc.experts, top_k=sc.top_k, shape=sc.shape(), framework=sc.framework,
+                             storage_gbps=sc.storage_gbps, restart_minutes=sc.restart_minutes)
     return model.predict(grid).with_columns(pl.col("gpu_count").alias("useful_gpus"))
 
 
@@ -193,15 +199,15 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
 
     clusters = pl.DataFrame({"cluster_gpus": sc.cluster_sizes}, schema={"cluster_gpus": pl.Int64})
     grid = _grid(st, accelerators, sc, model, year, clusters)
-    if "layout_fits" in grid.columns:                  # memory of the chosen layout (llmplan.step.choose_layout)
+    if "layout_fits" in grid.columns:                  # memory of the chosen layout (llmplan.perf.layout.search)
         from llmplan.step import min_gpus_for_memory
 
-        need = min_gpus_for_memory(grid, sc.seq_len, sc.micro_batch, sc.vocab_size, sc.fp32_grads, sc.flash_attention)
+        need = min_gpus_for_memory(grid, sc.fp32_grads, sc.flash_attention)
         grid = grid.with_columns(pl.Series("memory_per_gpu_gib", grid["memory_per_gpu"].to_numpy() / memory.GIB),
                                  pl.Series("min_gpus_for_memory", need).replace(-1, None))
     else:
         per_gpu, need = memory.memory_plan(grid["params"].to_numpy(), grid["cluster_gpus"].to_numpy(), grid["memory_bytes"].to_numpy(),
-                                           sc.zero_stage, sc.seq_len, sc.micro_batch, sc.fp32_grads, sc.vocab_size,
+                                           sc.zero_stage, sc.seq_len, sc.micro_batch or 1, sc.fp32_grads, sc.vocab_size,
                                            sc.flash_attention)
         grid = grid.with_columns(
             pl.Series("memory_per_gpu_gib", per_gpu / memory.GIB),
@@ -228,13 +234,12 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
         (pl.col(f"wall_days_{q}") <= sc.deadline_days).alias("meets_deadline") if sc.deadline_days else pl.lit(None, pl.Boolean).alias("meets_deadline"),
         (pl.col(f"cost_usd_{q}") <= sc.budget_usd).alias("within_budget") if sc.budget_usd else pl.lit(None, pl.Boolean).alias("within_budget"),
     )
-    # Goodput from interruptions and checkpoints (llmplan.goodput) on the plan's wall time; the old
-    # chain's whole-run ÷ step ratio, which the GPU-hours above still use, stays as chain_goodput_p50.
+    # Goodput (llmplan.goodput) and its parts come from the chain; a warehouse without a step fit
+    # still shows them beside the whole-run model's hours.
     from llmplan.goodput import plan_goodput
 
-    if "goodput_p50" in plans.columns:
-        plans = plans.rename({"goodput_p50": "chain_goodput_p50"})
-    plans = plan_goodput(plans, sc, getattr(model, "goodput_residual", None))
+    if "goodput_p50" not in plans.columns:             # the whole-run model alone: goodput for information
+        plans = plan_goodput(plans, sc)
     plans = plans.with_columns(
         pl.concat_str([
             pl.when(~pl.col("fits_in_memory")).then(
@@ -289,7 +294,7 @@ def fewest_accelerators(sc: Scenario, model: EfficiencyModel, accelerators: pl.D
     if "layout_fits" in g:                                     # the chain's layout search decided memory
         return hi
     _, need = memory.memory_plan(st["params"].to_numpy(), np.array([hi]), accelerators["memory_bytes"].to_numpy()[:1],
-                                 sc.zero_stage, sc.seq_len, sc.micro_batch, sc.fp32_grads, sc.vocab_size, sc.flash_attention)
+                                 sc.zero_stage, sc.seq_len, sc.micro_batch or 1, sc.fp32_grads, sc.vocab_size, sc.flash_attention)
     if not np.isfinite(need[0]):
         raise LlmplanError(f"{fmt_params(float(st['params'][0]))} parameters do not fit in {accelerators['accelerator'][0]} "
                            "memory at any count with this micro-batch and sequence length")

@@ -28,7 +28,8 @@ class Scenario(BaseModel):
     policies: list[Policy] = Field(default=["chinchilla", "compute-optimal"], min_length=1,
                                    description="Token policies")
     seq_len: int = Field(default=4096, ge=128, le=1_048_576, description="Training sequence length (tokens)")
-    micro_batch: int = Field(default=1, ge=1, le=1024, description="Micro-batch per accelerator (sequences)")
+    micro_batch: int | None = Field(default=None, ge=1, le=1024, description="Micro-batch per accelerator (sequences); "
+                                                                            "default: the layout search chooses 1 or 2")
     zero_stage: Literal[0, 1, 2, 3] = Field(default=3, description="ZeRO stage for optimizer/gradient/weight sharding")
     fp32_grads: bool = Field(default=True, description="Keep an fp32 gradient partition besides the bf16 gradients "
                                                         "(DeepSpeed's and Megatron's bf16 default; 4 more bytes/param)")
@@ -62,6 +63,16 @@ class Scenario(BaseModel):
     price_usd_per_hour: dict[str, float] = Field(default={}, description="Price overrides per accelerator-hour (USD)")
     deadline_days: float | None = Field(default=None, gt=0, description="Optional deadline: flag plans that take longer")
     budget_usd: float | None = Field(default=None, gt=0, description="Optional budget: flag plans that cost more")
+    layers: int | None = Field(default=None, ge=1, le=1000, description="Model shape: transformer layers (default: by "
+                                                                        "llmplan's rule from the size, docs/methods.md)")
+    hidden: int | None = Field(default=None, ge=64, le=1_000_000, description="Model shape: hidden size")
+    ffn: int | None = Field(default=None, ge=64, le=10_000_000, description="Model shape: MLP (SwiGLU) inner size")
+    heads: int | None = Field(default=None, ge=1, le=4096, description="Model shape: attention heads")
+    kv_heads: int | None = Field(default=None, ge=1, le=4096, description="Model shape: key/value heads (grouped-query attention)")
+    top_k: int | None = Field(default=None, ge=1, le=256, description="Mixture of experts: experts each token uses")
+    framework: str | None = Field(default=None, description="Training stack whose fitted multiplier plans use (e.g. nemo, "
+                                                            "megatron-bridge, or a name calibrated from measured rows); "
+                                                            "default: a new stack, the between-framework spread in the band")
     storage_gbps: float = Field(default=1.0, gt=0, le=1e6,
                                 description="Checkpoint write bandwidth per 8-accelerator node, GB/s (default 1.0: Llama 3 "
                                             "§3.3.1, 2 TB/s sustained for 2,048 nodes; llmplan.goodput)")
@@ -96,6 +107,10 @@ class Scenario(BaseModel):
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"mixture shares must sum to 1, got {total:g}")
         return v
+
+    def shape(self) -> dict[str, int]:
+        """The shape fields the user gave (the rest follow llmplan.perf.shapes' rule)."""
+        return {k: getattr(self, k) for k in ("layers", "hidden", "ffn", "heads", "kv_heads") if getattr(self, k) is not None}
 
     def target_params(self) -> list[float]:
         return [parse_size(t, "target size") for t in self.targets]

@@ -9,16 +9,18 @@ CREATE TABLE IF NOT EXISTS fits.efficiency (
     estimate DOUBLE, std_error DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, n BIGINT
 );
 
--- The per-step throughput model (llmplan/step.py), same shape as fits.efficiency
--- (kind 'family' rows: each framework's effect; a planned run's stack is a new one).
-CREATE TABLE IF NOT EXISTS fits.step (
+-- The step physics (llmplan/perf/model.py): kind 'term' (a learned efficiency: estimate on its
+-- transformed scale, natural = the efficiency itself), 'cov', 'framework' and 'accelerator' (log10
+-- multipliers), 'spread' (tau_framework, tau_accelerator, sigma), 'residual' (the whole-run
+-- multiplier and goodput residual from public runs, llmplan/goodput.py fit_residual).
+CREATE TABLE IF NOT EXISTS fits.step_physics (
     pipeline_run_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, name VARCHAR NOT NULL,
-    estimate DOUBLE, std_error DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, n BIGINT
+    estimate DOUBLE, "natural" DOUBLE, std_error DOUBLE, n BIGINT
 );
 
 -- The step model on benchmark rows it never saw (leave one release / model / framework out).
 CREATE TABLE IF NOT EXISTS fits.step_backtests (
-    pipeline_run_id VARCHAR NOT NULL, split VARCHAR NOT NULL, source_group VARCHAR, model VARCHAR,
+    pipeline_run_id VARCHAR NOT NULL, split VARCHAR NOT NULL, framework VARCHAR, source_group VARCHAR, model VARCHAR,
     accelerator VARCHAR, "precision" VARCHAR,
     actual DOUBLE, pred_p10 DOUBLE, pred_p50 DOUBLE, pred_p90 DOUBLE,   -- tokens/s per accelerator
     rule_bf16 DOUBLE, rule_precision DOUBLE,                           -- 40 % of the BF16 / the precision's peak
@@ -72,3 +74,4 @@ CREATE TABLE IF NOT EXISTS fits.scaling_law_draws (
 ALTER TABLE fits.bytes_per_token ADD COLUMN IF NOT EXISTS tokenizer_family VARCHAR;
 ALTER TABLE fits.scaling_law ADD COLUMN IF NOT EXISTS fit_id VARCHAR;
 ALTER TABLE fits.backtests ADD COLUMN IF NOT EXISTS method VARCHAR;
+ALTER TABLE fits.step_backtests ADD COLUMN IF NOT EXISTS framework VARCHAR;

@@ -1,0 +1,1 @@
+"""Step physics (temporary)."""

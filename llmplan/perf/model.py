@@ -1,0 +1,343 @@
+"""How a training step's time is predicted: physics with a handful of learned efficiencies.
+
+The physics (llmplan.perf.flops, .comm, .memory) says how much work a step does and where its bytes
+go; what it cannot say is how close real kernels and real overlap come to the peaks. So each
+step's time on one accelerator is
+
+    compute = linear-layer FLOPs ÷ (peak of the precision × η_gemm(h/t))     [FP8 on linear layers only]
+            + logits FLOPs ÷ (BF16 peak × η_gemm(h/t))
+            + expert FLOPs ÷ (peak of the precision × η_gemm(h/t) × η_moe)    [grouped GEMMs]
+            + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn)
+            + element-wise bytes ÷ (HBM bandwidth × η_mem)
+    comm    = x_tp·TP + x_dp·(DP + FSDP gathers) + x_ep·EP + x_pp·PP p2p + x_cp·CP   (raw times: comm.comm_seconds)
+    step    = (compute + comm) × (1 + (p − 1)/(v·m)) + optimizer update bytes ÷ (HBM × η_mem)
+    tokens/s per accelerator = global batch tokens ÷ (step × accelerators) × 10^(u_framework + u_accelerator)
+
+η_gemm(x) = η_max(precision) · x/(x + x½): GEMMs on narrow per-accelerator matrices (x = h/t) run
+further from peak (a saturating curve). The learned terms (θ, `TERMS`) are fitted in log space on
+every shipped per-step row (data/throughput/) by robust non-linear least squares
+(scipy.optimize.least_squares, soft-L1), each with a weak prior (`PRIORS`) so that a term the rows
+cannot identify stays near its physical value. Framework and accelerator multipliers are random
+effects (ridge penalties whose scale τ is re-estimated from the effects, three rounds); τ_framework
+is the "new stack" spread every plan carries unless a framework is named or measured. Rows of one
+weak-scaling series (same source, model, precision, layout but GPU count) are near-duplicates:
+each series weighs as √n rows.
+
+Intervals: p10/p90 = p50 · 10^(±1.2816·√(coefficient variance (delta method) + framework variance
++ accelerator variance + residual variance)).
+
+MFU is reported in Megatron's and torchtitan's convention: 6·N_active plus the full (non-causal)
+attention count 12·L·s·h per token, against the peak of the precision; HFU adds recompute.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from scipy.optimize import least_squares
+
+from llmplan.perf import comm, flops, shapes
+
+Z90 = 1.2815515655446004
+RECOMPUTE = ("none", "selective", "full")
+ELEMENTWISE_BYTES = 68.0   # per token, per layer, per hidden unit: Korthikanti's 34·s·b·h written forward, read backward
+OPTIMIZER_BYTES = 36.0     # per local parameter per update: read fp32 master, m, v, grad (16) + write master, m, v (12) + bf16 copy... (≈ 36)
+
+# term: (prior centre on the natural scale, prior sd on the transformed scale, transform)
+# Centres: public GEMM benchmarks reach ~75 % of the BF16 and ~65 % of the FP8 dense peak on
+# H100-class parts at large sizes; FlashAttention-2/3 ~50 % of BF16 peak in training (Dao 2023;
+# Shah et al. 2024); element-wise kernels ~60 % of HBM bandwidth; half of TP traffic and a fifth of
+# DP traffic exposed (Calculon's overlap defaults, Isaev et al. 2023).
+PRIORS = {
+    "eta_gemm_bf16": (0.75, 1.0, "logit"),
+    "eta_gemm_fp8": (0.65, 1.0, "logit"),
+    "gemm_half_width": (256.0, 1.0, "log"),
+    "eta_attn": (0.5, 1.0, "logit"),
+    "eta_mem": (0.6, 1.0, "logit"),
+    "eta_moe": (0.6, 1.0, "logit"),
+    "x_tp": (0.5, 1.5, "logit"),
+    "x_dp": (0.2, 1.5, "logit"),
+    "x_ep": (0.6, 1.5, "logit"),
+    "x_pp": (0.5, 1.5, "logit"),
+    "x_cp": (0.2, 1.5, "logit"),
+}
+TERMS = tuple(PRIORS)
+
+
+def _to_natural(z: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    for i, (k, (_, _, tr)) in enumerate(PRIORS.items()):
+        out[k] = 1.0 / (1.0 + np.exp(-z[i])) if tr == "logit" else np.exp(z[i])
+    return out
+
+
+def _to_z(natural: dict[str, float]) -> np.ndarray:
+    z = []
+    for k, (_, _, tr) in PRIORS.items():
+        v = natural[k]
+        z.append(math.log(v / (1 - v)) if tr == "logit" else math.log(v))
+    return np.array(z)
+
+
+PRIOR_Z = _to_z({k: v[0] for k, v in PRIORS.items()})
+PRIOR_SD = np.array([v[1] for v in PRIORS.values()])
+
+
+# -- physics inputs ----------------------------------------------------------------------
+
+LAYOUT_COLUMNS = ("tp", "pp", "vp", "cp", "ep", "dp", "zero_stage", "micro_batch", "recompute")
+
+
+def shape_frame(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The model shape per row: columns named like shapes.SHAPE_KEYS where present and not null,
+    the rest by llmplan.perf.shapes' rule from params / active_params."""
+    n = frame.height
+    col = lambda c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() if c in frame.columns else np.full(n, np.nan)  # noqa: E731
+    overrides = {k: col(k) for k in shapes.SHAPE_KEYS}
+    active = frame["active_params"].cast(pl.Float64).fill_null(frame["params"].cast(pl.Float64)).to_numpy() \
+        if "active_params" in frame.columns else frame["params"].to_numpy()
+    return shapes.complete_shape(frame["params"].cast(pl.Float64).to_numpy(), active, overrides)
+
+
+def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.ndarray]:
+    """Per row (a layout on a cluster): each part of a step's time at efficiency 1 and fully
+    exposed communication, in seconds per optimizer step on one accelerator, plus what the learned
+    terms act on. Columns: params, active_params, precision, seq_len, global_batch_tokens,
+    gpu_count, the layout (LAYOUT_COLUMNS; dp is derived when absent) and the accelerator's
+    peak_bf16_flops, peak_fp8_flops, hbm_bytes_per_s, nvlink_bytes_per_s, nvlink_domain,
+    scaleout_bytes_per_s."""
+    shape = shape if shape is not None else shape_frame(frame)
+    f = lambda c, d=None: frame[c].cast(pl.Float64).fill_null(d if d is not None else float("nan")).to_numpy()  # noqa: E731
+    s = f("seq_len")
+    B = f("global_batch_tokens")
+    gpus = f("gpu_count")
+    tp, pp, cp, ep = f("tp", 1.0), f("pp", 1.0), f("cp", 1.0), f("ep", 1.0)
+    vp = f("vp", 1.0) if "vp" in frame.columns else np.ones(frame.height)
+    mb = f("micro_batch", 1.0)
+    zero = f("zero_stage", 1.0) if "zero_stage" in frame.columns else np.ones(frame.height)
+    rc = frame["recompute"].fill_null("none").to_numpy().astype(str) if "recompute" in frame.columns else np.full(frame.height, "none")
+    dp_fit = np.maximum(np.floor(gpus / (tp * pp * cp)), 1.0)
+    dp = np.where(np.isnan(f("dp")), dp_fit, f("dp")) if "dp" in frame.columns else dp_fit
+    # Sequences per step bound the data-parallel ranks the batch keeps busy.
+    dp = np.minimum(dp, np.maximum(np.floor(B / (s * mb)), 1.0))
+    used = tp * pp * cp * dp
+    m = np.maximum(B / (s * mb * dp), 1.0)                      # micro-batches per step per pipeline
+    fp8 = (frame["precision"].fill_null("bf16") == "fp8").to_numpy()
+    peak16 = f("peak_bf16_flops")
+    peak8 = np.where(np.isnan(f("peak_fp8_flops")), peak16, f("peak_fp8_flops"))
+    peak = np.where(fp8, peak8, peak16)
+    hbm = f("hbm_bytes_per_s")
+    hbm = np.where(np.isnan(hbm), 2.0e12, hbm)
+
+    fl = flops.flops_per_token(shape, s)
+    full, sel = rc == "full", rc == "selective"
+    gemm_mult = np.where(full, 4.0 / 3.0, 1.0)                  # full recompute repeats every forward
+    attn_mult = np.where(full | sel, 4.0 / 3.0, 1.0)            # selective: the attention core's forward
+    per_gpu_tokens = B / used
+    dense = fl["dense_gemm"] * gemm_mult * per_gpu_tokens / peak
+    logits = fl["logits"] * gemm_mult * per_gpu_tokens / peak16
+    expert = fl["expert_gemm"] * gemm_mult * per_gpu_tokens / peak
+    attn = 0.5 * fl["attention"] * attn_mult * per_gpu_tokens / peak16        # causal: FlashAttention skips half
+    mem = ELEMENTWISE_BYTES * shape["hidden"] * shape["layers"] * gemm_mult * per_gpu_tokens / hbm
+    total, active = shapes.params_from_shape(shape)
+    local = (active + (total - active) / ep) / (tp * pp)
+    opt = OPTIMIZER_BYTES * local / np.where(zero >= 1, dp * cp, 1.0) / hbm
+
+    nv = f("nvlink_bytes_per_s")
+    nv = np.where(np.isnan(nv), 300e9, nv)
+    so = f("scaleout_bytes_per_s")
+    so = np.where(np.isnan(so), 25e9, so)
+    dom = f("nvlink_domain", 8.0)
+    c = comm.comm_seconds(shape, s, mb, m, tp, pp, dp, cp, ep, vp, zero, nv, dom, so)
+    bubble = (pp - 1.0) / (vp * m)
+    model_fl = flops.model_flops_per_token(shape, s)
+    hw_fl = fl["dense_gemm"] * gemm_mult + fl["logits"] * gemm_mult + fl["expert_gemm"] * gemm_mult + fl["attention"] * attn_mult
+    return {"dense": dense, "logits": logits, "expert": expert, "attn": attn, "mem": mem, "opt": opt,
+            "tp": c["tp"], "dp": c["dp"] + c["fsdp"], "ep": c["ep"], "pp": c["pp"], "cp": c["cp"],
+            "bubble": bubble, "width": shape["hidden"] / tp, "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
+            "m": m, "peak": peak, "model_flops_per_token": model_fl, "hw_flops_per_token": hw_fl,
+            "six_n": 6.0 * active}
+
+
+def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
+    """Seconds per step on one accelerator, by part, for learned terms `eta` (natural scale)."""
+    size = rt["width"] / (rt["width"] + eta["gemm_half_width"])
+    g = np.where(rt["fp8"], eta["eta_gemm_fp8"], eta["eta_gemm_bf16"]) * size
+    g16 = eta["eta_gemm_bf16"] * size
+    compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / (g * eta["eta_moe"]) + rt["attn"] / eta["eta_attn"] \
+        + rt["mem"] / eta["eta_mem"]
+    exposed = {k: eta[f"x_{k}"] * rt[k] for k in ("tp", "dp", "ep", "pp", "cp")}
+    busy = compute + sum(exposed.values())
+    step = busy * (1.0 + rt["bubble"]) + rt["opt"] / eta["eta_mem"]
+    return {"compute": compute, **{f"{k}_exposed": v for k, v in exposed.items()}, "bubble": busy * rt["bubble"],
+            "optimizer": rt["opt"] / eta["eta_mem"], "step": step}
+
+
+def log10_rate(rt: dict, eta: dict) -> np.ndarray:
+    """log10 tokens/s per accelerator of the cluster (idle accelerators included)."""
+    return np.log10(rt["B"] / (step_seconds(rt, eta)["step"] * rt["gpus"]))
+
+
+# -- the fitted model --------------------------------------------------------------------
+
+@dataclass
+class StepPhysics:
+    """Learned terms (z: transformed scale), their covariance, random effects and spreads."""
+    z: np.ndarray
+    cov: np.ndarray
+    frameworks: dict[str, tuple[float, float, int]]     # name -> (effect log10, sd, rows)
+    accelerators: dict[str, tuple[float, float, int]]
+    tau_framework: float
+    tau_accelerator: float
+    sigma: float
+    n_obs: int
+    residuals: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def eta(self) -> dict[str, float]:
+        return {k: float(v) for k, v in _to_natural(self.z).items()}
+
+    def effects(self, frame: pl.DataFrame, known_framework: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(log10 offset, its variance) per row: the framework's effect where named and known (else
+        the new-stack variance τ²), plus the accelerator's (unknown: τ_acc²)."""
+        n = frame.height
+        off, var = np.zeros(n), np.full(n, self.tau_framework ** 2)
+        if known_framework and "framework" in frame.columns:
+            fw = frame["framework"].to_list()
+            for i, name in enumerate(fw):                 # a handful of distinct names; dict look-ups, not maths
+                if name in self.frameworks:
+                    off[i], var[i] = self.frameworks[name][0], self.frameworks[name][1] ** 2
+        acc = frame["accelerator"].to_list() if "accelerator" in frame.columns else [None] * n
+        a_off = np.array([self.accelerators.get(a, (0.0, self.tau_accelerator, 0))[0] for a in acc])
+        a_var = np.array([self.accelerators.get(a, (0.0, self.tau_accelerator, 0))[1] ** 2 for a in acc])
+        return off + a_off, var + a_var
+
+    def predict(self, frame: pl.DataFrame, rt: dict | None = None, known_framework: bool = True) -> pl.DataFrame:
+        """Adds step_seconds_p50, tokens_per_s_per_gpu_p10/p50/p90 (over the cluster), step_mfu_p50,
+        step_hfu_p50, and the parts of the step (seconds)."""
+        rt = rt if rt is not None else raw_times(frame)
+        eta = self.eta
+        parts = step_seconds(rt, eta)
+        mid = np.log10(rt["B"] / (parts["step"] * rt["gpus"]))
+        off, var = self.effects(frame, known_framework)
+        mid = mid + off
+        J = self._jac(rt)
+        coef_var = np.einsum("ij,jk,ik->i", J, self.cov, J)
+        hw = Z90 * np.sqrt(coef_var + var + self.sigma ** 2)
+        rate = 10 ** mid
+        return frame.with_columns(
+            pl.Series("step_seconds_p50", rt["B"] / (rate * rt["gpus"])),
+            pl.Series("tokens_per_s_per_gpu_p10", 10 ** (mid - hw)), pl.Series("tokens_per_s_per_gpu_p50", rate),
+            pl.Series("tokens_per_s_per_gpu_p90", 10 ** (mid + hw)), pl.Series("step_half_width", hw),
+            pl.Series("step_mfu_p50", rate * rt["model_flops_per_token"] / rt["peak"]),
+            pl.Series("step_hfu_p50", rate * rt["hw_flops_per_token"] / rt["peak"]),
+            pl.Series("mfu_6n_p50", rate * rt["six_n"] / rt["peak"]),
+            pl.Series("bubble_share", rt["bubble"] / (1.0 + rt["bubble"])),
+            *[pl.Series(f"{k}_seconds", v) for k, v in parts.items() if k != "step"])
+
+    def _jac(self, rt: dict) -> np.ndarray:
+        base = log10_rate(rt, self.eta)
+        cols = []
+        for k in range(len(self.z)):
+            z = self.z.copy()
+            z[k] += 1e-4
+            cols.append((log10_rate(rt, _to_natural(z)) - base) / 1e-4)
+        return np.stack(cols, axis=1)
+
+    def calibrate(self, frame: pl.DataFrame, name: str) -> "StepPhysics":
+        """A team's own stack from its measured rows (tokens_per_s_per_gpu with the per-step
+        columns): its framework effect is the rows' mean residual shrunk towards 0 by the
+        between-framework spread τ (one row already moves it most of the way when τ ≫ σ)."""
+        rt = raw_times(frame)
+        acc_off, _ = self.effects(frame.drop("framework") if "framework" in frame.columns else frame, known_framework=False)
+        r = np.log10(frame["tokens_per_s_per_gpu"].to_numpy()) - log10_rate(rt, self.eta) - acc_off
+        n = len(r)
+        k = self.sigma ** 2 / max(self.tau_framework ** 2, 1e-12)
+        effect = float(r.sum() / (n + k))
+        sd = math.sqrt(self.sigma ** 2 / (n + k))
+        fw = dict(self.frameworks)
+        fw[name] = (effect, sd, n)
+        return StepPhysics(self.z, self.cov, fw, self.accelerators, self.tau_framework, self.tau_accelerator, self.sigma,
+                           self.n_obs, self.residuals)
+
+    # -- persistence (fits.step_physics rows) -------------------------------------------
+    def to_frame(self, run_id: str) -> pl.DataFrame:
+        se = np.sqrt(np.diag(self.cov))
+        eta = self.eta
+        rows = [dict(kind="term", name=k, estimate=self.z[i], natural=eta[k], std_error=float(se[i]), n=self.n_obs)
+                for i, k in enumerate(TERMS)]
+        rows += [dict(kind="cov", name=f"{a}|{b}", estimate=float(self.cov[i, j]), natural=None, std_error=None, n=None)
+                 for i, a in enumerate(TERMS) for j, b in enumerate(TERMS)]
+        rows += [dict(kind="framework", name=k, estimate=v[0], natural=10 ** v[0], std_error=v[1], n=v[2])
+                 for k, v in self.frameworks.items()]
+        rows += [dict(kind="accelerator", name=k, estimate=v[0], natural=10 ** v[0], std_error=v[1], n=v[2])
+                 for k, v in self.accelerators.items()]
+        rows += [dict(kind="spread", name=k, estimate=v, natural=None, std_error=None, n=None)
+                 for k, v in (("tau_framework", self.tau_framework), ("tau_accelerator", self.tau_accelerator),
+                              ("sigma", self.sigma))]
+        return pl.DataFrame(rows, schema={"kind": pl.Utf8, "name": pl.Utf8, "estimate": pl.Float64, "natural": pl.Float64,
+                                          "std_error": pl.Float64, "n": pl.Int64}).with_columns(pl.lit(run_id).alias("pipeline_run_id"))
+
+    @classmethod
+    def from_frame(cls, f: pl.DataFrame) -> "StepPhysics":
+        term = {r["name"]: r for r in f.filter(pl.col("kind") == "term").iter_rows(named=True)}
+        z = np.array([term[k]["estimate"] for k in TERMS])
+        covd = {r["name"]: r["estimate"] for r in f.filter(pl.col("kind") == "cov").iter_rows(named=True)}
+        cov = np.array([[covd[f"{a}|{b}"] for b in TERMS] for a in TERMS])
+        eff = lambda kind: {r["name"]: (r["estimate"], r["std_error"], r["n"]) for r in f.filter(pl.col("kind") == kind).iter_rows(named=True)}  # noqa: E731
+        sp = {r["name"]: r["estimate"] for r in f.filter(pl.col("kind") == "spread").iter_rows(named=True)}
+        return cls(z, cov, eff("framework"), eff("accelerator"), sp["tau_framework"], sp["tau_accelerator"], sp["sigma"],
+                   int(term[TERMS[0]]["n"]))
+
+
+def series_weights(frame: pl.DataFrame) -> np.ndarray:
+    """1/√n for the n rows of a weak-scaling series (same source, model, precision, layout)."""
+    keys = [c for c in ("source_group", "model", "precision", "tp", "pp", "cp", "ep", "seq_len") if c in frame.columns]
+    n = frame.select(pl.len().over(keys).alias("n"))["n"].to_numpy().astype(float)
+    return 1.0 / np.sqrt(n)
+
+
+def fit(frame: pl.DataFrame, rounds: int = 3, start: StepPhysics | None = None) -> StepPhysics:
+    """Fit the learned terms and the framework/accelerator effects on per-step rows (columns of
+    raw_times plus framework, accelerator, tokens_per_s_per_gpu)."""
+    rt = raw_times(frame)
+    y = np.log10(frame["tokens_per_s_per_gpu"].to_numpy())
+    w = series_weights(frame)
+    fws = sorted(set(frame["framework"].fill_null("unknown").to_list()))
+    accs = sorted(set(frame["accelerator"].to_list()))
+    fi = np.array([fws.index(v) for v in frame["framework"].fill_null("unknown").to_list()])
+    ai = np.array([accs.index(v) for v in frame["accelerator"].to_list()])
+    nk, nf, na = len(TERMS), len(fws), len(accs)
+    sigma, tau_f, tau_a = 0.05, 0.15, 0.08
+    x0 = np.concatenate([start.z if start is not None else PRIOR_Z, np.zeros(nf + na)])
+
+    def resid(x):
+        eta = _to_natural(x[:nk])
+        u, a = x[nk:nk + nf], x[nk + nf:]
+        r = w * (y - log10_rate(rt, eta) - u[fi] - a[ai])
+        prior = sigma * (x[:nk] - PRIOR_Z) / PRIOR_SD
+        return np.concatenate([r, prior, sigma * u / tau_f, sigma * a / tau_a])
+
+    for _ in range(rounds):
+        sol = least_squares(resid, x0, loss="soft_l1", f_scale=2 * sigma, method="trf", x_scale="jac", max_nfev=400)
+        x0 = sol.x
+        r = (y - log10_rate(rt, _to_natural(x0[:nk])) - x0[nk:nk + nf][fi] - x0[nk + nf:][ai])
+        sigma = max(float(np.sqrt(np.sum(w * r ** 2) / max(np.sum(w) - nk, 1.0))), 0.02)
+        u, a = x0[nk:nk + nf], x0[nk + nf:]
+        tau_f = max(float(np.sqrt(np.mean(u ** 2))), 0.03) if nf > 1 else 0.15
+        tau_a = max(float(np.sqrt(np.mean(a ** 2))), 0.03) if na > 1 else 0.08
+    J = sol.jac
+    try:
+        cov_all = np.linalg.pinv(J.T @ J) * sigma ** 2
+    except np.linalg.LinAlgError:
+        cov_all = np.eye(len(x0)) * 0.01
+    sd = np.sqrt(np.clip(np.diag(cov_all), 0, None))
+    counts_f = np.bincount(fi, minlength=nf)
+    counts_a = np.bincount(ai, minlength=na)
+    return StepPhysics(
+        z=x0[:nk], cov=cov_all[:nk, :nk],
+        frameworks={fws[i]: (float(x0[nk + i]), float(sd[nk + i]), int(counts_f[i])) for i in range(nf)},
+        accelerators={accs[i]: (float(x0[nk + nf + i]), float(sd[nk + nf + i]), int(counts_a[i])) for i in range(na)},
+        tau_framework=tau_f, tau_accelerator=tau_a, sigma=sigma, n_obs=len(y),
+        residuals={"y": y, "pred": log10_rate(rt, _to_natural(x0[:nk])) + x0[nk:nk + nf][fi] + x0[nk + nf:][ai]})
