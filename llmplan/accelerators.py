@@ -81,7 +81,7 @@ def check_accelerator_names(data: dict) -> list[Problem]:
 # Architecture generation and launch year, for grouping in the report (vendor announcements).
 GENERATIONS = {
     "V100": "NVIDIA Volta (2017)", "A100": "NVIDIA Ampere (2020)", "H100": "NVIDIA Hopper (2022)",
-    "H200": "NVIDIA Hopper (2022)", "B200": "NVIDIA Blackwell (2024)", "GB200": "NVIDIA Blackwell (2024)",
+    "H200": "NVIDIA Hopper (2022)", "H800": "NVIDIA Hopper (2022)", "B200": "NVIDIA Blackwell (2024)", "GB200": "NVIDIA Blackwell (2024)",
     "MI250X": "AMD CDNA 2 (2021)",
     "MI300X": "AMD CDNA 3 (2023)", "TPUv3": "Google TPU v3 (2018)", "TPUv4": "Google TPU v4 (2021)",
     "TPUv5e": "Google TPU v5 (2023)", "TPUv5p": "Google TPU v5 (2023)", "Trainium1": "AWS Trainium 1 (2022)",

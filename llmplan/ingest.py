@@ -40,6 +40,7 @@ def files_of(kind: Kind, data_dir: Path) -> list[Path]:
     if "files" in kind.extra:
         return [data_dir / f for f in kind.extra["files"] if (data_dir / f).exists()]
     files = sorted((data_dir / kind.folder).glob("*.csv"))
+    files = [f for f in files if f.name not in kind.extra.get("exclude", ())]
     if "header_has" in kind.extra:
         files = [f for f in files if kind.extra["header_has"] in _header(f)]
     if "header_lacks" in kind.extra:
@@ -207,6 +208,8 @@ def read_all(data_dir: Path, loaded_at: datetime | None = None) -> dict[str, Kin
     if not problems:
         from llmplan.accelerators import check_accelerator_names
         problems.extend(check_accelerator_names(out))
+        from llmplan.shapes import check_step_rows
+        problems.extend(check_step_rows(out))
     if problems:
         raise InputError(problems)
     return out

@@ -19,7 +19,7 @@ from llmplan.scaling import SHIPPED_LAWS, Law
 from llmplan.scenario import Scenario
 
 CORE_TABLES = ("core.accelerators", "core.accelerator_aliases", "core.training_runs", "core.throughput",
-               "core.step_benchmarks", "core.corpus_published", "core.unmapped_accelerators")
+               "core.step_benchmarks", "core.corpus_published", "core.unmapped_accelerators", "core.model_shapes")
 
 
 def new_run_id(now: datetime | None = None) -> str:

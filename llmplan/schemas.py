@@ -135,8 +135,18 @@ STEP_BENCHMARKS = Kind(
         Col("fsdp", "fsdp", pl.Int64, required=False, checks=(pa.Check.isin((0, 1)),)),
         _f("tokens_per_s_per_gpu", "tokens_per_s_per_gpu", nullable=False),
         Col("notes", "notes", required=False),
+        # The software stack the step ran on (nemo, maxtext, megatron-bridge, …): the new step model
+        # learns one multiplier per framework. Required in every shipped per-step file.
+        Col("framework", "framework", required=False),
+        # ZeRO stage (0–3) where the source states it; FSDP full sharding = 3.
+        Col("zero_stage", "zero_stage", pl.Int64, required=False, checks=(pa.Check.isin((0, 1, 2, 3)),)),
+        # Kept from tables that print them: sequences per step, model TFLOP/s/GPU and MFU as published.
+        _f("global_batch", "global_batch", required=False),
+        _f("model_tflops_per_gpu", "model_tflops_per_gpu", required=False),
+        _f("mfu", "mfu", required=False),
+        Col("derived", "derived", required=False),
     ),
-    extra={"header_has": "tokens_per_s_per_gpu"},
+    extra={"header_has": "tokens_per_s_per_gpu", "exclude": ("model_shapes.csv",)},
 )
 
 THROUGHPUT = Kind(
@@ -156,8 +166,33 @@ THROUGHPUT = Kind(
         Col("Activation Checkpointing", "activation_checkpointing"),
         Col("Activation CPUOffload", "activation_cpu_offload"),
         _f("NumParams", "num_params", nullable=False),
+        Col("framework", "framework", required=False),       # llmplan's addition: llm-foundry
     ),
-    extra={"header_lacks": "tokens_per_s_per_gpu"},          # MosaicML's own header; the other format shares the folder
+    extra={"header_lacks": "tokens_per_s_per_gpu",           # MosaicML's own header; the other format shares the folder
+           "exclude": ("model_shapes.csv",)},
+)
+
+# Published architecture of every model named in the per-step files (data/throughput/model_shapes.csv),
+# one row per spelling used there; joined to core.step_benchmarks by model name.
+_SHAPE_INTS = ("layers", "hidden", "ffn", "heads", "kv_heads", "head_dim", "vocab", "experts", "top_k", "moe_ffn",
+               "shared_experts", "dense_layers", "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "v_head_dim",
+               "mtp_layers", "pos_emb_len")
+_SHAPE_REQUIRED = ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab")
+MODEL_SHAPES = Kind(
+    "model_shapes", "throughput", "raw.model_shapes",
+    (
+        Col("model", "model", nullable=False, unique=True), Col("canonical", "canonical", required=False),
+        *(Col(n, n, pl.Int64, required=n in _SHAPE_REQUIRED, nullable=n not in _SHAPE_REQUIRED,
+              checks=((POS,) if n in _SHAPE_REQUIRED else (pa.Check.ge(0),))) for n in _SHAPE_INTS),
+        Col("tied_embeddings", "tied_embeddings", nullable=False, checks=(pa.Check.isin(("true", "false")),)),
+        Col("mlp", "mlp", nullable=False, checks=(pa.Check.isin(("swiglu", "gelu", "squared_relu")),)),
+        Col("attention", "attention", nullable=False, checks=(pa.Check.isin(("mha", "gqa", "mla")),)),
+        Col("linear_bias", "linear_bias", required=False, checks=(pa.Check.isin(("true", "false")),)),
+        Col("source", "source", nullable=False), Col("derived", "derived", required=False),
+        Col("notes", "notes", required=False),
+    ),
+    key=("model",),
+    extra={"files": ("throughput/model_shapes.csv",)},
 )
 
 ACCELERATORS = Kind(
@@ -172,6 +207,11 @@ ACCELERATORS = Kind(
         Col("price_note", "price_note"), Col("notes", "notes", required=False),
         # accelerators in one NVLink (or equivalent) domain: 8 for an HGX/DGX node, 72 for GB200 NVL72
         Col("nvlink_domain", "nvlink_domain", pl.Int64, required=False, checks=(POS,)),
+        # Scale-up link per accelerator, both directions summed as datasheets print it (NVLink,
+        # Infinity Fabric, ICI), GB/s; and the scale-out NIC per accelerator, Gb/s.
+        _f("nvlink_bandwidth_gbs", "nvlink_bandwidth_gbs", required=False),
+        _f("scaleout_gbits_per_gpu", "scaleout_gbits_per_gpu", required=False),
+        Col("interconnect_source", "interconnect_source", required=False),
     ),
     key=("accelerator",),
 )
@@ -200,7 +240,7 @@ CORPUS_PUBLISHED = Kind(
     key=("corpus",),
 )
 
-ALL_KINDS = (ACCELERATORS, ALIASES, TRAINING_RUNS, EPOCH, THROUGHPUT, STEP_BENCHMARKS, CORPUS_PUBLISHED)
+ALL_KINDS = (ACCELERATORS, ALIASES, TRAINING_RUNS, EPOCH, THROUGHPUT, STEP_BENCHMARKS, CORPUS_PUBLISHED, MODEL_SHAPES)
 
 # `llmplan predict --runs FILE.csv`
 PREDICT_RUNS = Kind(

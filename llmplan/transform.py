@@ -91,7 +91,16 @@ def accelerators(acc: pl.DataFrame) -> pl.DataFrame:
         "price_note", "notes",
         (pl.col("nvlink_domain") if "nvlink_domain" in acc.columns else pl.lit(None, pl.Int64)).alias("nvlink_domain"),
         "source_file", "source_line",
+        # Datasheets print scale-up bandwidth with both directions summed: one direction is half.
+        (_opt(acc, "nvlink_bandwidth_gbs", pl.Float64) * 1e9 / 2.0).alias("nvlink_bytes_per_s"),
+        (_opt(acc, "scaleout_gbits_per_gpu", pl.Float64) * 1e9 / 8.0).alias("scaleout_bytes_per_s"),
+        _opt(acc, "interconnect_source", pl.Utf8).alias("interconnect_source"),
     )
+
+
+def _opt(frame: pl.DataFrame, column: str, dtype) -> pl.Expr:
+    """An optional input column, NULL when the file predates it."""
+    return pl.col(column) if column in frame.columns else pl.lit(None, dtype)
 
 
 def aliases(acc: pl.DataFrame, al: pl.DataFrame) -> pl.DataFrame:
@@ -238,10 +247,12 @@ def throughput(tp: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.D
         .then(pl.lit("FP8 step: MFU is not comparable with the BF16 peak"))
         .otherwise(None).alias("fit_exclusion_reason"),
         "source_file", "source_line",
+        _opt(tp, "framework", pl.Utf8).fill_null("llm-foundry").alias("framework"),
     )
 
 
-def step_benchmarks(sb: pl.DataFrame | None, tp: pl.DataFrame | None, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+def step_benchmarks(sb: pl.DataFrame | None, tp: pl.DataFrame | None, acc: pl.DataFrame, table: pl.DataFrame,
+                    shapes: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every per-step benchmark row in one shape (llmplan.step fits it): llmplan's own format
     (data/throughput/*.csv with tokens_per_s_per_gpu) and MosaicML's llm-foundry tables (FSDP,
     no tensor or pipeline parallelism; activation checkpointing = full recompute). step_mfu =
@@ -256,7 +267,18 @@ def step_benchmarks(sb: pl.DataFrame | None, tp: pl.DataFrame | None, acc: pl.Da
             "global_batch_tokens", pl.col("micro_batch").fill_null(1).cast(pl.Int64), pl.col("tp").cast(pl.Int64),
             pl.col("pp").cast(pl.Int64), pl.col("cp").fill_null(1).cast(pl.Int64), pl.col("ep").fill_null(1).cast(pl.Int64),
             pl.col("fsdp").fill_null(0).cast(pl.Int64), pl.lit("none").alias("recompute"), "tokens_per_s_per_gpu",
-            "source_file", "source_line"))
+            "source_file", "source_line",
+            # A user's own CSV without a framework column: its source_group (else file name) names the stack.
+            pl.coalesce(_opt(sb, "framework", pl.Utf8), "source_group",
+                        pl.col("source_file").str.extract(r"([^/]+)\.csv$", 1)).alias("framework"),
+            # No pipeline → one stage; a pipeline without a stated VP stays NULL.
+            pl.when(pl.col("pp") == 1).then(pl.coalesce("vp", pl.lit(1, pl.Int64))).otherwise(pl.col("vp"))
+            .cast(pl.Int64).alias("vp"),
+            pl.coalesce(_opt(sb, "zero_stage", pl.Int64), pl.when(pl.col("fsdp") == 1).then(pl.lit(3, pl.Int64)))
+            .cast(pl.Int64).alias("zero_stage"),
+            _opt(sb, "global_batch", pl.Float64).alias("global_batch"),
+            _opt(sb, "model_tflops_per_gpu", pl.Float64).alias("model_tflops_per_gpu"),
+            _opt(sb, "mfu", pl.Float64).alias("published_mfu")))
     if tp is not None and tp.height:
         parts.append(normalise(tp, "gpu", table).select(
             pl.lit("llm-foundry").alias("source_group"),
@@ -270,11 +292,22 @@ def step_benchmarks(sb: pl.DataFrame | None, tp: pl.DataFrame | None, acc: pl.Da
             pl.lit(1, pl.Int64).alias("ep"), pl.lit(1, pl.Int64).alias("fsdp"),
             pl.when(pl.col("activation_checkpointing").str.to_lowercase() == "true").then(pl.lit("full"))
             .otherwise(pl.lit("none")).alias("recompute"),
-            pl.col("throughput_tokens_s_gpu").alias("tokens_per_s_per_gpu"), "source_file", "source_line"))
+            pl.col("throughput_tokens_s_gpu").alias("tokens_per_s_per_gpu"), "source_file", "source_line",
+            _opt(tp, "framework", pl.Utf8).fill_null("llm-foundry").alias("framework"),
+            pl.lit(1, pl.Int64).alias("vp"),
+            # PyTorch FSDP: FULL_SHARD shards weights, gradients and optimizer states (ZeRO-3);
+            # SHARD_GRAD_OP keeps weights whole between forward and backward (ZeRO-2).
+            pl.when(pl.col("sharding_strategy") == "FULL_SHARD").then(pl.lit(3, pl.Int64))
+            .when(pl.col("sharding_strategy") == "SHARD_GRAD_OP").then(pl.lit(2, pl.Int64)).alias("zero_stage"),
+            pl.col("global_batch_size").alias("global_batch"),
+            pl.col("model_tflop").alias("model_tflops_per_gpu"),
+            (pl.col("mfu") / 100.0).alias("published_mfu")))
     if not parts:
         return None
     a = acc.select("accelerator", pl.col("peak_flops").alias("peak_bf16_flops"), "peak_fp8_flops", "nvlink_domain")
     f = pl.concat(parts, how="vertical_relaxed").join(a, on="accelerator", how="left")
+    from llmplan.shapes import with_shapes
+    f = with_shapes(f, shapes)
     f = f.with_columns(pl.when(pl.col("precision") == "fp8").then(pl.col("peak_fp8_flops")).otherwise(pl.col("peak_bf16_flops"))
                        .alias("peak_flops"))
     dp = pl.col("gpu_count") / (pl.col("tp") * pl.col("pp") * pl.col("cp"))
@@ -332,12 +365,16 @@ def build_core(data: dict) -> dict[str, pl.DataFrame]:
     cur = curated_runs(data["training_runs"].typed, acc, table)
     ep = epoch_runs(data["epoch"].typed, acc, table) if data["epoch"].typed.height else cur.clear()
     runs = merge_runs(cur, ep)
+    from llmplan.shapes import core_shapes
+    ms = data["model_shapes"].typed if "model_shapes" in data else None
+    shapes = core_shapes(ms) if ms is not None and ms.height else None
     return {
         "core.accelerators": acc,
         "core.accelerator_aliases": table,
         "core.training_runs": runs,
         "core.throughput": throughput(data["throughput"].typed, acc, table) if data["throughput"].typed.height else None,
-        "core.step_benchmarks": step_benchmarks(data["step_benchmarks"].typed, data["throughput"].typed, acc, table),
+        "core.step_benchmarks": step_benchmarks(data["step_benchmarks"].typed, data["throughput"].typed, acc, table, shapes),
+        "core.model_shapes": shapes,
         "core.corpus_published": corpus_published(data["corpus_published"].typed) if data["corpus_published"].typed.height else None,
         "core.unmapped_accelerators": unmapped(runs),
     }

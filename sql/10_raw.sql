@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS raw.throughput_benchmarks (
     global_batch_size VARCHAR, throughput_samples_s VARCHAR, throughput_tokens_s VARCHAR,
     throughput_tokens_s_gpu VARCHAR, global_batch_tokens VARCHAR, "precision" VARCHAR,
     mp_mode VARCHAR, sharding_strategy VARCHAR, activation_checkpointing VARCHAR,
-    activation_cpu_offload VARCHAR, num_params VARCHAR,
+    activation_cpu_offload VARCHAR, num_params VARCHAR, framework VARCHAR,
     source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
 );
@@ -48,6 +48,19 @@ CREATE TABLE IF NOT EXISTS raw.step_benchmarks (
     gpu_type VARCHAR, gpu_count VARCHAR, "precision" VARCHAR, seq_len VARCHAR, global_batch_tokens VARCHAR,
     micro_batch VARCHAR, tp VARCHAR, pp VARCHAR, cp VARCHAR, ep VARCHAR, vp VARCHAR, fsdp VARCHAR,
     tokens_per_s_per_gpu VARCHAR, notes VARCHAR,
+    framework VARCHAR, zero_stage VARCHAR, global_batch VARCHAR, model_tflops_per_gpu VARCHAR, mfu VARCHAR,
+    derived VARCHAR,
+    source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+
+-- Published model architectures (data/throughput/model_shapes.csv), one row per model spelling.
+CREATE TABLE IF NOT EXISTS raw.model_shapes (
+    model VARCHAR, canonical VARCHAR, layers VARCHAR, hidden VARCHAR, ffn VARCHAR, heads VARCHAR, kv_heads VARCHAR,
+    head_dim VARCHAR, vocab VARCHAR, experts VARCHAR, top_k VARCHAR, moe_ffn VARCHAR, shared_experts VARCHAR,
+    dense_layers VARCHAR, q_lora_rank VARCHAR, kv_lora_rank VARCHAR, qk_rope_head_dim VARCHAR, v_head_dim VARCHAR,
+    mtp_layers VARCHAR, pos_emb_len VARCHAR, tied_embeddings VARCHAR, mlp VARCHAR, attention VARCHAR,
+    linear_bias VARCHAR, "source" VARCHAR, derived VARCHAR, notes VARCHAR,
     source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
 );
@@ -56,6 +69,7 @@ CREATE TABLE IF NOT EXISTS raw.accelerators (
     accelerator VARCHAR, vendor VARCHAR, peak_dense_bf16_tflops VARCHAR,
     peak_dense_fp8_tflops VARCHAR, memory_gb VARCHAR, hbm_bandwidth_tbs VARCHAR,
     on_demand_usd_per_hour_median VARCHAR, price_note VARCHAR, notes VARCHAR, nvlink_domain VARCHAR,
+    nvlink_bandwidth_gbs VARCHAR, scaleout_gbits_per_gpu VARCHAR, interconnect_source VARCHAR,
     source_file VARCHAR NOT NULL, source_line INTEGER NOT NULL, file_sha256 VARCHAR NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
 );
@@ -97,3 +111,15 @@ ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS bytes_tokens DOUBLE
 ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS options VARCHAR;
 ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS nvlink_domain VARCHAR;
 ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS "precision" VARCHAR;
+
+-- Columns added after a warehouse was first created (issue 19: frameworks, shapes, interconnect).
+ALTER TABLE raw.step_benchmarks ADD COLUMN IF NOT EXISTS framework VARCHAR;
+ALTER TABLE raw.step_benchmarks ADD COLUMN IF NOT EXISTS zero_stage VARCHAR;
+ALTER TABLE raw.step_benchmarks ADD COLUMN IF NOT EXISTS global_batch VARCHAR;
+ALTER TABLE raw.step_benchmarks ADD COLUMN IF NOT EXISTS model_tflops_per_gpu VARCHAR;
+ALTER TABLE raw.step_benchmarks ADD COLUMN IF NOT EXISTS mfu VARCHAR;
+ALTER TABLE raw.step_benchmarks ADD COLUMN IF NOT EXISTS derived VARCHAR;
+ALTER TABLE raw.throughput_benchmarks ADD COLUMN IF NOT EXISTS framework VARCHAR;
+ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS nvlink_bandwidth_gbs VARCHAR;
+ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS scaleout_gbits_per_gpu VARCHAR;
+ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS interconnect_source VARCHAR;

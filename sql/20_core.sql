@@ -5,7 +5,11 @@ CREATE TABLE IF NOT EXISTS core.accelerators (
     accelerator VARCHAR PRIMARY KEY, vendor VARCHAR, peak_flops DOUBLE NOT NULL,
     peak_fp8_flops DOUBLE, memory_bytes DOUBLE, hbm_bandwidth_bytes_s DOUBLE,
     usd_per_hour DOUBLE, price_note VARCHAR, notes VARCHAR, source_file VARCHAR, source_line INTEGER,
-    nvlink_domain BIGINT              -- accelerators in one NVLink domain (8 for a DGX/HGX node, 72 for GB200 NVL72)
+    nvlink_domain BIGINT,             -- accelerators in one NVLink domain (8 for a DGX/HGX node, 72 for GB200 NVL72)
+    nvlink_bytes_per_s DOUBLE,        -- scale-up link per accelerator, ONE direction, bytes/s: the datasheet's
+                                      -- bidirectional GB/s × 1e9 ÷ 2 (H100: 900 GB/s → 4.5e11)
+    scaleout_bytes_per_s DOUBLE,      -- scale-out NIC per accelerator, bytes/s: Gb/s × 1e9 ÷ 8 (400 Gb/s → 5e10)
+    interconnect_source VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS core.accelerator_aliases (
@@ -39,7 +43,8 @@ CREATE TABLE IF NOT EXISTS core.throughput (
     mfu_6n DOUBLE,                    -- tokens/s/GPU × 6N ÷ peak: the 6·N·D utilisation the fit uses
     attention_flop_per_token DOUBLE,  -- implied by the reported MFU (which counts attention) minus 6N
     activation_checkpointing BOOLEAN, fit_exclusion_reason VARCHAR,
-    source_file VARCHAR, source_line INTEGER
+    source_file VARCHAR, source_line INTEGER,
+    framework VARCHAR                 -- llm-foundry
 );
 
 -- Per-step benchmarks in one shape (llmplan/transform.py step_benchmarks; fitted by llmplan/step.py).
@@ -51,7 +56,27 @@ CREATE TABLE IF NOT EXISTS core.step_benchmarks (
     peak_flops DOUBLE,                -- the peak of the precision the step ran in
     step_mfu DOUBLE,                  -- tokens/s/GPU × 6·N_active ÷ peak_flops
     layout_eff DOUBLE,                -- pipeline bubble × recompute factor (physics, not fitted)
-    fit_exclusion_reason VARCHAR, source_file VARCHAR, source_line INTEGER
+    fit_exclusion_reason VARCHAR, source_file VARCHAR, source_line INTEGER,
+    -- issue 19: every per-step row with its stack, layout and the model's published shape
+    framework VARCHAR,                -- nemo | maxtext | paxml | megatron-bridge | llm-foundry | a team's own
+    vp BIGINT,                        -- virtual pipeline stages (1 without pipeline; NULL = pipeline, not stated)
+    zero_stage BIGINT,                -- 3 for FSDP full sharding; NULL = not stated
+    global_batch DOUBLE,              -- sequences per step where printed
+    model_tflops_per_gpu DOUBLE,      -- as published (the source's FLOP convention)
+    published_mfu DOUBLE,             -- MFU as the source printed or derived it (fraction)
+    layers BIGINT, hidden BIGINT, ffn BIGINT, heads BIGINT, kv_heads BIGINT, head_dim BIGINT, vocab BIGINT,
+    experts BIGINT, top_k BIGINT, moe_ffn BIGINT, shared_experts BIGINT, dense_layers BIGINT,
+    tied_embeddings BOOLEAN, mlp VARCHAR, attention VARCHAR   -- from core.model_shapes; NULL where unknown
+);
+
+-- Published model architectures (data/throughput/model_shapes.csv).
+CREATE TABLE IF NOT EXISTS core.model_shapes (
+    model VARCHAR PRIMARY KEY, canonical VARCHAR, layers BIGINT, hidden BIGINT, ffn BIGINT, heads BIGINT,
+    kv_heads BIGINT, head_dim BIGINT, vocab BIGINT, experts BIGINT, top_k BIGINT, moe_ffn BIGINT,
+    shared_experts BIGINT, dense_layers BIGINT, q_lora_rank BIGINT, kv_lora_rank BIGINT, qk_rope_head_dim BIGINT,
+    v_head_dim BIGINT, mtp_layers BIGINT, pos_emb_len BIGINT, tied_embeddings BOOLEAN, mlp VARCHAR,
+    attention VARCHAR, linear_bias BOOLEAN, "source" VARCHAR, derived VARCHAR, notes VARCHAR,
+    source_file VARCHAR, source_line INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS core.corpus_published (
@@ -73,3 +98,28 @@ ALTER TABLE core.corpus_published ADD COLUMN IF NOT EXISTS size_kind VARCHAR;
 ALTER TABLE core.corpus_published ADD COLUMN IF NOT EXISTS tokenizer_family VARCHAR;
 ALTER TABLE core.accelerators ADD COLUMN IF NOT EXISTS nvlink_domain BIGINT;
 ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS "precision" VARCHAR;
+ALTER TABLE core.accelerators ADD COLUMN IF NOT EXISTS nvlink_bytes_per_s DOUBLE;
+ALTER TABLE core.accelerators ADD COLUMN IF NOT EXISTS scaleout_bytes_per_s DOUBLE;
+ALTER TABLE core.accelerators ADD COLUMN IF NOT EXISTS interconnect_source VARCHAR;
+ALTER TABLE core.throughput ADD COLUMN IF NOT EXISTS framework VARCHAR;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS framework VARCHAR;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS vp BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS zero_stage BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS global_batch DOUBLE;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS model_tflops_per_gpu DOUBLE;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS published_mfu DOUBLE;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS layers BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS hidden BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS ffn BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS heads BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS kv_heads BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS head_dim BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS vocab BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS experts BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS top_k BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS moe_ffn BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS shared_experts BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS dense_layers BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS tied_embeddings BOOLEAN;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS mlp VARCHAR;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS attention VARCHAR;
