@@ -215,8 +215,10 @@ def _open(warehouse):
 def predict(
     runs: Path = typer.Option(..., help="CSV of runs (see --per-step for the columns of each form)"),
     per_step: bool = typer.Option(False, "--per-step", help="Predict step throughput for configurations instead of whole runs"),
-    framework: Optional[str] = typer.Option(None, help="With --per-step: a framework the fit knows (e.g. megatron-bridge); "
+    framework: Optional[str] = typer.Option(None, help="With --per-step: a framework the fit knows (e.g. nemo, megatron-bridge); "
                                                        "default a new stack, its spread in the band"),
+    measured: Optional[Path] = typer.Option(None, help="With --per-step: CSV of your own stack's measured steps (the per-step "
+                                                       "columns plus tokens_per_s_per_gpu): calibrates its multiplier"),
     as_json: bool = typer.Option(False, "--json", help="A list of objects with the output keys (floats, unformatted)"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
 ):
@@ -227,13 +229,19 @@ def predict(
     training_flop, gpu_hours_p10, gpu_hours_p50, gpu_hours_p90, wall_days_p50 (with gpu_count).
 
     --per-step: columns model, params_b, active_params_b (optional), gpu_type, gpu_count,
-    precision, seq_len, global_batch (optional, tokens), tp, pp, ep (optional; missing =
-    llmplan's own layout). Output per row: model, tokens_per_s_per_gpu_p10/p50/p90,
-    step_mfu_p50, tp, pp, ep, dp.
+    precision, seq_len, global_batch (optional, tokens), tp, pp, ep, cp, vp, micro_batch,
+    zero_stage, recompute (optional; no tp = llmplan's own layout), layers, hidden, ffn, heads,
+    kv_heads, vocab, experts, top_k (optional: the model's shape; missing = llmplan's rule).
+    Output per row: model, tokens_per_s_per_gpu_p10/p50/p90, step_mfu_p50 (6·N + the full
+    12·L·s·h attention count, Megatron's convention), step_hfu_p50 (with recompute), mfu_6n_p50,
+    the layout and the shape used, bubble_share.
 
     Examples:\n
       llmplan predict --runs my_runs.csv --json\n
-      llmplan predict --per-step --runs configs.csv --json
+      llmplan predict --per-step --runs configs.csv --json\n
+      llmplan predict --per-step --runs configs.csv --measured our_steps.csv
+
+    The step model and its sources: docs/methods.md ("Step physics").
     """
     import polars as pl
 
@@ -261,7 +269,7 @@ def predict(
             raise InputError(problems, consequence=None)
         f = mapped.join(acc.select("accelerator", "peak_flops", "peak_fp8_flops", "memory_bytes", "nvlink_domain"),
                         on="accelerator", how="left")
-        from llmplan.step import Chain, check_rows, predict_steps
+        from llmplan.step import Chain, check_rows, per_step_frame, predict_steps
 
         problems = check_rows(f, str(runs))
         if problems:
@@ -269,15 +277,11 @@ def predict(
         if per_step:
             if not isinstance(model, Chain):
                 raise LlmplanError("this warehouse has no step model yet; run `llmplan run` to fit one")
-            if framework and framework not in model.step.families:
-                raise LlmplanError(f"--framework {framework!r} is not in the fit; known: {', '.join(model.step.families)}")
-            f = f.with_columns(pl.col("peak_flops").alias("peak_bf16_flops"),
-                               pl.when(pl.col("precision") == "fp8").then(pl.col("peak_fp8_flops")).otherwise(pl.col("peak_flops"))
-                               .alias("peak_flops"), pl.col("gpu_count").cast(pl.Float64))
-            out = predict_steps(f, model.step, framework).sort("source_line").select(
-                "model", pl.col("step_tokens_per_s_p10").alias("tokens_per_s_per_gpu_p10"),
-                pl.col("step_tokens_per_s_p50").alias("tokens_per_s_per_gpu_p50"),
-                pl.col("step_tokens_per_s_p90").alias("tokens_per_s_per_gpu_p90"), "step_mfu_p50", "tp", "pp", "ep", "dp")
+            step_model, framework = _with_measured(model.step, measured, framework, table, acc)
+            out = predict_steps(per_step_frame(f, acc), step_model, framework).select(
+                "model", "tokens_per_s_per_gpu_p10", "tokens_per_s_per_gpu_p50", "tokens_per_s_per_gpu_p90", "step_mfu_p50",
+                "step_hfu_p50", "mfu_6n_p50", "tp", "pp", "vp", "cp", "ep", "dp", "zero_stage", "micro_batch", "recompute",
+                *SHAPE_OUT, "bubble_share")
         else:
             from llmplan.flops import training_flop
             from llmplan.step import IMPUTED_CLUSTER
@@ -309,11 +313,14 @@ def predict(
 
     if per_step:
         t = Table(title="Predicted step throughput (tokens/s per accelerator)")
-        for c in ("model", "p10", "p50", "p90", "step MFU p50", "layout tp·pp·ep·dp"):
+        for c in ("model", "p10", "p50", "p90", "MFU / HFU p50", "layout tp·pp·cp·ep·dp (vp, mb, ZeRO, recompute)",
+                  "shape L·h·ffn·heads/kv·V (experts, top-k)"):
             t.add_column(c, overflow="fold")
         for r in out.iter_rows(named=True):
             t.add_row(r["model"], fmt_count(r["tokens_per_s_per_gpu_p10"]), fmt_count(r["tokens_per_s_per_gpu_p50"]),
-                      fmt_count(r["tokens_per_s_per_gpu_p90"]), f"{r['step_mfu_p50']:.0%}", f"{r['tp']}·{r['pp']}·{r['ep']}·{r['dp']}")
+                      fmt_count(r["tokens_per_s_per_gpu_p90"]), f"{r['step_mfu_p50']:.0%} / {r['step_hfu_p50']:.0%}",
+                      f"{r['tp']}·{r['pp']}·{r['cp']}·{r['ep']}·{r['dp']} ({r['vp']}, {r['micro_batch']}, {r['zero_stage']}, {r['recompute']})",
+                      _shape_text(r))
         console.print(t)
         return
     t = Table(title="Predicted GPU-hours (whole run)")
@@ -323,6 +330,55 @@ def predict(
         t.add_row(r["model"], fmt_sci(r["training_flop"], "FLOP"), fmt_count(r["gpu_hours_p10"]), fmt_count(r["gpu_hours_p50"]),
                   fmt_count(r["gpu_hours_p90"]), fmt_days(r["wall_days_p50"]) if r["wall_days_p50"] is not None else "–")
     console.print(t)
+
+
+SHAPE_OUT = ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "experts", "top_k")
+
+
+def _shape_text(r: dict) -> str:
+    text = f"{r['layers']:.0f}·{r['hidden']:.0f}·{r['ffn']:.0f}·{r['heads']:.0f}/{r['kv_heads']:.0f}·{r['vocab']:.0f}"
+    return text + (f" ({r['experts']:.0f}, {r['top_k']:.0f})" if r.get("experts") and r["experts"] > 1 else "")
+
+
+def _with_measured(step_model, measured: Path | None, framework: str | None, table, acc):
+    """The step model and the framework plans use: `--measured` rows calibrate their stack (named by
+    their `framework` column, else 'measured'); `--framework` must be one the fit knows."""
+    import polars as pl
+
+    from llmplan.accelerators import normalise
+    from llmplan.errors import InputError, Problem
+    from llmplan.ingest import read_one
+    from llmplan.schemas import PREDICT_STEPS
+    from llmplan.step import check_rows, per_step_frame
+
+    if measured is None:
+        if framework and framework not in step_model.frameworks:
+            raise LlmplanError(f"--framework {framework!r} is not in the fit; known: {', '.join(step_model.frameworks)} "
+                               "(or give --measured rows of your own stack)")
+        return step_model, framework
+    rows = read_one(PREDICT_STEPS, measured)
+    problems = [Problem(str(measured), r["source_line"], "tokens_per_s_per_gpu", "empty; expected the measured tokens/s per "
+                        "accelerator of this configuration") for r in rows.iter_rows(named=True)
+                if r.get("tokens_per_s_per_gpu") is None]
+    if "tokens_per_s_per_gpu" not in rows.columns:
+        problems = [Problem(str(measured), 1, "tokens_per_s_per_gpu", "no such column; expected the measured tokens/s per accelerator")]
+    mapped = normalise(rows, "gpu_type", table)
+    problems += [Problem(str(measured), r["source_line"], "gpu_type", f"{r['gpu_type']!r} is not in the accelerator table; expected "
+                         "a name or alias from data/accelerators/") for r in mapped.filter(pl.col("accelerator").is_null()).iter_rows(named=True)]
+    if not problems:
+        problems = check_rows(mapped.join(acc.select("accelerator", "peak_fp8_flops"), on="accelerator", how="left"), str(measured))
+    if problems:
+        raise InputError(problems, consequence=None)
+    name = framework or "measured"
+    f = per_step_frame(mapped, acc)
+    if "tp" not in f.columns or f["tp"].is_null().any():
+        raise InputError([Problem(str(measured), r["source_line"], "tp", "empty; a measured row needs the layout it ran "
+                                  "(tp, pp; optional cp, ep, vp, micro_batch, zero_stage, recompute)")
+                          for r in f.filter(pl.col("tp").is_null() if "tp" in f.columns else pl.lit(True)).iter_rows(named=True)],
+                         consequence=None)
+    from llmplan.step import laid_rows
+
+    return step_model.calibrate(laid_rows(f).with_columns(pl.lit(name).alias("framework")), name), name
 
 
 def _parse_pairs(text: str, option: str, example: str, value) -> dict:
@@ -379,6 +435,19 @@ def plan(
     storage_gbps: float = typer.Option(1.0, help="Checkpoint write bandwidth per 8-accelerator node, GB/s (goodput; "
                                                  "default: Llama 3's 2 TB/s for 2,048 nodes)"),
     restart_minutes: float = typer.Option(11.0, help="Minutes to restart after an interruption (goodput)"),
+    layers: Optional[int] = typer.Option(None, min=1, help="Model shape: layers (default: llmplan's rule from the size; "
+                                                          "docs/methods.md)"),
+    hidden: Optional[int] = typer.Option(None, min=64, help="Model shape: hidden size"),
+    ffn: Optional[int] = typer.Option(None, min=64, help="Model shape: MLP inner size (SwiGLU)"),
+    heads: Optional[int] = typer.Option(None, min=1, help="Model shape: attention heads"),
+    kv_heads: Optional[int] = typer.Option(None, min=1, help="Model shape: key/value heads (grouped-query attention)"),
+    vocab: Optional[int] = typer.Option(None, min=256, help="Vocabulary size (default: the shape rule's, 128,256)"),
+    experts: Optional[int] = typer.Option(None, min=1, help="Mixture of experts: experts per layer (with --active-params)"),
+    top_k: Optional[int] = typer.Option(None, min=1, help="Mixture of experts: experts each token uses"),
+    framework: Optional[str] = typer.Option(None, help="Your training stack, if the fit knows it (e.g. nemo); default a new "
+                                                       "stack, the between-framework spread in the band"),
+    measured: Optional[Path] = typer.Option(None, help="CSV of your stack's measured steps (per-step columns + "
+                                                       "tokens_per_s_per_gpu): calibrates its multiplier for this plan"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
 ):
@@ -417,7 +486,23 @@ def plan(
         name = acc["accelerator"][0]
         if price is not None:
             acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
+        shape = {k: v for k, v in (("layers", layers), ("hidden", hidden), ("ffn", ffn), ("heads", heads),
+                                   ("kv_heads", kv_heads), ("top_k", top_k)) if v is not None}
+        if experts is not None:
+            shape["experts"] = experts
+        if vocab is not None:
+            shape["vocab_size"] = vocab
+        if measured is not None or framework is not None:
+            from llmplan.step import Chain
+
+            if isinstance(model, Chain):
+                with _open(warehouse) as con:
+                    table = con.sql("SELECT * FROM core.accelerator_aliases").pl()
+                    accs = con.sql("SELECT * FROM core.accelerators").pl()
+                stepm, framework = _with_measured(model.step, measured, framework, table, accs)
+                model = Chain(model.whole, stepm, model.residual)
         base = Scenario(accelerators=[name], mixture=_parse_mix(mix), unique_tokens=_parse_unique(unique), seq_len=seq_len,
+                        framework=framework, **shape,
                         scaling_law=law, flash_attention=flash_attention, confidence=confidence, precision=precision,
                         active_fraction=fraction, global_batch_tokens=global_batch, storage_gbps=storage_gbps,
                         restart_minutes=restart_minutes)
@@ -441,6 +526,8 @@ def plan(
                                      "min_gpus_for_memory", "fits_in_memory", "checkpoint_gib", "predicted_loss",
                                      "predicted_loss_p10", "predicted_loss_p90", "loss_law", "meets_deadline", "within_budget",
                                      "max_epochs", "warnings")}
+            out.update({k: r.get(k) for k in ("vp", "cp", "micro_batch", "step_hfu_p50", "step_seconds_p50", "framework",
+                                              "step_tokens_per_s_per_gpu_p50", "whole_run_multiplier", *SHAPE_OUT)})
             out.update({k: r.get(k) for k in ("active_params", "precision", "tp", "pp", "ep", "dp", "zero_stage", "recompute",
                                               "global_batch_tokens", "step_mfu_p50", "goodput_p50", "chain_goodput_p50", "max_useful_gpus",
                                               "useful_gpus", "tokens_per_s_per_gpu_p50", "billed_gpu_hours_p50")})
@@ -496,12 +583,18 @@ def _print_plan(out: dict) -> None:
                   if out["cost_usd_p50"] else "no price for this accelerator: pass --price")
         t.add_row("expected loss", f"{loss} ({out['loss_law']})")
         if out.get("tp"):
-            t.add_row("layout", f"TP {out['tp']} × PP {out['pp']} × DP {out['dp']}" + (f" (EP {out['ep']})" if out["ep"] > 1 else "")
-                      + f", ZeRO-{out['zero_stage']}, recompute {out['recompute']}, {out['precision']}")
+            t.add_row("shape", "layers · hidden · ffn · heads/kv · vocab " + _shape_text(out)
+                      + (" (experts, top-k)" if (out.get("experts") or 1) > 1 else "") + " — llmplan's rule unless given")
+            t.add_row("layout", f"TP {out['tp']} × PP {out['pp']}" + (f" (virtual {out['vp']})" if (out.get("vp") or 1) > 1 else "")
+                      + (f" × CP {out['cp']}" if (out.get("cp") or 1) > 1 else "") + f" × DP {out['dp']}"
+                      + (f" (EP {out['ep']})" if out["ep"] > 1 else "")
+                      + f", ZeRO-{out['zero_stage']}, micro-batch {out.get('micro_batch')}, recompute {out['recompute']}, {out['precision']}")
             t.add_row("global batch", f"{fmt_count(out['global_batch_tokens'])} tokens; at most {out['max_useful_gpus']:,} "
                       "accelerators busy")
-            t.add_row("throughput", f"{fmt_count(out['tokens_per_s_per_gpu_p50'])} tokens/s per accelerator (step MFU "
-                      f"{out['step_mfu_p50']:.0%} × whole-run ÷ step {out.get('chain_goodput_p50') or 0:.0%})")
+            t.add_row("throughput", f"{fmt_count(out['tokens_per_s_per_gpu_p50'])} tokens/s per accelerator over the run = step "
+                      f"{fmt_count(out.get('step_tokens_per_s_per_gpu_p50') or 0)} (MFU {out['step_mfu_p50']:.0%}, HFU "
+                      f"{(out.get('step_hfu_p50') or 0):.0%}; {out.get('framework') or 'a new stack'}) × whole-run multiplier "
+                      f"{(out.get('whole_run_multiplier') or 1):.2f} × goodput {(out.get('goodput_p50') or 1):.0%}")
     t.add_row("memory", f"{out['memory_per_gpu_gib']:.1f} GiB per accelerator; needs ≥ {out['min_gpus_for_memory']} accelerators"
               if out["min_gpus_for_memory"] else "does not fit at any count")
     t.add_row("checkpoint", f"{out['checkpoint_gib']:,.0f} GiB")

@@ -134,7 +134,7 @@ def fit_models(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         laid = step.runs_with_step(runs.filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
         res = goodput.fit_residual(laid)
         warehouse.append(con, "fits.step_physics", step.physics_frame(sm, res, run_id))
-        sbt = step.step_backtest(steps, acc, full=sm)
+        sbt = step.step_backtest(steps, acc, full=sm, units=step.PIPELINE_SPLITS)
         warehouse.append(con, "fits.step_backtests", sbt.select(STEP_BACKTEST_COLUMNS).with_columns(pl.lit(run_id).alias("pipeline_run_id")))
         chain = step.chain_backtest(laid).with_columns(pl.lit("step × goodput").alias("method"))
         warehouse.append(con, "fits.backtests", chain.with_columns(pl.lit(run_id).alias("pipeline_run_id")))

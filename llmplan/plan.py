@@ -207,7 +207,7 @@ def build_plans(sc: Scenario, model: EfficiencyModel, accelerators: pl.DataFrame
                                  pl.Series("min_gpus_for_memory", need).replace(-1, None))
     else:
         per_gpu, need = memory.memory_plan(grid["params"].to_numpy(), grid["cluster_gpus"].to_numpy(), grid["memory_bytes"].to_numpy(),
-                                           sc.zero_stage, sc.seq_len, sc.micro_batch or 1, sc.fp32_grads, sc.vocab_size,
+                                           sc.zero_stage, sc.seq_len, sc.micro_batch or 1, sc.fp32_grads, sc.vocab_size or 128256,
                                            sc.flash_attention)
         grid = grid.with_columns(
             pl.Series("memory_per_gpu_gib", per_gpu / memory.GIB),
@@ -294,7 +294,7 @@ def fewest_accelerators(sc: Scenario, model: EfficiencyModel, accelerators: pl.D
     if "layout_fits" in g:                                     # the chain's layout search decided memory
         return hi
     _, need = memory.memory_plan(st["params"].to_numpy(), np.array([hi]), accelerators["memory_bytes"].to_numpy()[:1],
-                                 sc.zero_stage, sc.seq_len, sc.micro_batch or 1, sc.fp32_grads, sc.vocab_size, sc.flash_attention)
+                                 sc.zero_stage, sc.seq_len, sc.micro_batch or 1, sc.fp32_grads, sc.vocab_size or 128256, sc.flash_attention)
     if not np.isfinite(need[0]):
         raise LlmplanError(f"{fmt_params(float(st['params'][0]))} parameters do not fit in {accelerators['accelerator'][0]} "
                            "memory at any count with this micro-batch and sequence length")

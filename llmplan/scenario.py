@@ -33,15 +33,16 @@ class Scenario(BaseModel):
     zero_stage: Literal[0, 1, 2, 3] = Field(default=3, description="ZeRO stage for optimizer/gradient/weight sharding")
     fp32_grads: bool = Field(default=True, description="Keep an fp32 gradient partition besides the bf16 gradients "
                                                         "(DeepSpeed's and Megatron's bf16 default; 4 more bytes/param)")
-    vocab_size: int = Field(default=32000, ge=256, le=10_000_000,
-                            description="Vocabulary size: the embedding and the fp32 logits buffer of the loss")
+    vocab_size: int | None = Field(default=None, ge=256, le=10_000_000,
+                            description="Vocabulary size: the embedding and the fp32 logits buffer of the loss "
+                                        "(default: the shape rule's, 128,256 as Llama 3)")
     flash_attention: bool = Field(default=True, description="FlashAttention: the attention-score matrix is not stored "
                                                              "(off adds 5·a·s/h per layer, Korthikanti et al. 2022)")
     precision: Literal["bf16", "fp8"] = Field(default="bf16", description="Training precision: FP8 runs against the FP8 "
                                                                         "peak (accelerators without one are an error)")
     active_fraction: float | None = Field(default=None, gt=0, le=1, description="Mixture of experts: active ÷ total parameters "
                                                                                "for every target (FLOPs on the active, memory on all)")
-    experts: int = Field(default=64, ge=1, le=4096, description="Mixture of experts: experts per layer (bounds expert parallelism)")
+    experts: int | None = Field(default=None, ge=1, le=4096, description="Mixture of experts: experts per layer (bounds expert parallelism)")
     global_batch_tokens: str | None = Field(default=None, description="Tokens per optimizer step (default: DeepSeek LLM's "
                                                                       "B_opt = 0.2920·C^0.3271)")
     headline_targets: list[str] = Field(default=[], max_length=12,

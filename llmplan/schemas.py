@@ -271,6 +271,15 @@ PREDICT_STEPS = Kind(
         Col("tp", "tp", pl.Int64, required=False, checks=(POS,)),
         Col("pp", "pp", pl.Int64, required=False, checks=(POS,)),
         Col("ep", "ep", pl.Int64, required=False, checks=(POS,)),
+        Col("cp", "cp", pl.Int64, required=False, checks=(POS,)),
+        Col("vp", "vp", pl.Int64, required=False, checks=(POS,)),
+        Col("micro_batch", "micro_batch", pl.Int64, required=False, checks=(POS,)),
+        Col("zero_stage", "zero_stage", pl.Int64, required=False, checks=(pa.Check.isin([0, 1, 2, 3]),)),
+        Col("recompute", "recompute", required=False, checks=(pa.Check.isin(["none", "selective", "full"]),)),
+        *[Col(k, k, pl.Int64, required=False, checks=(POS,)) for k in ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab",
+                                                                       "experts", "top_k", "moe_ffn")],
+        # Measured rows (`--measured`): what the team's own stack achieved on this configuration.
+        _f("tokens_per_s_per_gpu", "tokens_per_s_per_gpu", required=False),
     ),
 )
 

@@ -122,7 +122,11 @@ def physics_from_frame(f: pl.DataFrame) -> tuple[pmodel.StepPhysics, "gp.Residua
 
 # -- per-step backtests -------------------------------------------------------------------
 
-def step_backtest(steps: pl.DataFrame, acc: pl.DataFrame | None = None, full: pmodel.StepPhysics | None = None) -> pl.DataFrame:
+PIPELINE_SPLITS = ("source_group", "framework")          # leave one model out (≈ 80 refits) is bench/backtest.py's
+
+
+def step_backtest(steps: pl.DataFrame, acc: pl.DataFrame | None = None, full: pmodel.StepPhysics | None = None,
+                  units: tuple[str, ...] = ("source_group", "model", "framework")) -> pl.DataFrame:
     """The step physics on rows it never saw: leave one framework release out (the framework's
     effect kept from its other releases), leave one model out, leave one framework out (a stack the
     fit never saw: its effect unknown, the between-framework spread in the band), and leave one
@@ -144,6 +148,8 @@ def step_backtest(steps: pl.DataFrame, acc: pl.DataFrame | None = None, full: pm
 
     for split, unit in (("per step: leave one release out", "source_group"), ("per step: leave one model out", "model"),
                         ("per step: leave one framework out", "framework")):
+        if unit not in units:
+            continue
         for held in rows[unit].unique().sort().to_list():
             train, test = rows.filter(pl.col(unit) != held), rows.filter(pl.col(unit) == held)
             if train.height < 10 or (unit == "source_group" and test["framework"][0] not in several):
@@ -431,33 +437,40 @@ def per_step_frame(frame: pl.DataFrame, acc: pl.DataFrame) -> pl.DataFrame:
         opt("framework").cast(pl.Utf8).alias("framework"))
 
 
+LAYOUT_DEFAULTS = (("pp", 1), ("vp", 1), ("cp", 1), ("ep", 1), ("micro_batch", 1), ("zero_stage", 1), ("recompute", "none"))
+
+
+def with_batch(f: pl.DataFrame) -> pl.DataFrame:
+    """global_batch_tokens: the row's global_batch (tokens) or the batch law at a nominal 1T-token run."""
+    law = global_batch_tokens((6.0 * f["active_params"] * 1e12).to_numpy(), f["seq_len"].to_numpy())
+    given = f["global_batch"].cast(pl.Float64).to_numpy() if "global_batch" in f.columns else np.full(f.height, np.nan)
+    return f.with_columns(pl.Series("global_batch_tokens", np.where(np.isnan(given), law, given)))
+
+
+def laid_rows(f: pl.DataFrame) -> pl.DataFrame:
+    """Rows that state their layout (tp at least): the rest of it defaulted (LAYOUT_DEFAULTS), the
+    global batch, data-parallel ranks and the shape columns — what StepPhysics.predict takes."""
+    f = f if "global_batch_tokens" in f.columns else with_batch(f)
+    f = f.with_columns(*[(pl.col(c).fill_null(d) if c in f.columns else pl.lit(d)).alias(c) for c, d in LAYOUT_DEFAULTS])
+    sh = pmodel.shape_frame(f)
+    f = f.with_columns(*[pl.Series(k, np.asarray(v, float)) for k, v in sh.items()])
+    seqs = (pl.col("global_batch_tokens") / (pl.col("seq_len") * pl.col("micro_batch"))).floor().clip(1)
+    dp = (pl.col("gpu_count") / (pl.col("tp") * pl.col("pp") * pl.col("cp"))).floor()
+    return f.with_columns(pl.min_horizontal(dp, seqs).cast(pl.Int64).alias("dp"))
+
+
 def predict_steps(frame: pl.DataFrame, step: pmodel.StepPhysics, framework: str | None = None) -> pl.DataFrame:
     """Per row: tokens/s per accelerator p10/p50/p90, step MFU and HFU p50, the shape and the
-    layout — the row's own where tp/pp/… are given, else llmplan's search. A new stack by default;
+    layout — the row's own where tp is given, else llmplan's search. A new stack by default;
     `framework` names one the fit knows or one calibrated from measured rows."""
-    f = frame.with_columns(pl.lit(framework).cast(pl.Utf8).alias("framework"))
-    f = f.with_columns(pl.Series("global_batch_tokens", np.where(
-        f["global_batch"].is_null().to_numpy() if "global_batch" in f.columns else np.ones(f.height, bool),
-        global_batch_tokens((6.0 * f["active_params"] * 1e12).to_numpy(), f["seq_len"].to_numpy()),
-        f["global_batch"].fill_null(0).to_numpy() if "global_batch" in f.columns else 0.0)))
-    given = [c for c in ("tp", "pp", "vp", "cp", "ep", "micro_batch", "zero_stage", "recompute") if c in f.columns]
-    laid_given = f.filter(pl.col("tp").is_not_null()) if "tp" in f.columns else f.head(0)
+    f = with_batch(frame.with_columns(pl.lit(framework).cast(pl.Utf8).alias("framework")))
+    known = framework is not None
+    given = f.filter(pl.col("tp").is_not_null()) if "tp" in f.columns else f.head(0)
     own = f.filter(pl.col("tp").is_null()) if "tp" in f.columns else f
     parts = []
-    if laid_given.height:
-        g = laid_given.with_columns(*[pl.col(c).fill_null(d) for c, d in (("pp", 1), ("vp", 1), ("cp", 1), ("ep", 1),
-                                                                           ("micro_batch", 1), ("zero_stage", 1)) if c in given],
-                                    *[pl.lit(d).alias(c) for c, d in (("pp", 1), ("vp", 1), ("cp", 1), ("ep", 1),
-                                                                       ("micro_batch", 1), ("zero_stage", 1)) if c not in given])
-        if "recompute" not in g.columns:
-            g = g.with_columns(pl.lit("none").alias("recompute"))
-        g = g.with_columns(pl.col("recompute").fill_null("none"))
-        sh = pmodel.shape_frame(g)
-        g = g.with_columns(*[pl.Series(k, np.asarray(v, float)) for k, v in sh.items()])
-        p = step.predict(g, known_framework=framework is not None)
-        seqs = (pl.col("global_batch_tokens") / (pl.col("seq_len") * pl.col("micro_batch"))).floor().clip(1)
-        dp = (pl.col("gpu_count") / (pl.col("tp") * pl.col("pp") * pl.col("cp"))).floor()
-        parts.append(p.with_columns(pl.min_horizontal(dp, seqs).cast(pl.Int64).alias("dp")))
+    if given.height:
+        parts.append(step.predict(laid_rows(given), known_framework=known))
     if own.height:
-        parts.append(playout.search(own, step, known_framework=framework is not None).with_columns(pl.col("dp").cast(pl.Int64)))
+        parts.append(playout.search(own.drop([c for c, _ in LAYOUT_DEFAULTS if c in own.columns] + (["tp"] if "tp" in own.columns else [])),
+                                    step, known_framework=known).with_columns(pl.col("dp").cast(pl.Int64)))
     return pl.concat(parts, how="diagonal_relaxed").sort("source_line")

@@ -91,13 +91,24 @@ LAYOUT_COLUMNS = ("tp", "pp", "vp", "cp", "ep", "dp", "zero_stage", "micro_batch
 
 def shape_frame(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     """The model shape per row: columns named like shapes.SHAPE_KEYS where present and not null,
-    the rest by llmplan.perf.shapes' rule from params / active_params."""
+    the rest by llmplan.perf.shapes' rule from params / active_params. Published shapes say
+    `experts = 0` for a dense model (here 1), and an un-gated MLP (`mlp` gelu or squared_relu: two
+    matrices of h × ffn) counts as a SwiGLU one of ⅔ the width (three matrices): same parameters
+    and FLOPs."""
     n = frame.height
     col = lambda c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() if c in frame.columns else np.full(n, np.nan)  # noqa: E731
     overrides = {k: col(k) for k in shapes.SHAPE_KEYS}
+    dense = ~(overrides["experts"] > 1)
+    overrides["experts"] = np.where(np.isnan(overrides["experts"]), np.nan, np.where(dense, 1.0, overrides["experts"]))
+    overrides["top_k"] = np.where(dense & ~np.isnan(overrides["experts"]), 1.0, overrides["top_k"])
+    if "mlp" in frame.columns:
+        ungated = frame["mlp"].fill_null("swiglu").is_in(["gelu", "squared_relu", "relu"]).to_numpy()
+        overrides["ffn"] = np.where(ungated, overrides["ffn"] * 2.0 / 3.0, overrides["ffn"])
+        overrides["moe_ffn"] = np.where(ungated, overrides["moe_ffn"] * 2.0 / 3.0, overrides["moe_ffn"])
+    params = frame["params"].cast(pl.Float64).to_numpy()
     active = frame["active_params"].cast(pl.Float64).fill_null(frame["params"].cast(pl.Float64)).to_numpy() \
-        if "active_params" in frame.columns else frame["params"].to_numpy()
-    return shapes.complete_shape(frame["params"].cast(pl.Float64).to_numpy(), active, overrides)
+        if "active_params" in frame.columns else params
+    return shapes.complete_shape(params, active, overrides)
 
 
 def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.ndarray]:
@@ -310,7 +321,12 @@ def fit(frame: pl.DataFrame, rounds: int = 3, start: StepPhysics | None = None) 
     ai = np.array([accs.index(v) for v in frame["accelerator"].to_list()])
     nk, nf, na = len(TERMS), len(fws), len(accs)
     sigma, tau_f, tau_a = 0.05, 0.15, 0.08
-    x0 = np.concatenate([start.z if start is not None else PRIOR_Z, np.zeros(nf + na)])
+    x0 = np.concatenate([PRIOR_Z, np.zeros(nf + na)])
+    if start is not None:                 # a refit on a subset (the backtests) starts where the full fit ended
+        sigma, tau_f, tau_a = start.sigma, start.tau_framework, start.tau_accelerator
+        x0 = np.concatenate([start.z, [start.frameworks.get(k, (0.0,))[0] for k in fws],
+                             [start.accelerators.get(k, (0.0,))[0] for k in accs]])
+        rounds = 1
 
     def resid(x):
         eta = _to_natural(x[:nk])
