@@ -1,1 +1,0 @@
-"""Step physics (temporary)."""
