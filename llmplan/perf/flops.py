@@ -37,7 +37,9 @@ def flops_per_token(shape: dict, seq_len) -> dict:
         "logits": 6.0 * np.asarray(shape["vocab"], float) * np.asarray(shape["hidden"], float),
         "attention": 12.0 * L * np.asarray(seq_len, float) * h_q,
     }
-    out["total"] = out["dense_gemm"] + out["expert_gemm"] + out["logits"] + out["attention"]
+    total = out["dense_gemm"] + out["expert_gemm"] + out["logits"] + out["attention"]
+    out = {k: v + 0.0 * total for k, v in out.items()}   # every part on the common broadcast shape
+    out["total"] = total
     return out
 
 

@@ -30,7 +30,7 @@ Mixtral's 8/2 is the old coarse style) or experts/4 when fewer than 32 experts a
 when not given, from the sparsity with the routed experts taking ρ = 0.6 of the active
 non-embedding parameters (DeepSeek-V3 0.58, Qwen3-235B-A22B 0.68, Qwen3-30B-A3B 0.67):
 E = k·(1 + (N − A)/(ρ·A_non-embedding)), to a multiple of 8 (at least 64 and at least 2·k) — a fixed
-64 with top-8 cannot express N/A above ~6; then layers and moe_ffn solved together so that
+64 with top-8 cannot express N/A above ~6; then layers and moe_ffn (a multiple of 16, the tensor-core tile) solved together so that
 both the total and the active count match.
 """
 
@@ -197,8 +197,8 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     rest = a - embed - dense_layers * 3.0 * h * ffn_moe - (k + shared) * X + dense_layers * (h * E)
     # rest = L·attn + Lm·h·E = L·(attn + h·E) − Ld·h·E  (the + Ld·h·E above moves that term across)
     L_moe = _pick(g["layers"], np.maximum(np.round(rest / (attn + h * E)), dense_layers + 1.0))
-    f_moe = _pick(g["moe_ffn"], np.maximum(_round_to(X / (3.0 * h * np.maximum(L_moe - dense_layers, 1.0)), 32.0),
-                                           32.0))
+    f_moe = _pick(g["moe_ffn"], np.maximum(_round_to(X / (3.0 * h * np.maximum(L_moe - dense_layers, 1.0)), 16.0),
+                                           16.0))
     return {
         "layers": np.where(moe, L_moe, L_dense),
         "hidden": h + 0.0 * n,
