@@ -128,5 +128,11 @@ def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep,
     }
     for key, val in (("tp", tp_bytes), ("pp", pp_bytes), ("dp", dp_bytes), ("fsdp", fsdp_bytes),
                      ("ep", ep_bytes), ("cp", cp_bytes)):
-        out[key + "_bytes"] = val + 0.0 * out[key]
-    return out
+        out[key + "_bytes"] = val
+    return common_shape(out)
+
+
+def common_shape(parts: dict) -> dict:
+    """Every array of `parts` broadcast to their common shape (so rows × layouts index every key)."""
+    shape = np.broadcast_shapes(*(np.shape(v) for v in parts.values()))
+    return {k: np.broadcast_to(np.asarray(v, float), shape) + 0.0 for k, v in parts.items()}

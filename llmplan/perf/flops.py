@@ -20,6 +20,7 @@ only (+1/3 of attention). MFU counts model FLOPs, HFU hardware FLOPs (Chowdhery 
 
 import numpy as np
 
+from llmplan.perf.comm import common_shape
 from llmplan.perf.shapes import param_parts
 
 RECOMPUTE = ("none", "selective", "full")
@@ -37,10 +38,8 @@ def flops_per_token(shape: dict, seq_len) -> dict:
         "logits": 6.0 * np.asarray(shape["vocab"], float) * np.asarray(shape["hidden"], float),
         "attention": 12.0 * L * np.asarray(seq_len, float) * h_q,
     }
-    total = out["dense_gemm"] + out["expert_gemm"] + out["logits"] + out["attention"]
-    out = {k: v + 0.0 * total for k, v in out.items()}   # every part on the common broadcast shape
-    out["total"] = total
-    return out
+    out["total"] = out["dense_gemm"] + out["expert_gemm"] + out["logits"] + out["attention"]
+    return common_shape(out)
 
 
 def model_flops_per_token(shape: dict, seq_len, causal: bool = False):

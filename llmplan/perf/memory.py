@@ -34,7 +34,7 @@ micro-batch of its L/p layers plus the fp32 logits, s·b·V·4/(t·c) with the r
 
 import numpy as np
 
-from llmplan.perf.comm import local_params
+from llmplan.perf.comm import common_shape, local_params
 from llmplan.perf.shapes import param_parts
 
 GIB = float(2 ** 30)
@@ -95,5 +95,5 @@ def layout_bytes(shape: dict, seq_len, micro_batch, tp, pp, vp, dp, cp, ep, zero
 
     first = states + first_act + np.where(pp > 1, 0.0, logits)
     last = states + last_act + logits
-    return {"states": states + 0.0 * first, "activations": first_act + 0.0 * first,
-            "logits": logits + 0.0 * first, "total": np.maximum(first, last)}
+    return common_shape({"states": states, "activations": first_act, "logits": logits,
+                         "total": np.maximum(first, last)})
