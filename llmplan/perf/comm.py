@@ -40,7 +40,7 @@ Returned: seconds per dimension and `<dim>_bytes`, the bytes each GPU puts on th
 
 import numpy as np
 
-from llmplan.perf.shapes import param_parts
+from llmplan.perf.shapes import head_dim, param_parts
 
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p")
 BF16 = 2.0
@@ -113,7 +113,7 @@ def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep,
     k = f(shape["top_k"])
     ep_bytes = (4.0 + 2.0 * full) * (act / tp) * k * wire_factor("all_to_all", ep) * moe_stage_layers * m
 
-    kv_width = np.maximum(f(shape["kv_heads"]) / tp, 1.0) * f(shape.get("head_dim", 128.0))
+    kv_width = np.maximum(f(shape["kv_heads"]) / tp, 1.0) * head_dim(shape)
     cp_layer = 2.0 * b * s * kv_width * BF16 * wire_factor("all_gather", cp)
     cp_bytes = (3.0 + full) * cp_layer * stage_layers * m
 

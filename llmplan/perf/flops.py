@@ -21,7 +21,7 @@ only (+1/3 of attention). MFU counts model FLOPs, HFU hardware FLOPs (Chowdhery 
 import numpy as np
 
 from llmplan.perf.comm import common_shape
-from llmplan.perf.shapes import param_parts
+from llmplan.perf.shapes import head_dim, param_parts
 
 RECOMPUTE = ("none", "selective", "full")
 
@@ -31,7 +31,7 @@ def flops_per_token(shape: dict, seq_len) -> dict:
     total. Broadcasts over the shape's arrays and seq_len."""
     p = param_parts(shape)
     L = np.asarray(shape["layers"], float)
-    h_q = np.asarray(shape["heads"], float) * np.asarray(shape.get("head_dim", 128.0), float)
+    h_q = np.asarray(shape["heads"], float) * head_dim(shape)
     out = {
         "dense_gemm": 6.0 * (p["attention"] + p["dense_mlp"]),
         "expert_gemm": 6.0 * p["expert_active"],

@@ -22,13 +22,16 @@ Activations (Korthikanti et al. 2022, Table 2, tensor + sequence parallel, 16-bi
 s·b·h·34/t, plus 5·a·s²·b/t for the attention scores unless FlashAttention (or selective
 recompute) drops them; with full recompute a layer keeps only its input, 2·s·b·h/t, and one
 layer's full working set is live at a time. Context parallelism divides s by c in all of them.
-MoE layers replace the dense MLP's share of the 34 (19·s·b·h: Korthikanti's MLP block) by the
-routed tokens' own: each of the k copies of a token keeps its dispatched input (2h bytes), the
-SwiGLU's gate, up and product (3·2·moe_ffn) and its combined output (2h): k·(4h + 6·moe_ffn) per
-token, plus the same for shared experts with k = shared. Pipelining (1F1B, Narayanan et al.
-2021): the first stage holds p micro-batches of its L/p layers, L layers' worth; the interleaved
-schedule ×(1 + (p−1)/(p·v)) (Korthikanti et al. 2022, §4.2.3). The last stage holds one
-micro-batch of its L/p layers plus the fp32 logits, s·b·V·4/(t·c) with the real vocabulary.
+The 34 splits into attention and norms 15 and the 4h GeLU MLP 19 = 3 (its input and dropout mask)
++ 16 (GeLU input and output, 2 bytes × 4h each). A SwiGLU MLP of width f keeps its gate, up and
+product instead, 6·f/h, so a layer keeps (18 + 6·f/h)·s·b·h — exactly 34 at f = 8h/3 (the SwiGLU
+width with a 4h MLP's parameters), 39 for Llama 3's f = 3.5h. An MoE layer keeps, per token, 18·h
+and for each of its k routed copies (and each shared expert) the dispatched input 2h, the SwiGLU
+6·moe_ffn and the expert output 2h for the weighted combine: (18·h + k·(4h + 6·moe_ffn))·s·b.
+Pipelining (1F1B, Narayanan et al. 2021): the first stage holds p micro-batches of its L/p
+layers, L layers' worth; the interleaved schedule ×(1 + (p−1)/(p·v)) (Korthikanti et al. 2022,
+§4.2.3). The last stage holds one micro-batch of its L/p layers plus the fp32 logits,
+s·b·V·4/(t·c) with the real vocabulary.
 `total` is the larger of the first and the last stage.
 """
 
@@ -50,11 +53,10 @@ def state_bytes_per_param(zero, fp32_grads=True):
     return rep, shard
 
 
-def _activation_per_layer(s, b, h, heads, tp, moe_fraction, k_eff, moe_ffn, flash):
-    """Korthikanti Table 2 bytes per layer without recompute (t and c already in s, tp), MoE-adjusted."""
-    sbh = s * b * h
-    dense = 34.0 * sbh
-    moe = (34.0 - 19.0) * sbh + s * b * k_eff * (4.0 * h + 6.0 * moe_ffn)
+def _activation_per_layer(s, b, h, heads, tp, ffn, moe_fraction, k_eff, moe_ffn, flash):
+    """Bytes one layer keeps without recompute (s already ÷ c), averaged over dense and MoE layers."""
+    dense = s * b * (18.0 * h + 6.0 * ffn)
+    moe = s * b * (18.0 * h + k_eff * (4.0 * h + 6.0 * moe_ffn))
     scores = np.where(flash, 0.0, 5.0 * heads * s * s * b)
     return ((1.0 - moe_fraction) * dense + moe_fraction * moe + scores) / tp
 
@@ -84,7 +86,7 @@ def layout_bytes(shape: dict, seq_len, micro_batch, tp, pp, vp, dp, cp, ep, zero
     s_local, b = f(seq_len) / cp, f(micro_batch)
     moe_fraction = parts["moe_layers"] / L
     k_eff = f(shape["top_k"]) + f(shape.get("shared_experts", 0.0))
-    working = _activation_per_layer(s_local, b, h, f(shape["heads"]), tp, moe_fraction, k_eff,
+    working = _activation_per_layer(s_local, b, h, f(shape["heads"]), tp, f(shape["ffn"]), moe_fraction, k_eff,
                                     f(shape["moe_ffn"]), bool(flash_attention) | (rc == "selective"))
     kept = np.where(rc == "full", 2.0 * s_local * b * h / tp, working)
     extra = np.where(rc == "full", working, 0.0)

@@ -11,7 +11,9 @@ Conventions (the Llama/Qwen/Mistral family, which every public config below foll
   width `moe_ffn` (`top_k` active per token), `shared_experts` always-active ones of the same width,
   and a router h·experts; the first `dense_layers` layers of an MoE keep a dense MLP of width `ffn`
   (DeepSeek-V3 has 3). A dense model is experts = top_k = 1, moe_ffn = 0.
-- input embedding V·h plus an untied output layer V·h; norms and biases are left out (< 0.01 %).
+- input embedding V·h plus an untied output layer V·h (an optional `tied_embeddings` = 1 counts one);
+  norms and biases are left out (< 0.01 %). `head_dim` is an optional key (default hidden ÷ heads):
+  carry it where heads·head_dim ≠ hidden (Qwen3-32B, Qwen3-30B-A3B, Qwen3-235B-A22B).
 - Multi-head latent attention (DeepSeek-V2/V3) is not modelled: its ~187 M attention parameters per
   DeepSeek-V3 layer are approximated by grouped-query attention of the same hidden size.
 
@@ -38,6 +40,7 @@ import numpy as np
 
 SHAPE_KEYS = ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "experts", "top_k", "moe_ffn",
               "shared_experts", "dense_layers")
+OPTIONAL_KEYS = ("head_dim", "tied_embeddings")     # read where present; complete_shape returns head_dim
 HEAD_DIM = 128.0
 DEFAULT_VOCAB = 128256.0
 DEFAULT_TOP_K = 8.0
@@ -99,8 +102,11 @@ def _attention_params(h, heads, kv_heads, head_dim):
     return 2.0 * h * heads * head_dim + 2.0 * h * kv_heads * head_dim
 
 
-def _head_dim(shape):
-    return _f(shape.get("head_dim", HEAD_DIM))
+def head_dim(shape: dict):
+    """The shape's head_dim, or hidden ÷ heads where the shape does not carry one."""
+    if shape.get("head_dim") is not None:
+        return _f(shape["head_dim"])
+    return _f(shape["hidden"]) / _f(shape["heads"])
 
 
 def params_from_shape(shape: dict):
@@ -128,8 +134,8 @@ def param_parts(shape: dict) -> dict:
     per_expert = 3.0 * h * f
     router = h * E
     return {
-        "embedding": 2.0 * V * h,
-        "attention": L * _attention_params(h, heads, kv, _head_dim(shape)),
+        "embedding": (2.0 - _f(shape.get("tied_embeddings", 0.0))) * V * h,
+        "attention": L * _attention_params(h, heads, kv, head_dim(shape)),
         "dense_mlp": mlp_layers * 3.0 * h * ffn,
         "expert_total": moe_layers * ((E + shared) * per_expert + router),
         "expert_active": moe_layers * ((k + shared) * per_expert + router),
@@ -158,15 +164,17 @@ def _pick(given, default):
 
 def complete_shape(params, active_params=None, overrides: dict | None = None) -> dict:
     """A full shape: the overrides (layers, hidden, ffn, heads, kv_heads, vocab, experts, top_k, and also
-    moe_ffn, shared_experts, dense_layers, head_dim) where given and not NaN, the rest by the rule in
+    moe_ffn, shared_experts, dense_layers, head_dim) where given and not NaN (head_dim defaults to
+    hidden ÷ heads when heads are given), the rest by the rule in
     the module docstring, solved so the shape's counts reproduce `params` (total) and
     `active_params` (defaults to params: dense) when nothing contradicts them. Broadcasts."""
     n = _f(params)
     a = n if active_params is None else np.where(np.isnan(_f(active_params)), n, _f(active_params))
-    g = {k: _given(overrides, k) for k in SHAPE_KEYS + ("head_dim",)}
-    hd = _pick(g["head_dim"], HEAD_DIM)
+    g = {k: _given(overrides, k) for k in SHAPE_KEYS + OPTIONAL_KEYS}
     V = _pick(g["vocab"], DEFAULT_VOCAB)
     h = _pick(g["hidden"], _hidden_rule(a))
+    # head_dim: given, else hidden ÷ the given heads, else 128 (and then heads = hidden ÷ 128).
+    hd = _pick(g["head_dim"], h / _pick(g["heads"], h / HEAD_DIM))
     heads = _pick(g["heads"], np.maximum(np.round(h / hd), 1.0))
     kv = _pick(g["kv_heads"], np.gcd(heads.astype(np.int64), 8).astype(float))
     ffn_rule = _round_to(FFN_RATIO * h, 256.0)
@@ -174,7 +182,8 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     moe = (n > a * 1.0001) | (_pick(g["experts"], 1.0) > 1)
     shared = _pick(g["shared_experts"], 0.0)
     dense_layers = np.where(moe, _pick(g["dense_layers"], 0.0), 0.0)
-    embed = 2.0 * V * h
+    tied = _pick(g["tied_embeddings"], 0.0)
+    embed = (2.0 - tied) * V * h
     attn = _attention_params(h, heads, kv, hd)
 
     # Dense: layers from the 3.5·h rule, then ffn re-solved to hit the size exactly.
@@ -212,6 +221,7 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
         "shared_experts": np.where(moe, shared, 0.0),
         "dense_layers": dense_layers + 0.0 * n,
         "head_dim": hd + 0.0 * n,
+        "tied_embeddings": tied + 0.0 * n,
     }
 
 

@@ -129,3 +129,19 @@ def test_check_layout_rules():
     assert "expert parallel 2 must divide the 1 experts" in check_layout(llama8, 1, 2)
     odd = dict(llama8, heads=np.asarray(24.0), kv_heads=np.asarray(6.0))
     assert "neither divides" in check_layout(odd, 4, 1)
+
+
+def test_head_dim_and_tied_embeddings():
+    # Qwen3-235B-A22B: 64 heads of 128 on a 4096 model; without head_dim a shape would assume 4096/64 = 64.
+    q = public_shape("Qwen3-235B-A22B")
+    no_hd = {k: v for k, v in q.items() if k != "head_dim"}
+    assert params_from_shape(q)[0] - params_from_shape(no_hd)[0] == pytest.approx(94 * 2 * 4096 * 64 * 64 + 94 * 2 * 4096 * 4 * 64)
+    # complete_shape: head_dim is hidden ÷ the given heads, else 128.
+    s = complete_shape(1.24e9, None, {"hidden": 2048.0, "heads": 32.0, "kv_heads": 8.0, "layers": 16.0, "vocab": 128256.0,
+                                      "tied_embeddings": 1.0})
+    assert s["head_dim"] == 64
+    # Llama 3.2 1B (litgpt@26857050: 16 layers, 2048, ffn 8192, 32 heads, 8 KV heads, tied embeddings): 1.24B.
+    assert s["ffn"] == 8192
+    assert params_from_shape(s)[0] == pytest.approx(128256 * 2048 + 16 * (2 * 2048 * 2048 + 2 * 2048 * 512 + 3 * 2048 * 8192),
+                                                    rel=1e-9)
+    assert shape_from_size(8e9)["head_dim"] == 128
