@@ -178,7 +178,8 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     heads = _pick(g["heads"], np.maximum(np.round(h / hd), 1.0))
     kv = _pick(g["kv_heads"], np.gcd(heads.astype(np.int64), 8).astype(float))
     ffn_rule = _round_to(FFN_RATIO * h, 256.0)
-    moe_given = g["experts"] is not None and bool(np.any(_f(g["experts"]) > 1))
+    # Experts given as 1 (dense) say nothing about an MoE row's experts: those rows take the rule.
+    e_in = None if g["experts"] is None else np.where(g["experts"] > 1, g["experts"], np.nan)
     moe = (n > a * 1.0001) | (_pick(g["experts"], 1.0) > 1)
     shared = _pick(g["shared_experts"], 0.0)
     dense_layers = np.where(moe, _pick(g["dense_layers"], 0.0), 0.0)
@@ -192,7 +193,6 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     ffn_dense = _pick(g["ffn"], np.maximum(_round_to(((n - embed) / L_dense - attn) / (3.0 * h), 256.0), 256.0))
 
     # MoE: top_k, experts, then layers and moe_ffn together.
-    e_in = g["experts"] if moe_given else None
     k = _pick(g["top_k"], np.where(_pick(e_in, 64.0) < 32, np.maximum(np.floor(_pick(e_in, 64.0) / 4.0), 1.0),
                                    DEFAULT_TOP_K))
     a_ne = np.maximum(a - embed, 1.0)

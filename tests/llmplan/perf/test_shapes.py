@@ -87,6 +87,14 @@ def test_rule_broadcasts_over_rows():
     np.testing.assert_allclose(total, n, rtol=0.03)
     np.testing.assert_allclose(active, np.where(np.isnan(a), n, a), rtol=0.03)
     assert list(s["experts"][:3]) == [1, 1, 1] and s["experts"][3] > 1
+    # Published rows mix: a dense row (experts 1), Mixtral's 8/2, and an MoE row with nothing stated.
+    s = complete_shape(np.array([8.03e9, 46.7e9, 235e9]), np.array([8.03e9, 12.9e9, 22e9]),
+                       {"experts": np.array([1.0, 8.0, np.nan]), "top_k": np.array([1.0, 2.0, np.nan])})
+    assert list(s["experts"][:2]) == [1, 8] and s["experts"][2] >= 64
+    assert list(s["top_k"]) == [1, 2, 8]
+    total, active = params_from_shape(s)
+    np.testing.assert_allclose(total, [8.03e9, 46.7e9, 235e9], rtol=0.03)
+    np.testing.assert_allclose(active, [8.03e9, 12.9e9, 22e9], rtol=0.03)
 
 
 def test_overrides_are_kept_and_nan_means_the_rule():
