@@ -31,8 +31,9 @@ dense model's of that size); top_k 8 (DeepSeek-V3 256/8, Qwen3 128/8, DeepSeek-V
 Mixtral's 8/2 is the old coarse style) or experts/4 when fewer than 32 experts are given; experts,
 when not given, from the sparsity with the routed experts taking ρ = 0.6 of the active
 non-embedding parameters (DeepSeek-V3 0.58, Qwen3-235B-A22B 0.68, Qwen3-30B-A3B 0.67):
-E = k·(1 + (N − A)/(ρ·A_non-embedding)), to a multiple of 8 (at least 64 and at least 2·k) — a fixed
-64 with top-8 cannot express N/A above ~6; then layers and moe_ffn (a multiple of 16, the tensor-core tile) solved together so that
+E = k·(1 + (N − A)/(ρ·A_non-embedding)), to a multiple of 64 (so every EP up to 64 divides it; the
+rule gives 128 for Qwen3-235B-A22B's sizes and 256 for DeepSeek-V3's, their real counts) — a
+fixed 64 with top-8 cannot express N/A above ~6; then layers and moe_ffn (a multiple of 16, the tensor-core tile) solved together so that
 both the total and the active count match.
 """
 
@@ -197,7 +198,7 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
                                    DEFAULT_TOP_K))
     a_ne = np.maximum(a - embed, 1.0)
     e_rule = k * (1.0 + (n - a) / (ROUTED_SHARE * a_ne))
-    E = _pick(e_in, np.maximum(np.maximum(_round_to(e_rule, 8.0), 64.0), 2.0 * k))
+    E = _pick(e_in, np.maximum(_round_to(e_rule, 64.0), 2.0 * k))
     # With dense layers of width ffn (rule: 3.5·h) and shared experts of width moe_ffn:
     #   total − active = (E − k)·3·h·f·Lm,   active = embed + L·attn + Ld·3·h·ffn + Lm·((k + s)·3·h·f + h·E)
     # with Lm = L − Ld. Write X = 3·h·f·Lm (fixed by the first equation) and solve the second for L.
