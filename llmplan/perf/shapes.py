@@ -1,0 +1,297 @@
+"""A transformer's shape from its size, and its parameter counts from its shape.
+
+The step model counts FLOPs, bytes and messages per layer, so it needs layers, hidden size, FFN
+width, heads, KV heads and vocabulary — not only N. Users rarely state them; this module supplies
+them by a rule fitted to public configurations and lets any of them be overridden.
+
+Conventions (the Llama/Qwen/Mistral family, which every public config below follows):
+- attention: query and output projections h·(heads·head_dim) each, key and value projections
+  h·(kv_heads·head_dim) each (grouped-query attention, Ainslie et al. 2023); head_dim 128.
+- MLP: SwiGLU's three matrices, 3·h·ffn (Shazeer 2020); an MoE layer has `experts` such MLPs of
+  width `moe_ffn` (`top_k` active per token), `shared_experts` always-active ones of the same width,
+  and a router h·experts; the first `dense_layers` layers of an MoE keep a dense MLP of width `ffn`
+  (DeepSeek-V3 has 3). A dense model is experts = top_k = 1, moe_ffn = 0.
+- input embedding V·h plus an untied output layer V·h (an optional `tied_embeddings` = 1 counts one);
+  norms and biases are left out (< 0.01 %). `head_dim` is an optional key (default hidden ÷ heads):
+  carry it where heads·head_dim ≠ hidden (Qwen3-32B, Qwen3-30B-A3B, Qwen3-235B-A22B).
+- Multi-head latent attention (DeepSeek-V2/V3) is not modelled: its ~187 M attention parameters per
+  DeepSeek-V3 layer are approximated by grouped-query attention of the same hidden size.
+
+The rule (`shape_from_size`): h = 2.214·N^0.3287, the least-squares line of log h on log N over
+the 14 dense configurations in `PUBLIC_CONFIGS` (7B–405B), rounded to a multiple of 1024 from 4096
+up (heads = h/128 divisible by TP 8 and by 8 KV heads, as in every config listed ≥ 8B except
+Qwen2.5-7B), of 512 from 1024 (Llama 3.2's 2048 and 3072, Qwen2.5's 1536), else of 128; ffn = 3.5·h (Llama 3's ratio) to a multiple of 256; kv_heads = gcd(heads, 8)
+(8 from 7B up in Llama 2 70B/3/Qwen, fewer only in small models); layers from the parameter count
+that is left after embeddings, then ffn re-solved (multiple of 256) so the shape's own count
+reproduces the requested size. Vocabulary defaults to 128,256, Llama 3's (a 128K-class tokenizer
+like Qwen's 151,936 and DeepSeek-V3's 129,280: every 2024–25 release listed uses 128K–152K, while
+32,000 belongs to 2023's Llama 2/Mistral).
+MoE (active < total): h and kv/heads from the rule at the ACTIVE size (the compute per token is a
+dense model's of that size); top_k 8 (DeepSeek-V3 256/8, Qwen3 128/8, DeepSeek-V2 160/6;
+Mixtral's 8/2 is the old coarse style) or experts/4 when fewer than 32 experts are given; experts,
+when not given, from the sparsity with the routed experts taking ρ = 0.6 of the active
+non-embedding parameters (DeepSeek-V3 0.58, Qwen3-235B-A22B 0.68, Qwen3-30B-A3B 0.67):
+E = k·(1 + (N − A)/(ρ·A_non-embedding)), to a multiple of 64 (so every EP up to 64 divides it; the
+rule gives 128 for Qwen3-235B-A22B's sizes and 256 for DeepSeek-V3's, their real counts) — a
+fixed 64 with top-8 cannot express N/A above ~6; then layers and moe_ffn (a multiple of 16, the tensor-core tile) solved together so that
+both the total and the active count match.
+"""
+
+import numpy as np
+
+SHAPE_KEYS = ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "experts", "top_k", "moe_ffn",
+              "shared_experts", "dense_layers")
+OPTIONAL_KEYS = ("head_dim", "tied_embeddings")     # read where present; complete_shape returns head_dim
+HEAD_DIM = 128.0
+DEFAULT_VOCAB = 128256.0
+DEFAULT_TOP_K = 8.0
+ROUTED_SHARE = 0.6          # ρ: routed-expert share of the active non-embedding parameters
+H_COEF, H_EXP = 2.214, 0.3287
+FFN_RATIO = 3.5
+
+_LITGPT = "Lightning-AI/litgpt@26857050fe3ff627cd714fe92f5838f51a3d5efa litgpt/config.py"
+_DSV3 = "deepseek-ai/DeepSeek-V3@9b4e9788e4a3a731f7567338ed15d3ec549ce03b inference/configs/"
+# name: (layers, hidden, ffn, heads, kv_heads, vocab, experts, top_k, moe_ffn, shared, dense_layers, head_dim,
+#        source). Sources: litgpt's copy of each Hugging Face config.json (the URL is in its comment) and
+#        DeepSeek's own inference configs. Totals are what params_from_shape makes of them.
+PUBLIC_CONFIGS = {
+    "Llama-2-7b": (32, 4096, 11008, 32, 32, 32000, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Llama-2-13b": (40, 5120, 13824, 40, 40, 32000, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Llama-2-70b": (80, 8192, 28672, 64, 8, 32000, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Llama-3-8B": (32, 4096, 14336, 32, 8, 128256, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Llama-3-70B": (80, 8192, 28672, 64, 8, 128256, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Llama-3.1-405B": (126, 16384, 53248, 128, 8, 128256, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Mistral-7B-v0.1": (32, 4096, 14336, 32, 8, 32000, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Qwen2.5-7B": (28, 3584, 18944, 28, 4, 152064, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Qwen2.5-14B": (48, 5120, 13824, 40, 8, 152064, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Qwen2.5-32B": (64, 5120, 27648, 40, 8, 152064, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Qwen2.5-72B": (80, 8192, 29568, 64, 8, 152064, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Qwen3-8B": (36, 4096, 12288, 32, 8, 151936, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Qwen3-14B": (40, 5120, 17408, 40, 8, 151936, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Qwen3-32B": (64, 5120, 25600, 64, 8, 151936, 1, 1, 0, 0, 0, 128, _LITGPT),
+    "Mixtral-8x7B": (32, 4096, 0, 32, 8, 32000, 8, 2, 14336, 0, 0, 128, _LITGPT),
+    "Mixtral-8x22B": (56, 6144, 0, 48, 8, 32768, 8, 2, 16384, 0, 0, 128, _LITGPT),
+    "Qwen3-30B-A3B": (48, 2048, 0, 32, 4, 151936, 128, 8, 768, 0, 0, 128, _LITGPT),
+    "Qwen3-235B-A22B": (94, 4096, 0, 64, 4, 151936, 128, 8, 1536, 0, 0, 128, _LITGPT),
+    # MLA approximated as GQA with h/128 query heads and 8 KV heads (see the module docstring).
+    "DeepSeek-V2": (60, 5120, 12288, 40, 8, 102400, 160, 6, 1536, 2, 1, 128, _DSV3 + "config_236B.json"),
+    "DeepSeek-V3": (61, 7168, 18432, 56, 8, 129280, 256, 8, 2048, 1, 3, 128, _DSV3 + "config_671B.json"),
+}
+# Sizes the developers state (billions, total/active), to compare the shapes' counts with.
+PUBLISHED_SIZES = {"Llama-3-8B": (8.03, 8.03), "Llama-3-70B": (70.6, 70.6), "Llama-3.1-405B": (405.0, 405.0),
+                   "Mixtral-8x7B": (46.7, 12.9), "Mixtral-8x22B": (141.0, 39.0), "Qwen3-30B-A3B": (30.5, 3.3),
+                   "Qwen3-235B-A22B": (235.0, 22.0), "DeepSeek-V2": (236.0, 21.0), "DeepSeek-V3": (671.0, 37.0)}
+
+
+def public_shape(name: str) -> dict:
+    """One of PUBLIC_CONFIGS as a shape dict (numpy scalars), with its head_dim."""
+    row = PUBLIC_CONFIGS[name]
+    shape = {k: np.asarray(float(v)) for k, v in zip(SHAPE_KEYS, row[:11])}
+    shape["head_dim"] = np.asarray(float(row[11]))
+    return shape
+
+
+def _f(x):
+    return np.asarray(x, dtype=float)
+
+
+def _round_to(x, step):
+    return np.maximum(np.round(x / step), 1.0) * step
+
+
+def _attention_params(h, heads, kv_heads, head_dim):
+    return 2.0 * h * heads * head_dim + 2.0 * h * kv_heads * head_dim
+
+
+def head_dim(shape: dict):
+    """The shape's head_dim, or hidden ÷ heads where the shape does not carry one."""
+    if shape.get("head_dim") is not None:
+        return _f(shape["head_dim"])
+    return _f(shape["hidden"]) / _f(shape["heads"])
+
+
+def params_from_shape(shape: dict):
+    """(total, active) parameters of a shape: embeddings + untied output + per layer attention
+    (q, o: h·heads·head_dim; k, v: h·kv_heads·head_dim) + MLP (dense 3·h·ffn; MoE: experts·3·h·moe_ffn
+    total, top_k·3·h·moe_ffn active, plus shared experts and the router h·experts, which are active);
+    norms are left out. MoE-ness is experts > 1; then only `dense_layers` layers have the dense MLP."""
+    parts = param_parts(shape)
+    total = parts["embedding"] + parts["attention"] + parts["dense_mlp"] + parts["expert_total"]
+    active = parts["embedding"] + parts["attention"] + parts["dense_mlp"] + parts["expert_active"]
+    return total, active
+
+
+def param_parts(shape: dict) -> dict:
+    """The parameter groups (whole model) the FLOP, memory and communication counts are built from:
+    embedding (input + output, 2·V·h), attention (all layers), dense_mlp (the dense layers' MLPs),
+    expert_total / expert_active (routed + shared experts + router over the MoE layers), routed_total
+    (the routed experts alone: what expert parallelism splits), moe_layers and dense_mlp_layers."""
+    L, h, ffn, heads, kv = (_f(shape[k]) for k in ("layers", "hidden", "ffn", "heads", "kv_heads"))
+    V, E, k, f = (_f(shape[k]) for k in ("vocab", "experts", "top_k", "moe_ffn"))
+    shared, dense_layers = _f(shape.get("shared_experts", 0.0)), _f(shape.get("dense_layers", 0.0))
+    moe = E > 1
+    moe_layers = np.where(moe, L - dense_layers, 0.0)
+    mlp_layers = L - moe_layers
+    per_expert = 3.0 * h * f
+    router = h * E
+    return {
+        "embedding": (2.0 - _f(shape.get("tied_embeddings", 0.0))) * V * h,
+        "attention": L * _attention_params(h, heads, kv, head_dim(shape)),
+        "dense_mlp": mlp_layers * 3.0 * h * ffn,
+        "expert_total": moe_layers * ((E + shared) * per_expert + router),
+        "expert_active": moe_layers * ((k + shared) * per_expert + router),
+        "routed_total": moe_layers * E * per_expert,
+        "moe_layers": moe_layers,
+        "dense_mlp_layers": mlp_layers,
+    }
+
+
+def _hidden_rule(n):
+    h = H_COEF * np.maximum(_f(n), 1e6) ** H_EXP
+    return np.where(h >= 4096.0, _round_to(h, 1024.0), np.where(h >= 1024.0, _round_to(h, 512.0), _round_to(h, 128.0)))
+
+
+def _given(overrides, key):
+    v = None if overrides is None else overrides.get(key)
+    return None if v is None else _f(v)
+
+
+def _pick(given, default):
+    """The given value where it is stated (not NaN), else the rule's."""
+    if given is None:
+        return default
+    return np.where(np.isnan(given), default, given)
+
+
+def complete_shape(params, active_params=None, overrides: dict | None = None) -> dict:
+    """A full shape: the overrides (layers, hidden, ffn, heads, kv_heads, vocab, experts, top_k, and also
+    moe_ffn, shared_experts, dense_layers, head_dim) where given and not NaN (head_dim defaults to
+    hidden ÷ heads when heads are given), the rest by the rule in
+    the module docstring, solved so the shape's counts reproduce `params` (total) and
+    `active_params` (defaults to params: dense) when nothing contradicts them. Broadcasts."""
+    n = _f(params)
+    a = n if active_params is None else np.where(np.isnan(_f(active_params)), n, _f(active_params))
+    g = {k: _given(overrides, k) for k in SHAPE_KEYS + OPTIONAL_KEYS}
+    V = _pick(g["vocab"], DEFAULT_VOCAB)
+    h = _pick(g["hidden"], _hidden_rule(a))
+    # head_dim: given, else hidden ÷ the given heads, else 128 (and then heads = hidden ÷ 128).
+    hd = _pick(g["head_dim"], h / _pick(g["heads"], h / HEAD_DIM))
+    heads = _pick(g["heads"], np.maximum(np.round(h / hd), 1.0))
+    kv = _pick(g["kv_heads"], np.gcd(heads.astype(np.int64), 8).astype(float))
+    ffn_rule = _round_to(FFN_RATIO * h, 256.0)
+    # Experts given as 1 (dense) say nothing about an MoE row's experts: those rows take the rule.
+    e_in = None if g["experts"] is None else np.where(g["experts"] > 1, g["experts"], np.nan)
+    moe = (n > a * 1.0001) | (_pick(g["experts"], 1.0) > 1)
+    shared = _pick(g["shared_experts"], 0.0)
+    dense_layers = np.where(moe, _pick(g["dense_layers"], 0.0), 0.0)
+    tied = _pick(g["tied_embeddings"], 0.0)
+    embed = (2.0 - tied) * V * h
+    attn = _attention_params(h, heads, kv, hd)
+
+    # Dense: layers from the 3.5·h rule, then ffn re-solved to hit the size exactly.
+    layer_rule = attn + 3.0 * h * ffn_rule
+    L_dense = _pick(g["layers"], np.maximum(np.round((n - embed) / layer_rule), 1.0))
+    ffn_dense = _pick(g["ffn"], np.maximum(_round_to(((n - embed) / L_dense - attn) / (3.0 * h), 256.0), 256.0))
+
+    # MoE: top_k, experts, then layers and moe_ffn together.
+    k = _pick(g["top_k"], np.where(_pick(e_in, 64.0) < 32, np.maximum(np.floor(_pick(e_in, 64.0) / 4.0), 1.0),
+                                   DEFAULT_TOP_K))
+    a_ne = np.maximum(a - embed, 1.0)
+    e_rule = k * (1.0 + (n - a) / (ROUTED_SHARE * a_ne))
+    E = _pick(e_in, np.maximum(_round_to(e_rule, 64.0), 2.0 * k))
+    # With dense layers of width ffn (rule: 3.5·h) and shared experts of width moe_ffn:
+    #   total − active = (E − k)·3·h·f·Lm,   active = embed + L·attn + Ld·3·h·ffn + Lm·((k + s)·3·h·f + h·E)
+    # with Lm = L − Ld. Write X = 3·h·f·Lm (fixed by the first equation) and solve the second for L.
+    ffn_moe = _pick(g["ffn"], ffn_rule)
+    X = np.maximum(n - a, 0.0) / np.maximum(E - k, 1.0)
+    rest = a - embed - dense_layers * 3.0 * h * ffn_moe - (k + shared) * X + dense_layers * (h * E)
+    # rest = L·attn + Lm·h·E = L·(attn + h·E) − Ld·h·E  (the + Ld·h·E above moves that term across)
+    L_moe = _pick(g["layers"], np.maximum(np.round(rest / (attn + h * E)), dense_layers + 1.0))
+    f_moe = _pick(g["moe_ffn"], np.maximum(_round_to(X / (3.0 * h * np.maximum(L_moe - dense_layers, 1.0)), 16.0),
+                                           16.0))
+    return {
+        "layers": np.where(moe, L_moe, L_dense),
+        "hidden": h + 0.0 * n,
+        "ffn": np.where(moe, ffn_moe, ffn_dense),
+        "heads": heads + 0.0 * n,
+        "kv_heads": kv + 0.0 * n,
+        "vocab": V + 0.0 * n,
+        "experts": np.where(moe, E, 1.0),
+        "top_k": np.where(moe, k, 1.0),
+        "moe_ffn": np.where(moe, f_moe, 0.0),
+        "shared_experts": np.where(moe, shared, 0.0),
+        "dense_layers": dense_layers + 0.0 * n,
+        "head_dim": hd + 0.0 * n,
+        "tied_embeddings": tied + 0.0 * n,
+    }
+
+
+def shape_from_size(params, active_params=None, experts=None, top_k=None, vocab=None) -> dict:
+    """The rule's shape for a size (total params, active params for an MoE); see the module docstring."""
+    return complete_shape(params, active_params, {"experts": experts, "top_k": top_k, "vocab": vocab})
+
+
+def _first(mask, *arrays):
+    """The values of `arrays` at the first position where `mask` holds (after broadcasting)."""
+    shape = np.broadcast(mask, *arrays).shape
+    i = int(np.argmax(np.ravel(np.broadcast_to(mask, shape))))
+    return [float(np.ravel(np.broadcast_to(x, shape))[i]) for x in arrays]
+
+
+def check_shape(shape: dict, params, active_params=None, where: str = "the model") -> str | None:
+    """One sentence on the first contradiction (any row), else None: the shape's total more than 25 %
+    off the stated parameter count (or its active count off the stated active count), heads that do
+    not divide the hidden size, KV heads that do not divide the heads, top_k above the experts."""
+    total, active = params_from_shape(shape)
+    n = _f(params)
+    bad = np.abs(total / n - 1.0) > 0.25
+    if np.any(bad):
+        got, want = _first(bad, total, n)
+        return (f"{where}: the shape (layers, hidden, ffn, heads, kv-heads, vocab, experts) holds {got / 1e9:.3g}B "
+                f"parameters, more than 25 % off the stated {want / 1e9:.3g}B; give a consistent shape or leave "
+                "those options out.")
+    if active_params is not None:
+        a = _f(active_params)
+        bad = ~np.isnan(a) & (np.abs(active / np.where(np.isnan(a), 1.0, a) - 1.0) > 0.25)
+        if np.any(bad):
+            got, want = _first(bad, active, a)
+            return (f"{where}: the shape activates {got / 1e9:.3g}B parameters per token, more than 25 % off the "
+                    f"stated {want / 1e9:.3g}B active; give consistent --experts/--top-k or leave them out.")
+    h, heads, kv = _f(shape["hidden"]), _f(shape["heads"]), _f(shape["kv_heads"])
+    E, k = _f(shape["experts"]), _f(shape["top_k"])
+    bad = np.mod(h, heads) != 0
+    if np.any(bad):
+        a_, h_ = _first(bad, heads, h)
+        return f"{where}: {a_:.0f} attention heads do not divide the hidden size {h_:.0f}."
+    bad = np.mod(heads, kv) != 0
+    if np.any(bad):
+        kv_, a_ = _first(bad, kv, heads)
+        return f"{where}: {kv_:.0f} KV heads do not divide the {a_:.0f} attention heads."
+    bad = k > E
+    if np.any(bad):
+        k_, e_ = _first(bad, k, E)
+        return f"{where}: top-k {k_:.0f} is more than the {e_:.0f} experts."
+    return None
+
+
+def check_layout(shape: dict, tp, ep, where: str = "the layout") -> str | None:
+    """One sentence on the first layout the shape cannot run, else None. Rules (Megatron-LM's):
+    TP divides the attention heads (each rank owns heads/tp); for the KV heads either TP divides them
+    or they divide TP (a KV head is then replicated on tp/kv_heads ranks, as Megatron does when
+    num_query_groups < tp); EP divides the experts, so EP ≤ experts (a dense model has one "expert":
+    EP 1)."""
+    tp, ep = _f(tp), _f(ep)
+    heads, kv, E = _f(shape["heads"]), _f(shape["kv_heads"]), _f(shape["experts"])
+    bad = np.mod(heads, tp) != 0
+    if np.any(bad):
+        t_, a_ = _first(bad, tp, heads)
+        return f"{where}: tensor parallel {t_:.0f} does not divide the {a_:.0f} attention heads."
+    bad = (np.mod(kv, tp) != 0) & (np.mod(tp, kv) != 0)
+    if np.any(bad):
+        t_, kv_ = _first(bad, tp, kv)
+        return f"{where}: tensor parallel {t_:.0f} and the {kv_:.0f} KV heads: neither divides the other."
+    bad = (ep > E) | (np.mod(E, ep) != 0)
+    if np.any(bad):
+        e_, n_ = _first(bad, ep, E)
+        return f"{where}: expert parallel {e_:.0f} must divide the {n_:.0f} experts (and so be at most that many)."
+    return None

@@ -1,0 +1,142 @@
+"""Communication: the NCCL tests' bus-bandwidth factors, a simulated ring, and per-dimension bytes by hand."""
+
+import numpy as np
+import pytest
+
+from llmplan.perf.comm import collective_seconds, comm_seconds, wire_factor
+from llmplan.perf.shapes import public_shape, params_from_shape
+
+GIB = 2 ** 30
+
+
+def test_nccl_formulas_by_hand():
+    # NVIDIA/nccl-tests doc/PERFORMANCE.md: busbw = algbw · 2(n−1)/n for all-reduce, (n−1)/n for
+    # all-gather, reduce-scatter and all-to-all; algbw = S / t. So t = S · factor / busbw.
+    # 1 GiB all-reduce over 8 ranks at 100 GB/s: 2·7/8·1073741824 / 1e11 = 0.018790 s.
+    assert collective_seconds("all_reduce", GIB, 8, 100e9) == pytest.approx(2 * 7 / 8 * 1073741824 / 1e11)
+    assert collective_seconds("all_reduce", GIB, 8, 100e9) == pytest.approx(0.0187905, rel=1e-5)
+    assert collective_seconds("all_gather", GIB, 8, 100e9) == pytest.approx(7 / 8 * 1073741824 / 1e11)
+    assert collective_seconds("reduce_scatter", GIB, 4, 50e9) == pytest.approx(3 / 4 * 1073741824 / 50e9)
+    assert collective_seconds("all_to_all", GIB, 16, 50e9) == pytest.approx(15 / 16 * 1073741824 / 50e9)
+    assert collective_seconds("p2p", GIB, 2, 50e9) == pytest.approx(1073741824 / 50e9)
+    for kind in ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p"):
+        assert collective_seconds(kind, GIB, 1, 100e9) == 0
+    np.testing.assert_allclose(collective_seconds("all_reduce", GIB, np.array([1, 2, 4]), 100e9),
+                               [0, GIB / 1e11, 1.5 * GIB / 1e11])
+    with pytest.raises(ValueError, match="collective kind must be one of"):
+        collective_seconds("broadcast", GIB, 8, 1e9)
+
+
+def _ring_allreduce_bytes(n, chunk):
+    """Simulate a ring reduce-scatter then all-gather on n ranks holding n chunks each; return the
+    bytes each rank sent and check the result is the full sum everywhere."""
+    rng = np.random.default_rng(n)
+    data = rng.normal(size=(n, n, chunk))            # rank, chunk index, elements
+    want = data.sum(axis=0)
+    buf = data.copy()
+    sent = np.zeros(n)
+    for step in range(n - 1):                        # reduce-scatter: rank r sends chunk (r − step) to r + 1
+        msgs = [(r, (r - step) % n, buf[r, (r - step) % n].copy()) for r in range(n)]
+        for r, c, payload in msgs:
+            buf[(r + 1) % n, c] += payload
+            sent[r] += payload.size
+    for step in range(n - 1):                        # all-gather: rank r owns chunk (r + 1) fully reduced
+        msgs = [(r, (r + 1 - step) % n, buf[r, (r + 1 - step) % n].copy()) for r in range(n)]
+        for r, c, payload in msgs:
+            buf[(r + 1) % n, c] = payload
+            sent[r] += payload.size
+    np.testing.assert_allclose(buf, np.broadcast_to(want, buf.shape))
+    return sent
+
+
+@pytest.mark.parametrize("n", [2, 3, 8])
+def test_simulated_ring_moves_what_the_factor_says(n):
+    chunk = 5
+    sent = _ring_allreduce_bytes(n, chunk)
+    total = n * chunk                                # the buffer, in elements
+    np.testing.assert_allclose(sent, wire_factor("all_reduce", n) * total)
+    np.testing.assert_allclose(sent / 2, wire_factor("reduce_scatter", n) * total)
+
+
+def _one_layer(name):
+    s = public_shape(name)
+    return dict(s, layers=np.asarray(1.0))
+
+
+LINKS = dict(nvlink_bytes_per_s=450e9, nvlink_domain=8, scaleout_bytes_per_s=50e9)
+
+
+def test_tp_bytes_of_one_llama3_70b_layer_by_hand():
+    # One layer, b = 1, s = 8192, h = 8192, TP 8 with sequence parallelism: 4 collectives forward + 4 backward
+    # (2 all-gathers + 2 reduce-scatters each way) of the 8192·8192·2 = 134,217,728-byte activation; each rank
+    # moves 7/8 of it: 8 · 134217728 · 7/8 = 939,524,096 bytes per micro-batch, over NVLink (TP 8 ≤ 8).
+    c = comm_seconds(_one_layer("Llama-3-70B"), 8192, 1, 1, tp=8, pp=1, dp=1, cp=1, ep=1, vp=1, zero=1, **LINKS)
+    assert c["tp_bytes"] == 939_524_096
+    assert c["tp"] == pytest.approx(939_524_096 / 450e9)
+    # Four micro-batches, 80 layers over PP 4 (20 per stage): ×80; full recompute repeats the forward 4: ×12/8.
+    c = comm_seconds(public_shape("Llama-3-70B"), 8192, 1, 4, tp=8, pp=4, dp=1, cp=1, ep=1, vp=1, zero=1,
+                     recompute=np.array(["none", "full"]), **LINKS)
+    np.testing.assert_allclose(c["tp_bytes"], [939_524_096 * 80, 939_524_096 * 80 * 1.5])
+    # TP 16 leaves the NVLink domain: the NIC.
+    c = comm_seconds(_one_layer("Llama-3-70B"), 8192, 1, 1, tp=16, pp=1, dp=1, cp=1, ep=1, vp=1, zero=1, **LINKS)
+    assert c["tp"] == pytest.approx(8 * 134_217_728 * 15 / 16 / 50e9)
+
+
+def test_pp_dp_fsdp_by_hand():
+    s = public_shape("Llama-3-70B")
+    total, _ = params_from_shape(s)
+    c = comm_seconds(s, 8192, 1, 16, tp=8, pp=4, dp=32, cp=1, ep=1, vp=np.array([1, 5]), zero=1, **LINKS)
+    # PP: per micro-batch one activation out and one gradient back per virtual stage, 8192·8192·2/8 bytes each.
+    np.testing.assert_allclose(c["pp_bytes"], [2 * 16 * 8192 * 8192 * 2 / 8, 5 * 2 * 16 * 8192 * 8192 * 2 / 8])
+    assert c["pp"][0] == pytest.approx(c["pp_bytes"][0] / 50e9)     # TP·PP = 32 > 8: the NIC
+    # DP, distributed optimizer: reduce-scatter fp32 grads (4 B) + all-gather bf16 params (2 B) of N/(8·4), ×31/32.
+    assert c["dp_bytes"][0] == pytest.approx(6 * total / 32 * 31 / 32, rel=1e-12)
+    assert c["dp"][0] == pytest.approx(c["dp_bytes"][0] / 50e9)
+    assert c["fsdp"][0] == 0
+    # ZeRO-0 all-reduces the grads: 2·31/32·4 B; ZeRO-3 reduce-scatters them once and gathers params twice per
+    # micro-batch: 2 · 31/32 · 2 B · N/32 · 16.
+    c = comm_seconds(s, 8192, 1, 16, tp=8, pp=4, dp=32, cp=1, ep=1, vp=1, zero=np.array([0, 3]), grad_bytes=4.0, **LINKS)
+    np.testing.assert_allclose(c["dp_bytes"], [2 * 31 / 32 * 4 * total / 32, 31 / 32 * 4 * total / 32])
+    np.testing.assert_allclose(c["fsdp_bytes"], [0, 2 * 31 / 32 * 2 * total / 32 * 16])
+    # A DP group inside one NVLink domain with its TP (TP 2 · DP 4 = 8) uses NVLink.
+    c = comm_seconds(s, 8192, 1, 1, tp=2, pp=1, dp=4, cp=1, ep=1, vp=1, zero=1, **LINKS)
+    assert c["dp"] == pytest.approx(c["dp_bytes"] / 450e9)
+
+
+def test_moe_expert_parallel_and_expert_data_parallel_by_hand():
+    # Mixtral-8x7B, b = 1, s = 4096, TP 1, EP 8, DP 16: per MoE layer and micro-batch 4 all-to-alls of the
+    # 4096·4096·2·2 bytes (top-2 copies) a rank routes, ×7/8; 32 layers, 8 micro-batches; EP·TP = 8 fits NVLink.
+    s = public_shape("Mixtral-8x7B")
+    c = comm_seconds(s, 4096, 1, 8, tp=1, pp=1, dp=16, cp=1, ep=8, vp=1, zero=1, **LINKS)
+    want = 4 * 4096 * 4096 * 2 * 2 * 7 / 8 * 32 * 8
+    assert c["ep_bytes"] == pytest.approx(want)
+    assert c["ep"] == pytest.approx(want / 450e9)
+    # Expert grads: the routed experts 32·8·3·4096·14336 split over EP 8, synced over DP·CP/EP = 2 ranks (×1/2);
+    # the rest (embeddings, attention, router) over all 16 (×15/16); 6 bytes per parameter.
+    routed = 32 * 8 * 3 * 4096 * 14336
+    rest = params_from_shape(s)[0] - routed
+    assert c["dp_bytes"] == pytest.approx(6 * (routed / 8 * 1 / 2 + rest * 15 / 16), rel=1e-12)
+    assert c["ep_bytes"] > 0 and comm_seconds(public_shape("Llama-3-8B"), 4096, 1, 8, 1, 1, 16, 1, 1, 1, 1,
+                                              **LINKS)["ep_bytes"] == 0
+
+
+def test_context_parallel_ring_by_hand():
+    # Llama 3 70B, b = 1, s = 131072, TP 8, CP 4: per layer K and V of 8 KV heads / TP 8 = 1 head of 128:
+    # 2 · 131072 · 128 · 2 bytes · 3/4 forward and twice that backward; 80 layers, 1 micro-batch; TP·CP = 32: NIC.
+    c = comm_seconds(public_shape("Llama-3-70B"), 131072, 1, 1, tp=8, pp=1, dp=1, cp=4, ep=1, vp=1, zero=1, **LINKS)
+    want = 3 * 2 * 131072 * 128 * 2 * 3 / 4 * 80
+    assert c["cp_bytes"] == pytest.approx(want)
+    assert c["cp"] == pytest.approx(want / 50e9)
+    # CP also shrinks each rank's TP messages by 4.
+    assert c["tp_bytes"] == pytest.approx(8 * 131072 / 4 * 8192 * 2 * 7 / 8 * 80)
+
+
+def test_comm_broadcasts_over_rows_and_layouts():
+    s = public_shape("Llama-3-70B")
+    tp = np.array([1, 2, 4, 8])[None, :]
+    dp = np.array([64, 32, 16, 8])[None, :]
+    seq = np.array([4096, 8192])[:, None]
+    c = comm_seconds(s, seq, 1, 8, tp=tp, pp=1, dp=dp, cp=1, ep=1, vp=1, zero=1, **LINKS)
+    for key in ("tp", "pp", "dp", "fsdp", "ep", "cp", "tp_bytes", "dp_bytes"):
+        assert np.shape(c[key]) == (2, 4), key
+    assert np.all(c["tp"][:, 0] == 0) and np.all(np.diff(c["tp"][0]) > 0)
