@@ -97,7 +97,7 @@ def shape_frame(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     and FLOPs."""
     n = frame.height
     col = lambda c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() if c in frame.columns else np.full(n, np.nan)  # noqa: E731
-    overrides = {k: col(k) for k in shapes.SHAPE_KEYS}
+    overrides = {k: col(k) for k in shapes.SHAPE_KEYS + shapes.OPTIONAL_KEYS}
     dense = ~(overrides["experts"] > 1)
     overrides["experts"] = np.where(np.isnan(overrides["experts"]), np.nan, np.where(dense, 1.0, overrides["experts"]))
     overrides["top_k"] = np.where(dense & ~np.isnan(overrides["experts"]), 1.0, overrides["top_k"])
