@@ -12,7 +12,8 @@ last line (the forecast counts from the moment it is made).
 
 The forecast (`forecast`) simulates the rest of the run (4,000 draws, vectorised):
 - running time left = tokens left ÷ r, r log-normal: the log's rate (its standard error by batch
-  means) combined by precision with the plan's step rate (the plan's spread);
+  means) combined by precision with the plan's step rate (the plan's spread), widened by how much
+  the rest of the run's own average varies (se² × T_run ÷ T_left);
 - interruptions arrive at λ per running hour, λ ~ Gamma(a0 + n, H0 + T_run): the prior is the
   public rate (llmplan.goodput: interruptions per GPU-hour × the run's GPUs = λ0) held as if seen
   over H0 = PRIOR_HOURS = 12 running hours of this run (a0 = λ0·H0): a run with frequent stalls
@@ -161,7 +162,11 @@ def forecast(obs: Observed, spec: RunSpec, prior: Prior, seed: int = 0) -> dict:
         s_d, s_0 = max(obs.running_log_se, 1e-4), max(prior.log_sd, 1e-3)
         w_d = s_0 ** 2 / (s_0 ** 2 + s_d ** 2)
         mu = w_d * math.log(obs.running_rate) + (1 - w_d) * math.log(prior.running_rate)
-        rate = np.exp(rng.normal(mu, math.sqrt(1.0 / (1 / s_d ** 2 + 1 / s_0 ** 2)), DRAWS))
+        # the rest of the run averages its own intervals too: their mean rate varies by se·√(T_run / T_left)
+        # (batch means: se² × T_run is the long-run variance per hour)
+        t_left = left / obs.running_rate / 3600
+        future_var = s_d ** 2 * obs.running_h / max(t_left, 1e-9) if math.isfinite(obs.running_log_se) else 0.0
+        rate = np.exp(rng.normal(mu, math.sqrt(1.0 / (1 / s_d ** 2 + 1 / s_0 ** 2) + future_var), DRAWS))
         left_run_h = left / rate / 3600
         # interruptions per running hour: Gamma(a0 + n, H0 + T_run) — the public rate as H0 hours of this
         # run's own; the run's stalls and hours take over as they accrue

@@ -1,5 +1,6 @@
 """Forecasting a run in progress against simulated runs whose finish is known: the simulator
-below writes a progress log line every 10 minutes at a steady rate (±2 % noise) and pauses the
+below writes a progress log line every 10 minutes at a steady rate (±2 % noise in the tokens per
+line and in each interval's rate) and pauses the
 clock for each stall; the truth is when its last token lands. The prior's interruption rate and
 stall length come from llmplan.goodput (tested against the papers' numbers in test_goodput.py)."""
 
@@ -22,12 +23,12 @@ RUNNING_H = PLANNED / RATE / 3600                 # 194.4 h without stalls
 def simulate(stalls: list[tuple[float, float]], seed: int = 0) -> tuple[pl.DataFrame, datetime]:
     """The whole run: (log, finish). stalls: (token fraction at which it stops, hours stopped)."""
     rng = np.random.default_rng(seed)
-    n = int(PLANNED / (RATE * EVERY)) + 1
+    n = int(1.1 * PLANNED / (RATE * EVERY)) + 10        # enough intervals to reach the planned tokens whatever the noise
     dk = RATE * EVERY * (1 + 0.02 * rng.standard_normal(n))
     k = np.minimum(np.cumsum(dk), PLANNED)
     keep = np.concatenate([[True], k[1:] > k[:-1]])
     k, dk = k[keep], np.diff(np.concatenate([[0.0], k[keep]]))
-    t = np.cumsum(dk / RATE)
+    t = np.cumsum(dk / (RATE * (1 + 0.02 * rng.standard_normal(k.size))))   # each interval's own rate, ±2 %
     for frac, hours in stalls:                   # the clock stops: every later line moves by the stall
         t = t + np.where(k > frac * PLANNED, hours * 3600, 0.0)
     log = pl.DataFrame({"line": np.arange(1, k.size + 1), "time": [START + timedelta(seconds=float(x)) for x in t],
