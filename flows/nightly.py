@@ -51,10 +51,10 @@ def plan_task(staging_path: str, run_id: str, scenario: Scenario) -> dict:
 
 
 @task(name="track")
-def track_task(staging_path: str, run_id: str, data_dir: str) -> list[dict]:
+def track_task(staging_path: str, run_id: str, data_dir: str, moment: datetime | None = None) -> list[dict]:
     """Runs in progress (data/runs_in_progress/) against their plans: forecasts into tracking.*."""
     with duckdb.connect(staging_path) as con:
-        return pipeline.track(con, run_id, Path(data_dir), datetime.now(timezone.utc))
+        return pipeline.track(con, run_id, Path(data_dir), moment or datetime.now(timezone.utc))   # as of the pipeline run
 
 
 @task(name="report")
@@ -123,7 +123,7 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
                 status, results = "succeeded", run_id
                 summary["fit"] = fit_task(tmp, run_id)
                 summary["plan"] = plan_task(tmp, run_id, sc)
-                tracked = track_task(tmp, run_id, str(data))
+                tracked = track_task(tmp, run_id, str(data), started)
                 summary["tracked_runs"] = len(tracked)
                 for r in tracked:
                     if r.get("error") or r.get("on_track") is False:

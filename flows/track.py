@@ -41,7 +41,7 @@ def track_run(run: str = "simulated-example-7b", warehouse_path: str | None = No
     spec, log_path = resolve_run(run, data_dir)
     with warehouse.connect_readonly(config.warehouse_path(warehouse_path)) as con:
         inputs = pipeline.tracking_inputs(con)
-    fc, _ = pipeline.track_one(inputs, spec, log_path, config.data_dir(data_dir), datetime.now(timezone.utc), as_of_now=True)
+    fc, _ = pipeline.track_one(inputs, spec, log_path, config.data_dir(data_dir), datetime.now(timezone.utc))
     md = track_markdown(fc)
     create_markdown_artifact(key=track_key(spec.name), markdown=md, description=f"Run in progress {spec.name}")
     (log.warning if fc.get("on_track") is False else log.info)(fc["summary"])

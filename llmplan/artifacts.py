@@ -127,12 +127,16 @@ def track_markdown(r: dict) -> str:
         ("cost so far → at the end (p50)", f"{num(r['cost_usd_so_far'], fmt_usd)} → {num(r['cost_usd_end_p50'], fmt_usd)}"),
         ("loss now: observed · plan's law at these tokens", f"{num(r.get('loss_observed'), lambda x: f'{x:.3f}')} · "
                                                            f"{num(r.get('loss_predicted_now'), lambda x: f'{x:.3f}')}"),
+        ("interruptions still expected (goodput model, updated by the log)",
+         f"{num(r.get('interruptions_expected_left'), lambda x: f'{x:.1f}')}, each ≈ "
+         f"{num(r.get('interruption_hours_prior'), lambda x: f'{x:.2f} h')} (restart + half a checkpoint interval)"),
         ("the plan said", f"{num(r.get('plan_wall_days_p50'), fmt_days)} on this cluster (goodput {r['plan_goodput']:.0%}); "
                           f"it still weighs {r['prior_weight']:.0%} of the forecast"),
         ("log", f"{r['log_file']} ({r['log_kind']}): {r['log_lines']} lines, {r['bad_lines']} bad"
                 + (f" — {r['bad_lines_named']}" if r.get("bad_lines_named") else "")),
     ]
     age = r.get("log_age_hours") or 0.0
-    stale = f"\n\n⚠ the log has not moved for {age:.0f} hours: is the run stalled?" if age > 6 else ""
+    stale = (f"\n\n⚠ the log is stale: its last line is {age:.1f} hours old (more than 3 logging intervals); the run is "
+             "taken as stopped since then" if r.get("log_stale") else "")
     return (f"**{r['summary']}**{stale}\n\n| | |\n|---|---|\n"
             + "\n".join(f"| {a} | {b} |" for a, b in rows) + "\n")

@@ -687,8 +687,8 @@ def track(
     start: Optional[str] = typer.Option(None, help="When the run started, ISO 8601 (default: the log's first line)"),
     deadline: Optional[str] = typer.Option(None, help="When it must finish, ISO 8601 (UTC unless a zone is given)"),
     price: Optional[float] = typer.Option(None, min=0.0, help="USD per accelerator-hour (default: the accelerator table)"),
-    now: Optional[str] = typer.Option(None, help="Forecast as of this time, ISO 8601 (default: now; time since the log's "
-                                                 "last line counts as a stall still going on)"),
+    now: Optional[str] = typer.Option(None, help="Forecast as of this time, ISO 8601 (default: now; a log whose last line is "
+                                                 "older than 3 logging intervals is stale: the run is taken as stopped since then)"),
     data_dir: Optional[Path] = typer.Option(None, "--data", help="Input folder (default data/), for --run"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
@@ -742,7 +742,7 @@ def track(
             when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
         with _open(warehouse) as con:
             inputs = pipeline.tracking_inputs(con)
-        fc, _ = pipeline.track_one(inputs, spec, log_path, now=when, as_of_now=True)
+        fc, _ = pipeline.track_one(inputs, spec, log_path, now=when)
     except LlmplanError as e:                      # InputError too: the file, line and column
         _fail(e)
     out = tracking.as_record(fc)

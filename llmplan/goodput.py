@@ -91,14 +91,17 @@ def goodput(gpus, params, train_hours=None, storage_bytes_per_s=None, restart_ho
     # The public rates' spread: physics goodput at the rate's p90 and p10 (goodput falls with the rate).
     lo = _physics(g, p, bw, r, rate * 10 ** (Z90 * rate_log10_sd))[-1]
     hi = _physics(g, p, bw, r, rate * 10 ** (-Z90 * rate_log10_sd))[-1]
+    # Each side on its own (physics is not symmetric in the rate), the residual's spread in quadrature.
     with np.errstate(divide="ignore", invalid="ignore"):
-        hw_rate = np.where(lo > 0, np.log10(np.maximum(hi, 1e-12) / np.maximum(lo, 1e-12)) / 2.0, 1.0)
-    hw = np.sqrt(hw_rate ** 2 + (Z90 * res_sd) ** 2)
+        d_lo = np.log10(np.maximum(phys, 1e-12) / np.maximum(lo, 1e-12))
+        d_hi = np.log10(np.maximum(hi, 1e-12) / np.maximum(phys, 1e-12))
     g50 = np.clip(phys * 10 ** res, 0.0, 1.0)
+    p10 = g50 * 10 ** -np.sqrt(d_lo ** 2 + (Z90 * res_sd) ** 2)
+    p90 = g50 * 10 ** np.sqrt(d_hi ** 2 + (Z90 * res_sd) ** 2)
     out = {
         "gpus": g, "params": p, "mtbf_hours": mtbf, "checkpoint_write_hours": delta, "checkpoint_interval_hours": tau,
         "checkpoint_overhead": overhead, "interruption_loss": loss, "goodput_physics": phys, "goodput_residual": 10 ** res,
-        "goodput_p10": np.clip(g50 * 10 ** -hw, 0.0, 1.0), "goodput_p50": g50, "goodput_p90": np.clip(g50 * 10 ** hw, 0.0, 1.0),
+        "goodput_p10": np.clip(p10, 0.0, 1.0), "goodput_p50": g50, "goodput_p90": np.clip(p90, 0.0, 1.0),
     }
     wall = None
     if wall_hours is not None:

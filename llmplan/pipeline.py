@@ -327,11 +327,11 @@ def tracking_inputs(con: duckdb.DuckDBPyConnection, run_id: str | None = None):
             warehouse.query(con, "SELECT * FROM core.accelerators"), latest_law(con, "auto"))
 
 
-def track_one(inputs, spec, log_path: Path, data_dir: Path | None = None, now: datetime | None = None,
-              as_of_now: bool = False) -> tuple[dict, pl.DataFrame]:
-    """One run in progress: (forecast row, its log with the plan's predicted loss per line).
-    as_of_now: count the time since the log's last line as a stall still going on (the CLI);
-    otherwise the forecast is as of the last line and `now` only sets log_age_hours (the nightly)."""
+def track_one(inputs, spec, log_path: Path, data_dir: Path | None = None, now: datetime | None = None
+              ) -> tuple[dict, pl.DataFrame]:
+    """One run in progress at the moment `now` (default: the current time): (forecast row, its log
+    with the plan's predicted loss per line). The nightly row, the report card and artifact that
+    render it, the track flow and `llmplan track` all come from here (tracking.forecast_run)."""
     from llmplan import progress, tracking
     from llmplan.accelerators import resolve
 
@@ -339,10 +339,7 @@ def track_one(inputs, spec, log_path: Path, data_dir: Path | None = None, now: d
     log, info = progress.read_log(log_path, spec)
     acc = accs.filter(pl.col("accelerator") == resolve(spec.accelerator, aliases))
     prior = tracking.plan_prior(spec, model, acc, law)
-    obs = tracking.observe(log, spec, now if as_of_now else None)
-    fc = tracking.forecast(obs, spec, prior)
-    if now is not None and not as_of_now:
-        fc["log_age_hours"] = max((now - obs.as_of).total_seconds() / 3600, 0.0)
+    obs, fc = tracking.forecast_run(spec, log, prior, now or datetime.now(timezone.utc))
     n = spec.n_params()
     lp = Path(log_path).resolve()
     root = Path(data_dir).resolve() if data_dir else None
@@ -352,7 +349,6 @@ def track_one(inputs, spec, log_path: Path, data_dir: Path | None = None, now: d
               accelerator=acc["accelerator"][0], gpus=spec.gpus,
               loss_predicted_now=tracking.predicted_loss_at(law, n, obs.tokens_done),
               loss_predicted_end=prior.predicted_loss, loss_law=prior.loss_law)
-    fc["summary"] = tracking.summary_line(fc)
     sha = hashlib.sha256(lp.read_bytes()).hexdigest() if lp.is_file() else None
     # the plan's loss along the log, for the loss curve (vectorised over the log's lines)
     pred = law.loss(np.full(log.height, n), np.maximum(log["tokens"].to_numpy(), 1.0)) if law is not None else np.full(log.height, np.nan)
@@ -367,8 +363,9 @@ def track(con: duckdb.DuckDBPyConnection, run_id: str, data_dir: Path, now: date
     A run whose run.toml or log cannot be used gets a row with `error` (named file, line and
     column); the others are tracked regardless. Returns the forecast rows.
 
-    Forecasts are as of each log's last line, so they depend on the inputs alone (a reused run
-    stays right); `now` only sets log_age_hours, which flags a log that has stopped moving."""
+    Forecasts are as of `now`, the pipeline run's moment (forecast_at says so; a log whose last
+    line is older than a few logging intervals is flagged stale). A reused run keeps the forecasts
+    of the run it reuses, with that run's moment."""
     from llmplan import progress
 
     dirs = progress.runs_in_progress(Path(data_dir))

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llmplan.errors import InputError, LlmplanError, Problem
 from llmplan.units import parse_size
@@ -47,8 +47,13 @@ class RunSpec(BaseModel):
     usd_per_gpu_hour: float | None = Field(default=None, ge=0, description="Price (default: the accelerator table's)")
     precision: str = Field(default="bf16", pattern="^(bf16|fp8)$")
     seq_len: int = Field(default=4096, ge=128)
-    stall_hours_prior: float = Field(default=4.0, gt=0, le=240, description="Prior length of a stall in hours, until the "
-                                                                          "run has its own (llmplan.tracking)")
+    stall_hours_prior: float | None = Field(default=None, gt=0, le=240, description="Prior length of a stall in hours, until "
+                                                 "the run has its own (default: restart + half the checkpoint interval, "
+                                                 "llmplan.goodput)")
+    storage_gbps: float = Field(default=1.0, gt=0, le=1e6, description="Checkpoint write bandwidth per 8-accelerator node, "
+                                                                       "GB/s (llmplan.goodput)")
+    restart_minutes: float = Field(default=11.0, gt=0, le=10_000, description="Minutes to restart after an interruption "
+                                                                             "(llmplan.goodput)")
     log: str | None = Field(default=None, description="The log file or TensorBoard folder, relative to the run folder")
     tensorboard: TensorBoardTags = TensorBoardTags()
     notes: str = ""
@@ -67,6 +72,13 @@ class RunSpec(BaseModel):
     @classmethod
     def _utc(cls, v):
         return v if v is None or v.tzinfo else v.replace(tzinfo=timezone.utc)
+
+    @model_validator(mode="after")
+    def _deadline_after_start(self):
+        if self.start is not None and self.deadline is not None and self.deadline <= self.start:
+            raise ValueError(f"deadline {self.deadline:%Y-%m-%dT%H:%M:%SZ} is not after start {self.start:%Y-%m-%dT%H:%M:%SZ}; "
+                             "expected a deadline after the run's start")
+        return self
 
     def n_params(self) -> float:
         return parse_size(self.params)
@@ -91,7 +103,14 @@ def load_spec(path: Path, name: str | None = None) -> RunSpec:
     try:
         return RunSpec(**raw)
     except ValidationError as e:
-        probs = [Problem(str(path), None, ".".join(str(x) for x in err["loc"]), err["msg"]) for err in e.errors()]
+        text = path.read_text(encoding="utf-8").splitlines()
+
+        def where(err) -> tuple[int | None, str]:
+            key = str(err["loc"][0]) if err["loc"] else ("deadline" if "deadline" in err["msg"] else "")
+            line = next((i + 1 for i, t in enumerate(text) if t.strip().startswith((f"{key} ", f"{key}="))), None) if key else None
+            return line, (".".join(str(x) for x in err["loc"]) or key) or None
+
+        probs = [Problem(str(path), *where(err), err["msg"].removeprefix("Value error, ")) for err in e.errors()]
         raise InputError(probs, consequence=None) from e
     except LlmplanError as e:
         raise InputError([Problem(str(path), None, None, str(e))], consequence=None) from e
@@ -234,6 +253,10 @@ def read_log(path: Path, spec: RunSpec | None = None) -> tuple[pl.DataFrame, dic
         raw, kind = _read_csv(path), "csv"
     else:
         raw, kind = _read_jsonl(path), "jsonl"
+    if raw.height == 0:
+        raise InputError([Problem(str(path), 2 if kind == "csv" else 1, None, "no rows after the header: expected at least one "
+                                  "line with time, step, tokens" if kind == "csv" else "no rows: expected at least one line "
+                                  "with time, step, tokens")], consequence=None)
     good, bad = _typed(raw)
     # Progress only moves forward: time and tokens never decrease from one good line to the next.
     chk = good.with_columns(pl.col("time").shift(1).alias("_pt"), pl.col("tokens").shift(1).alias("_pk"),

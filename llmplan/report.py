@@ -286,8 +286,13 @@ def tracked_cards(tracked: pl.DataFrame, lang: str) -> str:
                        f"<pre>{html.escape(r['error'])}</pre></div>")
             continue
         late = r["on_track"] is False
-        verdict = (text(lang, "track_late") if late else text(lang, "track_ok") if r["on_track"] else text(lang, "track_no_deadline"))
+        verdict = (text(lang, "track_passed") if r.get("deadline_passed") else text(lang, "track_late") if late
+                   else text(lang, "track_ok") if r["on_track"] else text(lang, "track_no_deadline"))
+        age = r.get("log_age_hours") or 0.0
+        age_text = f"{age * 60:.0f} min" if age < 1 else f"{age:.1f} h" if age < 48 else f"{age / 24:.1f} d"
         items = [
+            (text(lang, "track_as_of"), when(r.get("forecast_at"))
+             + (" · ⚠ " + text(lang, "track_stale", age=age_text) if r.get("log_stale") else "")),
             (text(lang, "track_tokens"), f"{fmt_count(r['tokens_done'])} / {fmt_count(r['planned_tokens'])} ({r['fraction_done']:.1%})"),
             (text(lang, "track_eta"), f"{when(r['eta_p50'])} ({when(r['eta_p10'])} – {when(r['eta_p90'])})"),
             (text(lang, "track_deadline"), when(r["deadline"]) + ("" if r["p_on_time"] is None else
@@ -300,12 +305,18 @@ def tracked_cards(tracked: pl.DataFrame, lang: str) -> str:
                                        f"{fmt_usd(r['cost_usd_end_p50']) if r['cost_usd_end_p50'] is not None else '–'}"),
             (text(lang, "track_loss"), ("–" if r["loss_observed"] is None else f"{r['loss_observed']:.3f}") + " · "
              + ("–" if r["loss_predicted_now"] is None else f"{r['loss_predicted_now']:.3f}")),
+            (text(lang, "track_interruptions"), "–" if r.get("interruptions_expected_left") is None else
+             f"{r['interruptions_expected_left']:.1f} · {r['interruption_hours_prior']:.2f} h"),
             (text(lang, "track_prior"), text(lang, "track_prior_value", w=f"{r['prior_weight']:.0%}",
                                               days=fmt_days(lang, r["plan_wall_days_p50"]))),
             (text(lang, "track_log"), f"{r['log_file']} · {r['log_lines']:,} · {text(lang, 'track_bad', n=r['bad_lines'])}"),
         ]
         dl = "".join(f"<dt>{html.escape(a)}</dt><dd>{html.escape(b)}</dd>" for a, b in items)
-        out.append(f'<div class="card{" bad" if late else ""}" data-run="{html.escape(r["run_name"])}">'
+        pot = "" if r["p_on_time"] is None else f"{r['p_on_time']:.6f}"
+        out.append(f'<div class="card{" bad" if late else ""}" data-run="{html.escape(r["run_name"])}" '
+                   f'data-on-track="{r["on_track"]}" data-p-on-time="{pot}" data-eta-p50="{when(r["eta_p50"])}" '
+                   f'data-forecast-at="{when(r.get("forecast_at"))}" data-stale="{bool(r.get("log_stale"))}" '
+                   f'data-deadline-passed="{bool(r.get("deadline_passed"))}">'
                    f'<h3>{html.escape(r["run_name"])}: {html.escape(verdict)}</h3><dl>{dl}</dl></div>')
     return "".join(out)
 

@@ -1,26 +1,30 @@
 """Will the run we started finish on time? A forecast from the run's own progress log with the
-public-run model (the plan llmplan would make for this run) as the prior.
+plan and the goodput model (llmplan.goodput) as the prior.
 
 What the log shows (`observe`): the run's *running* rate r (tokens/s over intervals where it
 progressed normally), its stalls (intervals slower than half of r: restarts, hangs, queue time;
 each costs D = its length − the time its tokens would have taken at r), and its *effective* rate
 = tokens done ÷ time since the start, stalls included. Goodput so far = running time ÷ elapsed.
+The time since the log's last line is not a stall: under STALE_INTERVALS logging intervals it is
+nothing (the run is taken to be running; the forecast counts from the last line); beyond that the
+log is *stale*: the forecast says so and how old it is, and treats the run as stopped since its
+last line (the forecast counts from the moment it is made).
 
 The forecast (`forecast`) simulates the rest of the run (4,000 draws, vectorised):
 - running time left = tokens left ÷ r, r log-normal: the log's rate (its standard error by batch
-  means) combined by precision with the plan's step rate (llmplan.step; the plan's spread);
-- stalls arrive at λ per running hour, λ ~ Gamma(1 + n, β0 + T_run): the public-run prior counts
-  as one stall per β0 = d0 / φ0 running hours, with φ0 = 1/goodput − 1 the share of time whole
-  public runs lose against their steps (the plan's goodput, learned from public runs) and d0 the
-  prior stall length (run.toml `stall_hours_prior`, 4 h by default: a failed node noticed,
-  drained and the job restarted from its last checkpoint by a person, not by automation — Llama 3
-  reports 466 interruptions in 54 days at > 90 % effective time with heavy automation, Dubey et al.
-  2024 §3.3.4, so shorter stalls are possible); n stalls and T_run running hours seen take over as
-  they accrue;
-- stalls last an exponential time whose mean ~ InvGamma(2 + n, d0 + ΣD): the prior's d0 as one
-  stall, then the run's own.
+  means) combined by precision with the plan's step rate (the plan's spread), widened by how much
+  the rest of the run's own average varies (se² × T_run ÷ T_left);
+- interruptions arrive at λ per running hour, λ ~ Gamma(a0 + n, H0 + T_run): the prior is the
+  public rate (llmplan.goodput: interruptions per GPU-hour × the run's GPUs = λ0) held as if seen
+  over H0 = PRIOR_HOURS = 12 running hours of this run (a0 = λ0·H0): a run with frequent stalls
+  learns that within a day, a steady one stays near the public rate until its own steady hours
+  outweigh it; n stalls and T_run running hours seen take over as they accrue;
+- a stall lasts an exponential time whose mean ~ InvGamma(2 + n, d0 + ΣD): d0 = restart + half the
+  checkpoint interval (llmplan.goodput; run.toml `stall_hours_prior` overrides: a team whose
+  restarts wait for a person says so there) as one stall, then the run's own.
 So the plan dominates at the start (before the first interval the forecast *is* the plan) and the
-run's own history once it has some; `prior_weight` = β0 / (β0 + T_run) says how much.
+run's own history once it has some; `prior_weight` = H0 / (H0 + T_run) says how much.
+`forecast_run` is the one function every view calls (nightly row, report card, artifact, CLI).
 Checked on simulated runs with known finishes (tests/llmplan/test_tracking.py).
 """
 
@@ -35,31 +39,30 @@ from llmplan.efficiency import Z90
 from llmplan.progress import RunSpec
 
 STALL_RATE_FRACTION = 0.5                            # an interval slower than half the running rate is a stall
+STALE_INTERVALS = 3.0                                # a last line older than 3 logging intervals: the log is stale
+PRIOR_HOURS = 12.0                                   # H0: the public rate weighs as half a day of the run's own running time
 DRAWS = 4000
 
 
 @dataclass
 class Prior:
-    """The plan's answer for this run (public-run model): effective tokens/s and its spread."""
-    rate: float                 # whole-run tokens/s for the whole cluster, p50
+    """The plan's answer for this run and the goodput model's interruption prior."""
+    rate: float                 # whole-run tokens/s for the whole cluster, p50 (the plan)
     log_sd: float               # σ of ln(rate)
-    goodput: float              # whole-run ÷ step rate the plan assumed (learned from public runs)
+    goodput: float              # the goodput model's p50 for this run (llmplan.goodput)
     running_rate: float         # the step model's tokens/s (no stalls), p50
+    interruptions_per_hour: float = 0.0    # λ0: public interruptions per GPU-hour × the run's GPUs
+    stall_hours: float = 0.5               # d0: restart + half the checkpoint interval
     predicted_loss: float | None = None
     loss_law: str | None = None
     usd_per_hour: float | None = None
     plan_wall_days_p50: float | None = None
 
-    @property
-    def stall_share(self) -> float:
-        """φ0: stall hours per running hour the public runs imply (1/goodput − 1, at least 1 %)."""
-        return max(1.0 / max(self.goodput, 1e-3) - 1.0, 0.01)
-
 
 @dataclass
 class Observed:
     start: datetime
-    as_of: datetime
+    as_of: datetime                     # the ETA counts from here: the last line, or the moment if the log is stale
     tokens_done: float
     lines: int
     elapsed_h: float
@@ -70,15 +73,19 @@ class Observed:
     stalls: int
     stall_h: float
     longest_stall_h: float
-    log_age_h: float = 0.0              # now − last log line (an open gap counts as a stall)
+    log_age_h: float = 0.0              # the moment − the log's last line
     loss_last: float | None = None
+    last_line_at: datetime | None = None
+    stale: bool = False
+    moment: datetime | None = None      # when the forecast is made
 
 
 def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Observed:
-    """Rates and stalls from a progress log (sorted, monotone; llmplan.progress.read_log)."""
+    """Rates and stalls from a progress log (sorted, monotone; llmplan.progress.read_log) at the
+    moment `now` (default: the log's last line)."""
     if log.height == 0:
         start = spec.start or now or datetime.now(timezone.utc)
-        return Observed(start, now or start, 0.0, 0, 0.0, 0.0, None, None, math.inf, 0, 0.0, 0.0)
+        return Observed(start, now or start, 0.0, 0, 0.0, 0.0, None, None, math.inf, 0, 0.0, 0.0, moment=now or start)
     first_time = log["time"][0]
     start = spec.start or first_time
     t = (log.select((pl.col("time") - pl.lit(start)).dt.total_microseconds())
@@ -102,7 +109,7 @@ def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Ob
     loss_last = float(np.median(loss.tail(5).to_numpy())) if loss.len() else None
     if dt.size == 0:
         return Observed(start, as_of, done, log.height, last_t / 3600, 0.0, None, (done - base) / last_t if last_t > 0 else None,
-                        math.inf, 0, 0.0, 0.0, log_age_h, loss_last)
+                        math.inf, 0, 0.0, 0.0, log_age_h, loss_last, as_of, False, now or as_of)
     rates = dk / dt
     med = float(np.median(rates[rates > 0])) if np.any(rates > 0) else 0.0
     run_mask = rates >= STALL_RATE_FRACTION * med
@@ -110,8 +117,11 @@ def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Ob
     # Stall cost: an interval's length beyond what its tokens take at the running rate.
     d = np.where(run_mask, 0.0, dt - (dk / r if r > 0 else 0.0)) / 3600
     typical_dt = float(np.median(dt))
-    if log_age_h * 3600 > 3 * typical_dt:               # the log has not moved: a stall that is still going on
-        d = np.append(d, log_age_h)
+    last_line_at = as_of
+    # The time since the last line is not a stall: a few logging intervals are nothing; beyond that the
+    # log is stale and the run is taken as stopped since its last line (elapsed time runs on to now).
+    stale = bool(log_age_h * 3600 > STALE_INTERVALS * typical_dt)
+    if stale:
         as_of = now
     stalls = d[d > 0]
     elapsed = (as_of - start).total_seconds()
@@ -127,57 +137,72 @@ def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Ob
         se = 0.25                                           # a handful of lines: the rate is barely known
     return Observed(start, as_of, done, log.height, elapsed / 3600, run_h, r if r > 0 else None,
                     (done - base) / elapsed if elapsed > 0 else None, se, int(stalls.size), float(stalls.sum()),
-                    float(stalls.max()) if stalls.size else 0.0, log_age_h, loss_last)
+                    float(stalls.max()) if stalls.size else 0.0, log_age_h, loss_last, last_line_at, stale, now or last_line_at)
 
 
 def forecast(obs: Observed, spec: RunSpec, prior: Prior, seed: int = 0) -> dict:
     """ETA p10/p50/p90 (UTC), on_track, probability of meeting the deadline, GPU-hours and cost
-    so far and at the end, and how much the prior still counts."""
+    so far and at the end, how much the prior still counts, and the expected interruptions left."""
     planned = spec.n_tokens()
     left = max(planned - obs.tokens_done, 0.0)
     price = spec.usd_per_gpu_hour if spec.usd_per_gpu_hour is not None else prior.usd_per_hour
     rng = np.random.default_rng(seed)
-    d0 = spec.stall_hours_prior
-    beta0 = d0 / prior.stall_share                       # prior running hours per stall (Gamma(1, beta0) on the rate)
+    d0 = spec.stall_hours_prior or prior.stall_hours
+    lam0 = max(prior.interruptions_per_hour, 1e-12)
+    a0, h0 = lam0 * PRIOR_HOURS, PRIOR_HOURS             # Gamma(a0, h0) on λ: mean λ0, worth H0 running hours
+    interruptions = np.zeros(DRAWS)
     if left <= 0:
         hours, w_prior = np.zeros(DRAWS), 0.0
     elif obs.running_rate is None:                      # no interval yet: the plan itself
         hours = left / np.exp(rng.normal(math.log(prior.rate), max(prior.log_sd, 1e-3), DRAWS)) / 3600
+        interruptions = lam0 * hours
         w_prior = 1.0
     else:
         # running rate: the log's (batch-means se), combined by precision with the plan's step rate
         s_d, s_0 = max(obs.running_log_se, 1e-4), max(prior.log_sd, 1e-3)
         w_d = s_0 ** 2 / (s_0 ** 2 + s_d ** 2)
         mu = w_d * math.log(obs.running_rate) + (1 - w_d) * math.log(prior.running_rate)
-        rate = np.exp(rng.normal(mu, math.sqrt(1.0 / (1 / s_d ** 2 + 1 / s_0 ** 2)), DRAWS))
+        # the rest of the run averages its own intervals too: their mean rate varies by se·√(T_run / T_left)
+        # (batch means: se² × T_run is the long-run variance per hour)
+        t_left = left / obs.running_rate / 3600
+        future_var = s_d ** 2 * obs.running_h / max(t_left, 1e-9) if math.isfinite(obs.running_log_se) else 0.0
+        rate = np.exp(rng.normal(mu, math.sqrt(1.0 / (1 / s_d ** 2 + 1 / s_0 ** 2) + future_var), DRAWS))
         left_run_h = left / rate / 3600
-        # stall rate per running hour: Gamma(1 + n, beta0 + T_run) — the public-run prior counts as one
-        # stall over beta0 hours; the run's own stalls and hours take over as they accrue
-        lam = rng.gamma(1.0 + obs.stalls, 1.0 / (beta0 + obs.running_h), DRAWS)
+        # interruptions per running hour: Gamma(a0 + n, H0 + T_run) — the public rate as H0 hours of this
+        # run's own; the run's stalls and hours take over as they accrue
+        lam = rng.gamma(a0 + obs.stalls, 1.0 / (h0 + obs.running_h), DRAWS)
         n_future = rng.poisson(lam * left_run_h)
+        interruptions = n_future.astype(float)
         # stall length: exponential with mean ~ InvGamma(2 + n, d0 + ΣD) — the prior as one stall of d0,
         # then the run's own stalls; the future stalls' total is Gamma(N, mean) given N of them
         mean_len = (d0 + obs.stall_h) / rng.gamma(2.0 + obs.stalls, 1.0, DRAWS)
         stall_h = np.where(n_future > 0, rng.gamma(np.maximum(n_future, 1), mean_len), 0.0)
         hours = left_run_h + stall_h
-        w_prior = beta0 / (beta0 + obs.running_h)
+        w_prior = h0 / (h0 + obs.running_h)
     q10, q50, q90 = (float(x) for x in np.quantile(hours, [0.1, 0.5, 0.9]))
     eta = {f"eta_{n}": (obs.as_of + timedelta(hours=h)).astimezone(timezone.utc) for n, h in (("p10", q10), ("p50", q50), ("p90", q90))}
     deadline = spec.deadline
+    moment = obs.moment or obs.as_of
+    finished = left <= 0
+    passed = deadline is not None and not finished and moment > deadline
     p_on_time = None
     if deadline is not None:
-        p_on_time = float(np.mean(hours <= (deadline - obs.as_of).total_seconds() / 3600))
+        p_on_time = 0.0 if passed else float(np.mean(hours <= (deadline - obs.as_of).total_seconds() / 3600))
     gpu_h_so_far = spec.gpus * obs.elapsed_h
     return {
-        "run": spec.name, "as_of": obs.as_of, "start": obs.start, "deadline": deadline,
+        "run": spec.name, "forecast_at": moment, "as_of": obs.as_of, "last_line_at": obs.last_line_at, "start": obs.start,
+        "deadline": deadline, "deadline_passed": passed if deadline is not None else None,
         "planned_tokens": planned, "tokens_done": obs.tokens_done, "fraction_done": obs.tokens_done / planned if planned else None,
         "tokens_per_s_running": obs.running_rate, "tokens_per_s_effective": obs.effective_rate,
         "goodput_so_far": (obs.running_h / obs.elapsed_h) if obs.elapsed_h > 0 and obs.running_rate else None,
         "stalls": obs.stalls, "stall_hours": obs.stall_h, "longest_stall_hours": obs.longest_stall_h,
-        "log_lines": obs.lines, "log_age_hours": obs.log_age_h,
+        "log_lines": obs.lines, "log_age_hours": obs.log_age_h, "log_stale": obs.stale,
         **eta, "hours_left_p10": q10, "hours_left_p50": q50, "hours_left_p90": q90,
-        "on_track": None if deadline is None else bool(eta["eta_p50"] <= deadline),
+        "on_track": None if deadline is None else bool(not passed and eta["eta_p50"] <= deadline),
         "p_on_time": p_on_time,
+        "interruptions_expected_left": float(np.mean(interruptions)),
+        "interruption_hours_prior": d0,
+        "interruptions_per_hour_prior": lam0,
         "gpu_hours_so_far": gpu_h_so_far, "gpu_hours_end_p50": spec.gpus * (obs.elapsed_h + q50),
         "cost_usd_so_far": gpu_h_so_far * price if price is not None else None,
         "cost_usd_end_p50": spec.gpus * (obs.elapsed_h + q50) * price if price is not None else None,
@@ -218,27 +243,48 @@ def fmt_chance(p: float) -> str:
 
 
 def summary_line(fc: dict) -> str:
-    """The artifact's first line: on track or not, in words."""
-    eta = fc["eta_p50"].strftime("%Y-%m-%d %H:%M UTC")
+    """The first line everywhere (artifact, report card, CLI): the verdict in words, when the
+    forecast is from, and whether the log is stale."""
+    fmt = "%Y-%m-%d %H:%M UTC"
+    eta = fc["eta_p50"].strftime(fmt)
+    at = f" (as of {fc['forecast_at'].strftime(fmt)})" if fc.get("forecast_at") else ""
+    stale = (f"; the log is stale: its last line is {_age(fc['log_age_hours'])} old, so the run is taken as stopped "
+             "since then" if fc.get("log_stale") else "")
     if fc["deadline"] is None:
-        return f"{fc['run']}: {fc['fraction_done']:.0%} done, p50 finish {eta} (no deadline set)"
-    dl = fc["deadline"].strftime("%Y-%m-%d %H:%M UTC")
+        return f"{fc['run']}: {fc['fraction_done']:.0%} done, p50 finish {eta} (no deadline set){at}{stale}"
+    dl = fc["deadline"].strftime(fmt)
+    if fc.get("deadline_passed"):
+        ago = (fc["forecast_at"] - fc["deadline"]).total_seconds() / 3600
+        return (f"{fc['run']}: DEADLINE PASSED — {dl} was {_age(ago)} ago with {fc['fraction_done']:.0%} done; "
+                f"p50 finish {eta}{at}{stale}")
     if fc["on_track"]:
-        return f"{fc['run']}: on track — p50 finish {eta}, before the deadline {dl} ({fmt_chance(fc['p_on_time'])} chance to make it)"
+        return (f"{fc['run']}: on track — p50 finish {eta}, before the deadline {dl} "
+                f"({fmt_chance(fc['p_on_time'])} chance to make it){at}{stale}")
     late = (fc["eta_p50"] - fc["deadline"]).total_seconds() / 86400
     return (f"{fc['run']}: MISSES ITS DEADLINE — p50 finish {eta} is {late:.1f} days after {dl} "
-            f"({fmt_chance(fc['p_on_time'])} chance to make it)")
+            f"({fmt_chance(fc['p_on_time'])} chance to make it){at}{stale}")
 
 
+def _age(hours: float) -> str:
+    return f"{hours * 60:.0f} minutes" if hours < 1 else f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
 
-def prior_from_plan(row: dict) -> Prior:
+
+def prior_from_plan(row: dict, spec: RunSpec | None = None) -> Prior:
     """A plan row (llmplan.plan.build_plans for this run's size, tokens, accelerator and
-    cluster) → the prior: its effective rate and spread, goodput and running rate."""
+    cluster) → the prior: its effective rate and spread, the running (step) rate its hours assume,
+    and the goodput model's interruption rate and stall length for the run's GPUs."""
+    from llmplan import goodput as gp
+
     secs = row["wall_days_p50"] * 86400
     rate = row["tokens"] / secs
     sd = math.log(row["wall_days_p90"] / row["wall_days_p10"]) / (2 * Z90) if row.get("wall_days_p10") else 0.3
-    goodput = row.get("goodput_p50") or 0.8
-    return Prior(rate=rate, log_sd=sd, goodput=float(goodput), running_rate=rate / float(goodput),
+    ratio = row.get("chain_goodput_p50") or row.get("goodput_p50") or 0.8   # whole-run ÷ step in the plan's hours
+    gpus = spec.gpus if spec is not None else row.get("useful_gpus") or row["cluster_gpus"]
+    lam, d0, _ = gp.stall_prior(float(gpus), float(row["params"]),
+                                storage_bytes_per_s=(spec.storage_gbps if spec else gp.STORAGE_GBPS) * 1e9,
+                                restart_hours=(spec.restart_minutes if spec else gp.RESTART_MINUTES) / 60.0)
+    return Prior(rate=rate, log_sd=sd, goodput=float(row.get("goodput_p50") or 1.0), running_rate=rate / float(ratio),
+                 interruptions_per_hour=lam, stall_hours=d0,
                  predicted_loss=row.get("predicted_loss"), loss_law=row.get("loss_law"),
                  usd_per_hour=row.get("usd_per_hour"), plan_wall_days_p50=row["wall_days_p50"])
 
@@ -252,9 +298,23 @@ def plan_prior(spec: RunSpec, model, acc_row: pl.DataFrame, law) -> Prior:
     fraction = spec.n_active() / spec.n_params() if spec.active_params else None
     sc = Scenario(targets=[spec.params], accelerators=[acc_row["accelerator"][0]], cluster_sizes=[spec.gpus],
                   policies=["fixed"], fixed_tokens=spec.tokens, precision=spec.precision, active_fraction=fraction,
-                  seq_len=spec.seq_len, mixture={"en": 1.0})
+                  seq_len=spec.seq_len, mixture={"en": 1.0}, storage_gbps=spec.storage_gbps, restart_minutes=spec.restart_minutes)
     if spec.usd_per_gpu_hour is not None:
         acc_row = acc_row.with_columns(pl.lit(spec.usd_per_gpu_hour).alias("usd_per_hour"))
     plans, _ = build_plans(sc, model, acc_row, law, None)
-    return prior_from_plan(plans.row(0, named=True))
+    return prior_from_plan(plans.row(0, named=True), spec)
 
+
+def forecast_run(spec: RunSpec, log: pl.DataFrame, prior: Prior, moment: datetime) -> tuple[Observed, dict]:
+    """THE forecast of a run at a moment: every view (the nightly tracking.forecasts row, the
+    report card and the Prefect artifact that render it, `llmplan track`) comes from this call.
+    The log's start must precede the deadline (run.toml's own check covers an explicit start)."""
+    obs = observe(log, spec, moment)
+    if spec.deadline is not None and spec.deadline <= obs.start:
+        from llmplan.errors import LlmplanError
+
+        raise LlmplanError(f"run {spec.name!r}: deadline {spec.deadline:%Y-%m-%dT%H:%M:%SZ} is not after the run's start "
+                           f"{obs.start:%Y-%m-%dT%H:%M:%SZ} (the log's first line); expected a deadline after the start")
+    fc = forecast(obs, spec, prior)
+    fc["summary"] = summary_line(fc)
+    return obs, fc

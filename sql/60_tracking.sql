@@ -10,7 +10,7 @@ CREATE TABLE IF NOT EXISTS tracking.progress (
     predicted_loss DOUBLE               -- the plan's scaling law at these tokens (llmplan.tracking.predicted_loss_at)
 );
 
--- One row per run per pipeline run: the forecast as of the log's last line, so the ETA's
+-- One row per run per pipeline run: the forecast as of the pipeline run (forecast_at), so the ETA's
 -- history night by night is a query away. `error` is set (and the numbers empty) when the
 -- run's log or run.toml could not be used; other runs are tracked regardless.
 CREATE TABLE IF NOT EXISTS tracking.forecasts (
@@ -32,5 +32,18 @@ CREATE TABLE IF NOT EXISTS tracking.forecasts (
     prior_weight DOUBLE,                -- how much the public-run plan still counts (1 at the start → 0)
     plan_tokens_per_s DOUBLE, plan_goodput DOUBLE, plan_wall_days_p50 DOUBLE,
     loss_observed DOUBLE, loss_predicted_now DOUBLE, loss_predicted_end DOUBLE, loss_law VARCHAR,
-    summary VARCHAR                     -- the artifact's first line
+    summary VARCHAR,                    -- the artifact's first line (the report card's too)
+    forecast_at TIMESTAMPTZ,            -- the moment of the forecast (the pipeline run's start)
+    last_line_at TIMESTAMPTZ,           -- the log's last line; as_of = this, or forecast_at when the log is stale
+    log_stale BOOLEAN,                  -- last line older than 3 logging intervals: run taken as stopped since then
+    deadline_passed BOOLEAN,            -- forecast_at after the deadline with tokens still to go
+    interruptions_expected_left DOUBLE, -- mean of the forecast draws (llmplan.goodput prior, updated by the log)
+    interruptions_per_hour_prior DOUBLE, interruption_hours_prior DOUBLE
 );
+ALTER TABLE tracking.forecasts ADD COLUMN IF NOT EXISTS forecast_at TIMESTAMPTZ;
+ALTER TABLE tracking.forecasts ADD COLUMN IF NOT EXISTS last_line_at TIMESTAMPTZ;
+ALTER TABLE tracking.forecasts ADD COLUMN IF NOT EXISTS log_stale BOOLEAN;
+ALTER TABLE tracking.forecasts ADD COLUMN IF NOT EXISTS deadline_passed BOOLEAN;
+ALTER TABLE tracking.forecasts ADD COLUMN IF NOT EXISTS interruptions_expected_left DOUBLE;
+ALTER TABLE tracking.forecasts ADD COLUMN IF NOT EXISTS interruptions_per_hour_prior DOUBLE;
+ALTER TABLE tracking.forecasts ADD COLUMN IF NOT EXISTS interruption_hours_prior DOUBLE;

@@ -107,4 +107,4 @@ def test_run_toml_errors_name_file_and_field(tmp_path):
     with pytest.raises(InputError) as e:
         load_spec(f)
     msg = str(e.value)
-    assert f"{f}, column 'gpus'" in msg and "tokens" in msg
+    assert f"{f}, line 4, column 'gpus'" in msg and f"{f}, line 2, column 'tokens'" in msg
