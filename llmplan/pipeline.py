@@ -405,18 +405,43 @@ def log_failure(path: Path, run_id: str, started: datetime, error: BaseException
 
 
 def headline_row(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> dict | None:
-    """The plan people look at first, by a stated rule: the target nearest 10B, the policy given,
-    and the cheapest p50 cost — among accelerators the efficiency fit has seen whole runs or
-    benchmarks on first (one predicted from its specs alone is planned, not headlined), then
-    priced before unpriced; ties → fewer GPU-days, then the smaller cluster."""
-    rows = warehouse.query(con, """
-        SELECT p.target_params, p.policy, p.accelerator, p.gpu_days_p50, p.cost_usd_p50 FROM plans.plans p
-        LEFT JOIN (SELECT name FROM fits.efficiency WHERE pipeline_run_id = ? AND kind = 'group') g ON g.name = p.accelerator
-        WHERE p.pipeline_run_id = ? AND p.policy = ?
-        ORDER BY abs(ln(p.target_params / 1e10)), g.name IS NULL, p.cost_usd_p50 IS NULL, p.cost_usd_p50,
-                 p.gpu_days_p50, p.cluster_gpus
-        LIMIT 1""", [run_id, run_id, policy])
-    return rows.row(0, named=True) if rows.height else None
+    """The plan people look at first (llmplan.headline.pick: the target nearest 10B, memory
+    fitting, cheapest p50 cost on an accelerator the efficiency fit has seen)."""
+    from llmplan import headline as hl
+
+    plans = warehouse.query(con, "SELECT * FROM plans.plans WHERE pipeline_run_id = ? AND policy = ?", [run_id, policy])
+    seen = warehouse.query(con, "SELECT name FROM fits.efficiency WHERE pipeline_run_id = ? AND kind = 'group'", [run_id])
+    return hl.pick(plans, policy, seen["name"].to_list())
+
+
+def headline_plans(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> pl.DataFrame:
+    """The report's answer cards as rows (llmplan.headline.card_rows: per headline target ×
+    accelerator, the cluster the card shows), with each target's tokens and text per language,
+    the evidence caveats, and `headline` true on the one plan the report puts first. The Prefect
+    headline artifact, the report and the run summary all read these rows."""
+    from llmplan import evidence
+    from llmplan import headline as hl
+
+    policy = scenario.policies[0]
+    plans = warehouse.query(con, "SELECT * FROM plans.plans WHERE pipeline_run_id = ? AND policy = ?", [run_id, policy])
+    langs = warehouse.query(con, "SELECT * FROM plans.plan_languages WHERE pipeline_run_id = ? AND policy = ?", [run_id, policy])
+    rows = hl.card_rows(plans, scenario.headline_params(), policy).join(
+        hl.text_per_language(langs), on=["target_params", "policy"], how="left")
+    top = headline_row(con, run_id, policy) or {}
+    rows = rows.with_columns(((pl.col("target_params") == top.get("target_params")) & (pl.col("accelerator") == top.get("accelerator"))
+                              & (pl.col("cluster_gpus") == top.get("cluster_gpus"))).fill_null(False).alias("headline"))
+    return evidence.with_caveats(rows, evidence_of(con, run_id))
+
+
+def evidence_of(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> dict:
+    """What the warehouse has seen (llmplan.evidence.Evidence): the largest public dense and MoE
+    runs, and the accelerators with training data."""
+    from llmplan import evidence
+
+    return evidence.from_warehouse(
+        warehouse.query(con, "SELECT * FROM core.training_runs"),
+        warehouse.query(con, "SELECT * FROM core.throughput"),
+        warehouse.query(con, "SELECT * FROM core.step_benchmarks"))
 
 
 def headline(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> str:
