@@ -46,6 +46,21 @@ def changed_parameters(old: dict, new: dict) -> dict:
     return {k: (pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)}
 
 
+SCENARIO_FILES = ("targets.toml",)      # input files whose content is the scenario (its parameters)
+
+
+def only_report_language(old: dict, new: dict) -> tuple[str, str] | None:
+    """(old, new) report language when that is all two runs differ in: same code, no data file
+    changed but the scenario file, and no other parameter. `old`/`new`: meta.pipeline_runs rows."""
+    from llmplan import headline as hl
+
+    a, b = json.loads(old.get("input_hashes") or "{}"), json.loads(new.get("input_hashes") or "{}")
+    files = {Path(f).name for f in set(a) | set(b) if a.get(f) != b.get(f)}
+    if old.get("code_version") != new.get("code_version") or not files <= set(SCENARIO_FILES):
+        return None
+    return hl.only_report_language(changed_parameters(old, new))
+
+
 def changed_inputs(old: dict, new: dict) -> list[str]:
     """Why two runs' results may differ, in words: which input files, the code, the parameters.
     `old`/`new` are meta.pipeline_runs rows (input_hashes and parameters as JSON text)."""
@@ -81,7 +96,7 @@ def what_changed_markdown(hist: pl.DataFrame, runs: pl.DataFrame, run_id: str, s
         meta = {r["pipeline_run_id"]: r for r in runs.filter(pl.col("pipeline_run_id").is_in([a, b])).iter_rows(named=True)}
         both = a in meta and b in meta
         why = changed_inputs(meta[a], meta[b]) if both else []
-        lang_only = hl.only_report_language(changed_parameters(meta[a], meta[b])) if both and len(why) == 1 else None
+        lang_only = only_report_language(meta[a], meta[b]) if both else None
         moved = hl.gpu_day_changes(hist.filter(pl.col("pipeline_run_id") == a), hist.filter(pl.col("pipeline_run_id") == b))
         lines = [f"| {fmt_params(r['target_params'])} | {r['policy']} | {r['accelerator']} | {fmt_count(r['old'])} → {fmt_count(r['new'])} |"
                  for r in moved.iter_rows(named=True)]

@@ -494,18 +494,34 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario,
     prev = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE results_run_id <> ? "
                        "ORDER BY finished_at DESC LIMIT 1", [run_id]).fetchone()
     changes = pl.DataFrame(schema={"target_params": pl.Float64, "accelerator": pl.Utf8, "old": pl.Float64, "new": pl.Float64})
+    bpt_changes, lang_only = None, None
     if prev:
-        key = ["target_params", "policy", "accelerator"]
-        new = plans.group_by(key).agg(pl.col("gpu_days_p50").min().alias("new"))
-        old = q("SELECT * FROM plans.plans WHERE pipeline_run_id = ?", [prev[0]]).group_by(key).agg(pl.col("gpu_days_p50").min().alias("old"))
-        changes = old.join(new, on=key).filter(pl.col("policy") == scenario.policies[0]).sort("target_params", "accelerator").select(
+        # only what moved (llmplan.headline): GPU-days of this policy's plans, and bytes/token per language
+        from llmplan import headline as hl
+
+        old_plans = q("SELECT * FROM plans.plans WHERE pipeline_run_id = ?", [prev[0]])
+        changes = hl.gpu_day_changes(old_plans, plans, scenario.policies[0]).sort("target_params", "accelerator").select(
             "target_params", "accelerator", "old", "new")
+        bpt_changes = hl.bytes_per_token_changes(q("SELECT * FROM plans.plan_languages WHERE pipeline_run_id = ?", [prev[0]]), langs)
+        from llmplan.artifacts import only_report_language
+
+        old_meta = warehouse.query(con, "SELECT input_hashes, code_version, parameters FROM meta.pipeline_runs "
+                                        "WHERE pipeline_run_id = ?", [prev[0]])
+        if old_meta.height and input_hashes is not None:
+            lang_only = only_report_language(old_meta.row(0, named=True), {
+                "input_hashes": json.dumps(input_hashes), "code_version": code_version(), "parameters": scenario.model_dump_json()})
     law = latest_law(con, scenario.scaling_law)
     targets = plans.group_by("target_params", "policy").agg(pl.col("params").first(), pl.col("tokens").first(),
                                                             pl.col("predicted_loss").first())
     summary = q("SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = ? ORDER BY split, method DESC", [run_id])
     first = headline_row(con, run_id, scenario.policies[0])
-    kpis = {"runs_in_fit": runs.height, "headline": first,
+    ev = evidence_of(con, run_id)
+    if first:
+        from llmplan.evidence import with_caveats
+
+        first["caveats"] = with_caveats(pl.DataFrame([first]), ev, scenario.report_lang)["caveats"][0].to_list()
+    head_langs = langs.filter((pl.col("target_params") == (first or {}).get("target_params")) & (pl.col("policy") == scenario.policies[0]))
+    kpis = {"runs_in_fit": runs.height, "headline": first, "headline_bytes": float(head_langs["bytes_p50"].sum()) if head_langs.height else None,
             "backtest": summary.filter(~pl.col("split").str.starts_with("per step")
                                        & pl.col("method").is_in(["llmplan", "llmplan step × goodput"]))}
     # The headline target's p50 across runs (committed runs in main.plan_history, then this one),
@@ -542,6 +558,7 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario,
         "backtest_summary": summary,
         "bytes_per_token": q("SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = ?", [run_id]),
         "plans": plans, "languages": langs, "law": law, "targets": targets, "changes": changes, "kpis": kpis,
+        "evidence": ev, "bpt_changes": bpt_changes, "lang_only": lang_only, "previous_run": prev[0] if prev else None,
     }
 
 
