@@ -505,3 +505,42 @@ def test_report_artifact_warehouse_and_cli_agree_on_the_headline_plan(built, tmp
     assert cli["gpu_hours_p50"] / 24 == pytest.approx(gpu_days, rel=1e-9)
     assert cli["tokens"] == pytest.approx(tokens, rel=1e-12)
     assert sum(cli["bytes_per_language"].values()) == pytest.approx(text_bytes, rel=1e-9)
+
+
+def test_what_changed_lists_only_moved_plans_bytes_per_token_and_a_language_only_change(built, tmp_path):
+    """The previous run (run0) made the same plans but one, and its English bytes/token was
+    different (as before a corpus scan): "what changed" draws that one plan and shows the
+    bytes/token row; with the same inputs and only report_lang changed it says so."""
+    import duckdb
+
+    from llmplan import report
+    from llmplan.i18n import CATALOGUE
+
+    wh = tmp_path / "w.duckdb"
+    shutil.copy(built["warehouse"], wh)
+    sc = built["scenario"]
+    with duckdb.connect(str(wh)) as con:
+        con.execute("DELETE FROM plans.plans WHERE pipeline_run_id = 'run0'")
+        con.execute("""INSERT INTO plans.plans SELECT * REPLACE ('run0' AS pipeline_run_id,
+                         CASE WHEN target_params = 7e10 AND accelerator = 'B200' THEN gpu_days_p50 * 1.5
+                              ELSE gpu_days_p50 END AS gpu_days_p50) FROM plans.plans WHERE pipeline_run_id = 'run1'""")
+        con.execute("""INSERT INTO plans.plan_languages SELECT * REPLACE ('run0' AS pipeline_run_id,
+                         CASE WHEN "language" = 'en' THEN bytes_per_token * 3 ELSE bytes_per_token END AS bytes_per_token)
+                       FROM plans.plan_languages WHERE pipeline_run_id = 'run1'""")
+        en_now = con.execute("""SELECT any_value(bytes_per_token) FROM plans.plan_languages
+                                WHERE pipeline_run_id = 'run1' AND "language" = 'en'""").fetchone()[0]
+        data = pipeline.report_data(con, "run1", sc, {})
+        ja = pipeline.report_data(con, "run1", sc.model_copy(update={"report_lang": "ja"}), {})
+        other = pipeline.report_data(con, "run1", sc.model_copy(update={"report_lang": "ja"}), {"data/x.csv": "new"})
+    # policy of the report only; the one moved plan (best cluster: min GPU-days over clusters)
+    assert data["changes"].select("target_params", "accelerator").rows() == [(7e10, "B200")]
+    bpt = data["bpt_changes"]
+    assert bpt["language"].to_list() == ["en"]
+    assert bpt["old"][0] == pytest.approx(3 * en_now) and bpt["new"][0] == pytest.approx(en_now)
+    page, _ = report.render("run1", data, bundle="/* no bundle */")
+    section = page[page.index('<section id="changes">'):]
+    assert CATALOGUE["changes_bpt"]["en"] in section and f"{3 * en_now:.3g} → {en_now:.3g}" in section
+    assert data["lang_only"] is None                      # same scenario: nothing changed but plans (inserted)
+    assert ja["lang_only"] == ("en", "ja") and other["lang_only"] is None
+    page_ja, _ = report.render("run1", ja, bundle="/* no bundle */", lang="ja")
+    assert CATALOGUE["changes_lang_only"]["ja"].format(old="en", new="ja") in page_ja
