@@ -210,16 +210,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
                        "ja": "クラスタ規模別の所要日数（p50）— {policy} のトークン数"},
     "t_cluster_col": {"en": "{n} accelerators", "ja": "{n}台"},
     "t_acc": {"en": "accelerator", "ja": "アクセラレータ"},
-    # backtest verdict
-    "v_targets": {"en": "Targets: whole runs, median |log10 error| ≤ 0.10 and below the rule's with 75–90 % of actual values "
-                        "inside p10–p90; per step, ≤ 0.10 with 70–90 % inside.",
-                  "ja": "目標：学習全体では |log10 誤差| 中央値 ≤ 0.10 かつ経験則より小さく、実績の 75–90 % が p10–p90 に入ること。"
-                        "単一ステップでは ≤ 0.10 かつ 70–90 % が入ること。"},
-    "v_item": {"en": "{split}, {method}: {verdict} the target — error {err}{vs}, {cov} inside p10–p90",
-               "ja": "{split}、{method}：目標を{verdict} — 誤差 {err}{vs}、p10–p90 内 {cov}"},
-    "v_meets": {"en": "meets", "ja": "達成"},
-    "v_misses": {"en": "misses", "ja": "未達"},
-    "v_vs": {"en": " ({x}× the best rule's)", "ja": "（最良の経験則の {x}倍）"},
     # backtest block: each split's error beside the rule's (no internal targets)
     "v_how": {"en": "Each line: a split of runs the model never saw, llmplan's median |log10 error| (0.1 ≈ 26 % off), the "
                     "best simple rule's on the same runs, and how many actual values fell inside p10–p90 (80 % expected).",
@@ -257,7 +247,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "t_bpt_source": {"en": "source now", "ja": "現在の出典"},
     # key figures above the answer
     "kpi_headline": {"en": "{target}, {policy}, {acc}", "ja": "{target}、{policy}、{acc}"},
-    "kpi_headline_value": {"en": "{days} GPU-days · {cost}", "ja": "{days} GPU日 · {cost}"},
     "useful_limit": {"en": "useful-cluster limit", "ja": "有効な最大台数"},
     "not_fit": {"en": "does not fit in memory", "ja": "メモリに収まらない"},
     # units
