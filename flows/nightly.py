@@ -64,7 +64,7 @@ def report_task(staging_path: str, run_id: str, scenario: Scenario, reports_dir:
 
 
 @task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30])
-def publish_task(path: Path, run_id: str, report_path: str, reports_dir: Path, status: str) -> dict:
+def publish_task(path: Path, run_id: str, report_path: str, reports_dir: Path, status: str, scenario: Scenario) -> dict:
     """Prefect artifacts with stable keys (the UI keeps their history) + reports/index.html.
     Retried with backoff: it reads the committed warehouse and talks to the Prefect API, both of
     which can fail for a moment (an external writer holding the file, an API restart)."""
@@ -72,15 +72,17 @@ def publish_task(path: Path, run_id: str, report_path: str, reports_dir: Path, s
 
     with connect_readonly(path) as con:
         results = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE pipeline_run_id = ?", [run_id]).fetchone()[0]
-        head = warehouse.query(con, artifacts.HEADLINE_SQL, [results])
+        head = pipeline.headline_plans(con, results, scenario)      # the report's answer cards, the same rows
         hist = warehouse.query(con, "SELECT * FROM main.plan_history")
+        langs = warehouse.query(con, "SELECT * FROM plans.plan_languages WHERE pipeline_run_id IN "
+                                     "(SELECT pipeline_run_id FROM main.plan_history)")
         runs = warehouse.query(con, "SELECT * FROM meta.pipeline_runs")
         pipeline.write_index(con, reports_dir)
         tracked = warehouse.query(con, "SELECT * FROM tracking.forecasts WHERE pipeline_run_id = ?", [results])
     create_table_artifact(key="llmplan-headline-plan", table=artifacts.headline_table(head),
                           description=f"Headline plan, run {run_id}")
     create_markdown_artifact(key="llmplan-what-changed",
-                             markdown=artifacts.what_changed_markdown(hist, runs, run_id, status, results))
+                             markdown=artifacts.what_changed_markdown(hist, runs, run_id, status, results, langs))
     link = artifacts.report_link(report_path, reports_dir, os.environ.get("LLMPLAN_REPORTS_URL"))
     create_link_artifact(key="llmplan-report", link=link, link_text=f"llmplan report {results}")
     for r in tracked.iter_rows(named=True):           # one artifact per run in progress, its verdict first
@@ -140,7 +142,7 @@ def nightly_refresh(scenario: Scenario | None = None, warehouse: str | None = No
                 shutil.rmtree(report_dir, ignore_errors=True)
             pipeline.log_failure(path, run_id, started, e, {"scenario": sc.model_dump()})
             raise
-    pub = publish_task(path, run_id, report_path, reports, status)
+    pub = publish_task(path, run_id, report_path, reports, status, sc)
     print(f"run {run_id} {status}; report: {report_path}")
     return {"pipeline_run_id": run_id, "status": status, "results_run_id": results, "report_path": report_path,
             "warehouse": str(path), "headline": summary["headline"], "ingest": summary["ingest"], **pub}

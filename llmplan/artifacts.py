@@ -10,22 +10,55 @@ import polars as pl
 
 from llmplan.units import fmt_bytes, fmt_count, fmt_days, fmt_params, fmt_sci, fmt_usd
 
-HEADLINE_SQL = """
-    SELECT target_params, policy, accelerator, min(gpu_days_p50) AS gpu_days_p50,
-           arg_min(cost_usd_p50, gpu_days_p50) AS cost_usd_p50, max(cluster_gpus) AS largest_cluster,
-           arg_min(wall_days_p50, -cluster_gpus) AS wall_days_on_largest
-    FROM plans.plans WHERE pipeline_run_id = ?
-    GROUP BY ALL ORDER BY target_params, policy, accelerator"""
+def headline_table(rows: pl.DataFrame) -> list[dict]:
+    """Rows of the `llmplan-headline-plan` table artifact, worded: exactly the report's answer
+    cards (llmplan.pipeline.headline_plans) — tokens and text per language first, then GPU-days,
+    the cluster, days and cost; a target whose memory fits on no planned cluster says "does not
+    fit" instead of a plan. `headline` marks the plan the report puts first."""
+    from llmplan.units import fmt_days as days
+
+    out = []
+    for r in rows.iter_rows(named=True):            # the headline targets × accelerators: a few dozen
+        fits = bool(r["fits_in_memory"])
+        need = (f"does not fit: {r['memory_per_gpu_gib']:.0f} GiB per accelerator on {r['cluster_gpus']:,}; "
+                + (f"needs ≥ {r['min_gpus_for_memory']:,}" if r.get("min_gpus_for_memory") else "fits at no count"))
+        langs = r.get("languages") or []
+        out.append({
+            "headline": "★" if r.get("headline") else "",
+            "params": fmt_params(r["target_params"]) + (f" ({fmt_params(r['active_params'])} active)"
+                                                       if r.get("active_params") and r["active_params"] < r["params"] else ""),
+            "policy": r["policy"], "accelerator": r["accelerator"],
+            "tokens": fmt_sci(r["tokens"]),
+            "text": ", ".join(f"{x['language']} {fmt_bytes(x['bytes_p50'])}" for x in langs) or "–",
+            "gpu_days_p50": fmt_count(r["gpu_days_p50"]) if fits else "does not fit",
+            "cluster": f"{r['cluster_gpus']:,}",
+            "days_p50": days(r["wall_days_p50"]) if fits else "–",
+            "cost_p50": ("no price" if r["cost_usd_p50"] is None else fmt_usd(r["cost_usd_p50"])) if fits else "–",
+            "memory": f"{r['memory_per_gpu_gib']:.1f} GiB per accelerator" if fits else need,
+            "caveats": "; ".join(r.get("caveats") or []),
+        })
+    return out
 
 
-def headline_table(head: pl.DataFrame) -> list[dict]:
-    """Rows of the `llmplan-headline-plan` table artifact (strings with units)."""
-    return head.select(
-        pl.col("target_params").map_elements(fmt_params, return_dtype=pl.Utf8).alias("params"), "policy", "accelerator",
-        pl.col("gpu_days_p50").map_elements(fmt_count, return_dtype=pl.Utf8).alias("gpu_days_p50"),
-        pl.col("cost_usd_p50").map_elements(fmt_usd, return_dtype=pl.Utf8).fill_null("no price").alias("cost_p50"),
-        pl.format("{} on {}", pl.col("wall_days_on_largest").map_elements(fmt_days, return_dtype=pl.Utf8),
-                  "largest_cluster").alias("days_on_largest_cluster")).to_dicts()
+def changed_parameters(old: dict, new: dict) -> dict:
+    """{parameter: (old value, new value)} for the scenario parameters two runs differ in."""
+    pa, pb = json.loads(old["parameters"] or "{}"), json.loads(new["parameters"] or "{}")
+    return {k: (pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)}
+
+
+SCENARIO_FILES = ("targets.toml",)      # input files whose content is the scenario (its parameters)
+
+
+def only_report_language(old: dict, new: dict) -> tuple[str, str] | None:
+    """(old, new) report language when that is all two runs differ in: same code, no data file
+    changed but the scenario file, and no other parameter. `old`/`new`: meta.pipeline_runs rows."""
+    from llmplan import headline as hl
+
+    a, b = json.loads(old.get("input_hashes") or "{}"), json.loads(new.get("input_hashes") or "{}")
+    files = {Path(f).name for f in set(a) | set(b) if a.get(f) != b.get(f)}
+    if old.get("code_version") != new.get("code_version") or not files <= set(SCENARIO_FILES):
+        return None
+    return hl.only_report_language(changed_parameters(old, new))
 
 
 def changed_inputs(old: dict, new: dict) -> list[str]:
@@ -39,31 +72,49 @@ def changed_inputs(old: dict, new: dict) -> list[str]:
                                             for f in files))
     if old["code_version"] != new["code_version"]:
         reasons.append(f"code: {old['code_version']} → {new['code_version']}")
-    pa, pb = json.loads(old["parameters"] or "{}"), json.loads(new["parameters"] or "{}")
-    keys = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
+    keys = changed_parameters(old, new)
     if keys:
-        reasons.append("parameters: " + ", ".join(f"{k} {pa.get(k)!r} → {pb.get(k)!r}" for k in keys))
+        reasons.append("parameters: " + ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in keys.items()))
     return reasons
 
 
-def what_changed_markdown(hist: pl.DataFrame, runs: pl.DataFrame, run_id: str, status: str, results: str) -> str:
+def what_changed_markdown(hist: pl.DataFrame, runs: pl.DataFrame, run_id: str, status: str, results: str,
+                          langs: pl.DataFrame | None = None) -> str:
     """The `llmplan-what-changed` markdown: the last two runs that computed plans, why they differ
-    (data, code, parameters) and the p50 GPU-days that moved. `hist` = main.plan_history,
-    `runs` = meta.pipeline_runs."""
-    planned = hist["pipeline_run_id"].unique(maintain_order=True).to_list()
+    (data, code, parameters — or only the report language), the p50 GPU-days that moved and the
+    bytes/token each language's plans use where it moved (a corpus scan changes the GB of text,
+    not GPU-days). Unchanged rows are not listed. `hist` = main.plan_history, `runs` =
+    meta.pipeline_runs, `langs` = plans.plan_languages rows of those runs."""
+    from llmplan import headline as hl
+
+    planned = hist.sort("finished_at")["pipeline_run_id"].unique(maintain_order=True).to_list() \
+        if "finished_at" in hist.columns else hist["pipeline_run_id"].unique(maintain_order=True).to_list()
     if len(planned) < 2:
         md = f"# First run with plans ({results})\n\nNothing to compare yet."
     else:
         a, b = planned[-2], planned[-1]
         meta = {r["pipeline_run_id"]: r for r in runs.filter(pl.col("pipeline_run_id").is_in([a, b])).iter_rows(named=True)}
-        why = changed_inputs(meta[a], meta[b]) if a in meta and b in meta else []
-        m = hist.filter(pl.col("pipeline_run_id").is_in([a, b])).pivot(
-            on="pipeline_run_id", index=["target_params", "policy", "accelerator"], values="gpu_days_p50")
-        lines = [f"| {fmt_params(r['target_params'])} | {r['policy']} | {r['accelerator']} | {fmt_count(r[a])} → {fmt_count(r[b])} |"
-                 for r in m.iter_rows(named=True) if r.get(a) is not None and r.get(b) is not None]
-        md = (f"# What changed ({a} → {b})\n\n"
-              + ("Inputs that differ:\n" + "".join(f"- {w}\n" for w in why) if why else "No input, code or parameter differs.\n")
-              + "\n| target | policy | accelerator | p50 GPU-days |\n|---|---|---|---|\n" + "\n".join(lines[:60]))
+        both = a in meta and b in meta
+        why = changed_inputs(meta[a], meta[b]) if both else []
+        lang_only = only_report_language(meta[a], meta[b]) if both else None
+        moved = hl.gpu_day_changes(hist.filter(pl.col("pipeline_run_id") == a), hist.filter(pl.col("pipeline_run_id") == b))
+        lines = [f"| {fmt_params(r['target_params'])} | {r['policy']} | {r['accelerator']} | {fmt_count(r['old'])} → {fmt_count(r['new'])} |"
+                 for r in moved.iter_rows(named=True)]
+        bpt = (hl.bytes_per_token_changes(langs.filter(pl.col("pipeline_run_id") == a), langs.filter(pl.col("pipeline_run_id") == b))
+               if langs is not None and langs.height else pl.DataFrame())
+        md = f"# What changed ({a} → {b})\n\n"
+        if lang_only:
+            md += f"Only the report language changed ({lang_only[0]} → {lang_only[1]}): the plans are the same.\n"
+        else:
+            md += "Inputs that differ:\n" + "".join(f"- {w}\n" for w in why) if why else "No input, code or parameter differs.\n"
+        if bpt.height:
+            md += ("\nBytes per token the plans use (GB of text move with it):\n\n| language | bytes/token | source now |\n|---|---|---|\n"
+                   + "".join(f"| {r['language']} | {r['old']:.3g} → {r['new']:.3g} | {r['new_source']} |\n" for r in bpt.iter_rows(named=True)))
+        if lines:
+            md += (f"\n{len(lines)} p50 GPU-days moved:\n\n| target | policy | accelerator | p50 GPU-days |\n|---|---|---|---|\n"
+                   + "\n".join(lines[:60]) + ("\n" + f"… and {len(lines) - 60} more" if len(lines) > 60 else ""))
+        else:
+            md += "\nNo p50 GPU-days moved."
     if status == "reused":
         md = f"Inputs, code and parameters unchanged: run {run_id} reuses the results of {results}.\n\n" + md
     return md

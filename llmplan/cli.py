@@ -15,7 +15,8 @@ from rich.table import Table
 
 from llmplan.errors import LlmplanError
 
-app = typer.Typer(help="Plan LLM pretraining from data: tokens, bytes per language, GPU-hours, days, cost, memory, loss.",
+app = typer.Typer(help="Plan LLM pretraining from data: tokens, bytes per language, GPU-hours, days, cost, memory, loss. "
+                       "Every formula and its source: docs/methods.md in the llmplan repository.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 console = Console()
 err = Console(stderr=True)
@@ -423,7 +424,8 @@ def plan(
     precision: str = typer.Option("bf16", help="bf16 | fp8 (FP8 against the accelerator's FP8 peak)"),
     global_batch: Optional[str] = typer.Option(None, help="Tokens per optimizer step, e.g. 4M (default: DeepSeek LLM's "
                                                           "B_opt = 0.2920·C^0.3271)"),
-    policy: str = typer.Option("chinchilla", help="chinchilla | compute-optimal | overtrain | inference-aware"),
+    policy: str = typer.Option("chinchilla", help="chinchilla | compute-optimal | overtrain | inference-aware | fixed "
+                                                  "(fixed: the tokens of --tokens, 2T when not given)"),
     mix: str = typer.Option("en=1.0", help="Language mixture, e.g. ja=0.4,en=0.4,code=0.2"),
     unique: Optional[str] = typer.Option(None, help="Unique tokens available per language, e.g. ja=300B,en=5T (epoch checks)"),
     seq_len: int = typer.Option(4096, min=128, help="Sequence length"),
@@ -483,6 +485,7 @@ def plan(
                 raise LlmplanError(f"--active-params {active_params} exceeds --params {params}: active parameters are a part of the total")
         with _open(warehouse) as con:
             model, run_id, acc, the_law, bpt = pipeline.planning_inputs(con, gpu, law)
+            evidence = pipeline.evidence_of(con, run_id)
         name = acc["accelerator"][0]
         if price is not None:
             acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
@@ -541,6 +544,9 @@ def plan(
             out["bytes_per_language"] = {x["language"]: x["bytes_p50"] for x in langs.iter_rows(named=True)}
             out["tokens_per_language"] = {x["language"]: x["tokens"] for x in langs.iter_rows(named=True)}
             out["bytes_per_token_source"] = {x["language"]: x["bytes_per_token_source"] for x in langs.iter_rows(named=True)}
+            from llmplan.evidence import with_caveats
+
+            out["caveats"] = with_caveats(plans.head(1), evidence)["caveats"][0].to_list()   # outside the evidence, in words
     except LlmplanError as e:
         _fail(e)
     except ValidationError as e:   # the scenario built from the options
@@ -571,7 +577,9 @@ def _print_plan(out: dict) -> None:
         t.add_row("tokens", f"{fmt_sci(out['tokens_opt_p50'])} ({fmt_sci(out['tokens_opt_p10'])}–{fmt_sci(out['tokens_opt_p90'])})")
         t.add_row("expected loss", f"{loss} ({out['law']}; interval from {out['loss_interval']})")
     else:
-        t.add_row("model", f"{fmt_params(out['params'])} parameters, {out['policy']}")
+        moe = out.get("active_params") and out["active_params"] < out["params"]
+        t.add_row("model", f"{fmt_params(out['params'])} parameters"
+                  + (f", {fmt_params(out['active_params'])} active" if moe else "") + f", {out['policy']}")
         t.add_row("tokens", fmt_sci(out["tokens"]))
         t.add_row("training compute", fmt_sci(out["training_flop"], "FLOP"))
         t.add_row("GPU-hours", f"{fmt_count(out['gpu_hours_p50'])} (p10 {fmt_count(out['gpu_hours_p10'])}, p90 {fmt_count(out['gpu_hours_p90'])})")
@@ -608,6 +616,8 @@ def _print_plan(out: dict) -> None:
         t.add_row("", f"bytes/token from {out['bytes_per_token_source'][lang]}")
     if out.get("warnings"):
         t.add_row("warnings", out["warnings"])
+    for c in out.get("caveats") or []:
+        t.add_row("caveat", c)
     console.print(t)
 
 

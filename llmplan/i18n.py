@@ -3,6 +3,7 @@ readers plan ja/en mixtures). report.py asks `text(lang, key)` and formats numbe
 below, so a heading, a sentence, an axis title or a unit never hides in chart code."""
 
 import math
+import re
 
 from llmplan import units
 
@@ -215,19 +216,43 @@ CATALOGUE: dict[str, dict[str, str]] = {
                        "ja": "クラスタ規模別の所要日数（p50）— {policy} のトークン数"},
     "t_cluster_col": {"en": "{n} accelerators", "ja": "{n}台"},
     "t_acc": {"en": "accelerator", "ja": "アクセラレータ"},
-    # backtest verdict
-    "v_targets": {"en": "Targets: whole runs, median |log10 error| ≤ 0.10 and below the rule's with 75–90 % of actual values "
-                        "inside p10–p90; per step, ≤ 0.10 with 70–90 % inside.",
-                  "ja": "目標：学習全体では |log10 誤差| 中央値 ≤ 0.10 かつ経験則より小さく、実績の 75–90 % が p10–p90 に入ること。"
-                        "単一ステップでは ≤ 0.10 かつ 70–90 % が入ること。"},
-    "v_item": {"en": "{split}, {method}: {verdict} the target — error {err}{vs}, {cov} inside p10–p90",
-               "ja": "{split}、{method}：目標を{verdict} — 誤差 {err}{vs}、p10–p90 内 {cov}"},
-    "v_meets": {"en": "meets", "ja": "達成"},
-    "v_misses": {"en": "misses", "ja": "未達"},
-    "v_vs": {"en": " ({x}× the best rule's)", "ja": "（最良の経験則の {x}倍）"},
+    # backtest block: each split's error beside the rule's (no internal targets)
+    "v_how": {"en": "Each line: a split of runs the model never saw, llmplan's median |log10 error| (0.1 ≈ 26 % off), the "
+                    "best simple rule's on the same runs, and how many actual values fell inside p10–p90 (80 % expected).",
+              "ja": "各行：モデルが見ていない実行の分割、llmplan の |log10 誤差| 中央値（0.1 ≈ 26 % のずれ）、同じ実行での"
+                    "最良の単純な経験則の誤差、実績が p10–p90 に入った割合（期待値 80 %）。"},
+    "v_line": {"en": "{split}, {method}: error {err}{rule}, {cov} inside p10–p90",
+               "ja": "{split}、{method}：誤差 {err}{rule}、p10–p90 内 {cov}"},
+    "v_rule": {"en": "; the rule ({rule}): {err}", "ja": "；経験則（{rule}）：{err}"},
+    # legend titles
+    "ax_method": {"en": "method", "ja": "手法"},
+    "ax_split": {"en": "split", "ja": "分割"},
+    "ax_policy": {"en": "policy", "ja": "方針"},
+    "ax_language": {"en": "language", "ja": "言語"},
+    # caveats: a plan outside the evidence (llmplan.evidence)
+    "cav_dense": {"en": "far beyond the evidence: more than {factor}× the largest public dense run in the data ({model}, {size})",
+                  "ja": "根拠の範囲外：データ中で最大の公開密モデル（{model}、{size}）の {factor}倍を超えます"},
+    "cav_moe": {"en": "far beyond the evidence: more than {factor}× the largest public mixture-of-experts run in the data "
+                      "({model}, {size}, {active} active)",
+                "ja": "根拠の範囲外：データ中で最大の公開 MoE モデル（{model}、{size}、アクティブ {active}）の {factor}倍を超えます"},
+    "cav_no_dense": {"en": "no public dense run in the data to compare with", "ja": "比較できる公開密モデルがデータにありません"},
+    "cav_no_moe": {"en": "no public mixture-of-experts run in the data: its efficiency is extrapolated from dense runs",
+                   "ja": "公開 MoE モデルがデータになく、効率は密モデルから外挿しています"},
+    "cav_acc": {"en": "no training run or benchmark on {acc} in the warehouse: its plan comes from its specifications alone",
+                "ja": "{acc} の学習実行やベンチマークがウェアハウスになく、計画は仕様値のみに基づきます"},
+    "card_params_moe": {"en": "{total} ({active} active)", "ja": "{total}（アクティブ {active}）"},
+    "kpi_headline_text": {"en": "{tokens} tokens · {text} of text · {days} GPU-days · {cost}",
+                          "ja": "{tokens} トークン · テキスト {text} · {days} GPU日 · {cost}"},
+    "changes_lang_only": {"en": "Only the report language changed ({old} → {new}): the plans are the same.",
+                          "ja": "レポートの言語だけが変わりました（{old} → {new}）。計画は同じです。"},
+    "changes_same": {"en": "No p50 GPU-days moved since the previous run.", "ja": "前回から p50 GPU日数は変わっていません。"},
+    "changes_bpt": {"en": "Bytes per token the plans use (the GB of text move with it)",
+                    "ja": "計画が使う1トークンあたりのバイト数（テキスト量もこれに比例して変わります）"},
+    "t_language": {"en": "language", "ja": "言語"},
+    "t_bpt_change": {"en": "bytes/token: previous → now", "ja": "バイト/トークン：前回 → 今回"},
+    "t_bpt_source": {"en": "source now", "ja": "現在の出典"},
     # key figures above the answer
     "kpi_headline": {"en": "{target}, {policy}, {acc}", "ja": "{target}、{policy}、{acc}"},
-    "kpi_headline_value": {"en": "{days} GPU-days · {cost}", "ja": "{days} GPU日 · {cost}"},
     "useful_limit": {"en": "useful-cluster limit", "ja": "有効な最大台数"},
     "not_fit": {"en": "does not fit in memory", "ja": "メモリに収まらない"},
     # units
@@ -242,6 +267,45 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "u_gpus": {"en": "{x} accelerators", "ja": "{x}台"},
     "u_gpu": {"en": "{x} accelerator", "ja": "{x}台"},
 }
+
+
+# Values that come from the pipeline's own frames (backtest splits and methods, bytes/token
+# kinds): worded per language where the report shows them. Input data (model names) stays as is.
+VALUES_JA = {
+    "leave-one-family-out": "モデル系列ごとに1つ除外", "llmplan": "llmplan", "llmplan p50": "llmplan p50",
+    "llmplan step × goodput": "llmplan ステップ × グッドプット", "step × goodput": "ステップ × グッドプット",
+    "whole-run model": "学習全体モデル", "llmplan step model": "llmplan ステップモデル",
+    "6ND/(peak×0.40)": "6ND/(ピーク×0.40)", "40% of BF16 peak": "BF16 ピークの 40%",
+    "40% of the precision's peak": "その精度のピークの 40%",
+    "per step: leave one framework out": "ステップ単位：フレームワークを1つ除外",
+    "per step: leave one model out": "ステップ単位：モデルを1つ除外",
+    "per step: leave one release out": "ステップ単位：リリースを1つ除外",
+    "measured": "測定値", "published": "公開値", "default": "既定値",
+}
+_TIME_SPLIT = re.compile(r"^time split \(fit < (\d{4}), predict ≥ (\d{4})\)$")
+
+
+def value(lang: str, v):
+    """A pipeline value (split, method, kind) in the report's language; others unchanged."""
+    if lang == "en" or not isinstance(v, str):
+        return v
+    m = _TIME_SPLIT.match(v)
+    if m:
+        return f"時系列分割（{m.group(1)}年より前で当てはめ、{m.group(2)}年以降を予測）"
+    return VALUES_JA.get(v, v)
+
+
+def value_expr(lang: str, expr):
+    """value() over a Polars column."""
+    import polars as pl
+
+    return expr if lang == "en" else expr.map_elements(lambda v: value(lang, v), return_dtype=pl.Utf8, skip_nulls=True)
+
+
+# A font family that draws Japanese on every common system (the page and the charts name it):
+# without one a machine shows boxes for kana and kanji.
+FONT_FAMILY = ('system-ui, "Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Hiragino Kaku Gothic ProN", '
+               '"Yu Gothic", "Meiryo", sans-serif')
 
 
 def text(lang: str, key: str, **kw) -> str:

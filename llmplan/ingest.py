@@ -130,6 +130,7 @@ def _type(kind: Kind, path: Path, raw: pl.DataFrame, problems: list[Problem]) ->
             exprs.append(s.cast(c.dtype, strict=False).alias(c.name))
     typed = raw.select(*exprs, "source_file", "source_line")
     headers = {c.name: c.header for c in kind.columns}
+    unreadable = set()          # (line, column) already named as not a number: its null is not "empty"
     for c in kind.columns:
         if c.dtype is pl.Utf8:
             continue
@@ -137,6 +138,7 @@ def _type(kind: Kind, path: Path, raw: pl.DataFrame, problems: list[Problem]) ->
         bad = typed.with_columns(text.alias("_t")).filter(pl.col("_t").is_not_null() & (pl.col("_t") != "") & pl.col(c.name).is_null())
         kind_word = "an integer" if c.dtype is pl.Int64 else "a number"
         for r in bad.select("source_line", "_t").iter_rows():
+            unreadable.add((r[0], c.header))
             problems.append(Problem(str(path), r[0], c.header, f"expected {kind_word}, got {r[1]!r}"))
         if c.dtype is pl.Int64:
             frac = typed.filter(pl.col(c.name).is_not_null() & (pl.col(c.name) != pl.col(c.name).round(0)))
@@ -153,6 +155,8 @@ def _type(kind: Kind, path: Path, raw: pl.DataFrame, problems: list[Problem]) ->
             idx = r.get("index")
             line = int(typed["source_line"][idx]) if idx is not None else None
             col = headers.get(r["column"], r["column"])
+            if (line, col) in unreadable:
+                continue
             problems.append(Problem(str(path), line, col, _explain(r["check"], r["failure_case"])))
     return typed
 

@@ -410,18 +410,43 @@ def log_failure(path: Path, run_id: str, started: datetime, error: BaseException
 
 
 def headline_row(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> dict | None:
-    """The plan people look at first, by a stated rule: the target nearest 10B, the policy given,
-    and the cheapest p50 cost — among accelerators the efficiency fit has seen whole runs or
-    benchmarks on first (one predicted from its specs alone is planned, not headlined), then
-    priced before unpriced; ties → fewer GPU-days, then the smaller cluster."""
-    rows = warehouse.query(con, """
-        SELECT p.target_params, p.policy, p.accelerator, p.gpu_days_p50, p.cost_usd_p50 FROM plans.plans p
-        LEFT JOIN (SELECT name FROM fits.efficiency WHERE pipeline_run_id = ? AND kind = 'group') g ON g.name = p.accelerator
-        WHERE p.pipeline_run_id = ? AND p.policy = ?
-        ORDER BY abs(ln(p.target_params / 1e10)), g.name IS NULL, p.cost_usd_p50 IS NULL, p.cost_usd_p50,
-                 p.gpu_days_p50, p.cluster_gpus
-        LIMIT 1""", [run_id, run_id, policy])
-    return rows.row(0, named=True) if rows.height else None
+    """The plan people look at first (llmplan.headline.pick: the target nearest 10B, memory
+    fitting, cheapest p50 cost on an accelerator the efficiency fit has seen)."""
+    from llmplan import headline as hl
+
+    plans = warehouse.query(con, "SELECT * FROM plans.plans WHERE pipeline_run_id = ? AND policy = ?", [run_id, policy])
+    seen = warehouse.query(con, "SELECT name FROM fits.efficiency WHERE pipeline_run_id = ? AND kind = 'group'", [run_id])
+    return hl.pick(plans, policy, seen["name"].to_list())
+
+
+def headline_plans(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario) -> pl.DataFrame:
+    """The report's answer cards as rows (llmplan.headline.card_rows: per headline target ×
+    accelerator, the cluster the card shows), with each target's tokens and text per language,
+    the evidence caveats, and `headline` true on the one plan the report puts first. The Prefect
+    headline artifact, the report and the run summary all read these rows."""
+    from llmplan import evidence
+    from llmplan import headline as hl
+
+    policy = scenario.policies[0]
+    plans = warehouse.query(con, "SELECT * FROM plans.plans WHERE pipeline_run_id = ? AND policy = ?", [run_id, policy])
+    langs = warehouse.query(con, "SELECT * FROM plans.plan_languages WHERE pipeline_run_id = ? AND policy = ?", [run_id, policy])
+    rows = hl.card_rows(plans, scenario.headline_params(), policy).join(
+        hl.text_per_language(langs), on=["target_params", "policy"], how="left")
+    top = headline_row(con, run_id, policy) or {}
+    rows = rows.with_columns(((pl.col("target_params") == top.get("target_params")) & (pl.col("accelerator") == top.get("accelerator"))
+                              & (pl.col("cluster_gpus") == top.get("cluster_gpus"))).fill_null(False).alias("headline"))
+    return evidence.with_caveats(rows, evidence_of(con, run_id))
+
+
+def evidence_of(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> dict:
+    """What the warehouse has seen (llmplan.evidence.Evidence): the largest public dense and MoE
+    runs, and the accelerators with training data."""
+    from llmplan import evidence
+
+    return evidence.from_warehouse(
+        warehouse.query(con, "SELECT * FROM core.training_runs"),
+        warehouse.query(con, "SELECT * FROM core.throughput"),
+        warehouse.query(con, "SELECT * FROM core.step_benchmarks"))
 
 
 def headline(con: duckdb.DuckDBPyConnection, run_id: str, policy: str) -> str:
@@ -474,18 +499,34 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario,
     prev = con.execute("SELECT results_run_id FROM meta.pipeline_runs WHERE results_run_id <> ? "
                        "ORDER BY finished_at DESC LIMIT 1", [run_id]).fetchone()
     changes = pl.DataFrame(schema={"target_params": pl.Float64, "accelerator": pl.Utf8, "old": pl.Float64, "new": pl.Float64})
+    bpt_changes, lang_only = None, None
     if prev:
-        key = ["target_params", "policy", "accelerator"]
-        new = plans.group_by(key).agg(pl.col("gpu_days_p50").min().alias("new"))
-        old = q("SELECT * FROM plans.plans WHERE pipeline_run_id = ?", [prev[0]]).group_by(key).agg(pl.col("gpu_days_p50").min().alias("old"))
-        changes = old.join(new, on=key).filter(pl.col("policy") == scenario.policies[0]).sort("target_params", "accelerator").select(
+        # only what moved (llmplan.headline): GPU-days of this policy's plans, and bytes/token per language
+        from llmplan import headline as hl
+
+        old_plans = q("SELECT * FROM plans.plans WHERE pipeline_run_id = ?", [prev[0]])
+        changes = hl.gpu_day_changes(old_plans, plans, scenario.policies[0]).sort("target_params", "accelerator").select(
             "target_params", "accelerator", "old", "new")
+        bpt_changes = hl.bytes_per_token_changes(q("SELECT * FROM plans.plan_languages WHERE pipeline_run_id = ?", [prev[0]]), langs)
+        from llmplan.artifacts import only_report_language
+
+        old_meta = warehouse.query(con, "SELECT input_hashes, code_version, parameters FROM meta.pipeline_runs "
+                                        "WHERE pipeline_run_id = ?", [prev[0]])
+        if old_meta.height and input_hashes is not None:
+            lang_only = only_report_language(old_meta.row(0, named=True), {
+                "input_hashes": json.dumps(input_hashes), "code_version": code_version(), "parameters": scenario.model_dump_json()})
     law = latest_law(con, scenario.scaling_law)
     targets = plans.group_by("target_params", "policy").agg(pl.col("params").first(), pl.col("tokens").first(),
                                                             pl.col("predicted_loss").first())
     summary = q("SELECT * FROM fits.backtest_summary WHERE pipeline_run_id = ? ORDER BY split, method DESC", [run_id])
     first = headline_row(con, run_id, scenario.policies[0])
-    kpis = {"runs_in_fit": runs.height, "headline": first,
+    ev = evidence_of(con, run_id)
+    if first:
+        from llmplan.evidence import with_caveats
+
+        first["caveats"] = with_caveats(pl.DataFrame([first]), ev, scenario.report_lang)["caveats"][0].to_list()
+    head_langs = langs.filter((pl.col("target_params") == (first or {}).get("target_params")) & (pl.col("policy") == scenario.policies[0]))
+    kpis = {"runs_in_fit": runs.height, "headline": first, "headline_bytes": float(head_langs["bytes_p50"].sum()) if head_langs.height else None,
             "backtest": summary.filter(~pl.col("split").str.starts_with("per step")
                                        & pl.col("method").is_in(["llmplan", "llmplan step × goodput"]))}
     # The headline target's p50 across runs (committed runs in main.plan_history, then this one),
@@ -522,6 +563,7 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, scenario: Scenario,
         "backtest_summary": summary,
         "bytes_per_token": q("SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = ?", [run_id]),
         "plans": plans, "languages": langs, "law": law, "targets": targets, "changes": changes, "kpis": kpis,
+        "evidence": ev, "bpt_changes": bpt_changes, "lang_only": lang_only, "previous_run": prev[0] if prev else None,
     }
 
 

@@ -18,10 +18,10 @@ from llmplan.units import fmt_params, parse_size
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 EPOCH_WARNING = 4.0   # Muennighoff et al. 2023: ~4 epochs cost little, beyond that they do
 
-# Used only when neither a measurement nor a published ratio exists for a language (DESIGN.md:
+# Used only when neither a measurement nor a published ratio exists for a language (docs/methods.md:
 # a 32k SentencePiece vocabulary gives ≈3.0 bytes/token on Japanese prose, 3.4–3.7 on English).
 DEFAULT_BYTES_PER_TOKEN = {"ja": (3.0, 2.6, 3.4), "en": (3.5, 3.4, 3.7), "code": (3.1, 2.8, 3.5)}
-DEFAULT_SOURCE = ("default: rule of thumb for a 32k SentencePiece vocabulary (DESIGN.md); measure yours with "
+DEFAULT_SOURCE = ("default: rule of thumb for a 32k SentencePiece vocabulary (docs/methods.md); measure yours with "
                   "`llmplan corpus scan`")
 
 

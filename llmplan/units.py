@@ -61,11 +61,17 @@ def fmt_days(x: float) -> str:
         return "–"
     if x * 24 < 1:
         minutes = x * 24 * 60
-        return f"{minutes * 60:.2g} seconds" if minutes < 1 else f"{float(f'{minutes:.2g}'):g} minutes"
+        if minutes < 1:
+            return _plural(float(f"{minutes * 60:.2g}"), "second")
+        return _plural(float(f"{minutes:.2g}"), "minute")
     if x < 1:
-        hours = float(f"{x * 24:.2g}")
-        return "1 hour" if hours == 1 else f"{hours:g} hours"
+        return _plural(float(f"{x * 24:.2g}"), "hour")
     return f"{x:,.1f} days" if x < 1000 else f"{x:,.0f} days"
+
+
+def _plural(v: float, unit: str) -> str:
+    """'1 minute', '2 minutes', '0.5 minutes' (English: singular for exactly one)."""
+    return f"{v:g} {unit}" + ("" if v == 1 else "s")
 
 
 def fmt_usd(x: float) -> str:

@@ -10,6 +10,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# Japanese glyphs for the ja report in the browser tests and screenshots (without a CJK font
+# Chromium draws boxes); the page itself names the font families (llmplan.i18n.FONT_FAMILY).
+if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-noto-cjk >/dev/null
+fi
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'

@@ -299,3 +299,54 @@ def test_track_reads_a_log_and_forecasts_from_it(built_warehouse, tmp_path):
     assert bad.exit_code == 1 and "without a run.toml, give --params, --tokens, --gpus" in bad.output
     missing = runner.invoke(app, ["track", "--run", "nope", "--warehouse", str(built_warehouse)])
     assert missing.exit_code == 1 and "no run.toml" in missing.output
+
+
+def test_predict_says_a_word_is_not_a_number(built_warehouse, tmp_path):
+    f = tmp_path / "runs.csv"
+    f.write_text("model,params_b,tokens_b,gpu_type\nx,seven,200,H100\n")
+    r = _run("predict", "--runs", str(f), "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1
+    assert f"{f}, line 2, column 'params_b': expected a number, got 'seven'" in r.output.replace("\n", "")
+    assert "empty" not in r.output and "1 problem" in r.output
+
+
+def test_help_lists_the_fixed_policy_and_points_to_the_methods_in_the_repository():
+    from tests.conftest import ROOT
+
+    r = _run("plan", "--help")
+    assert r.exit_code == 0 and "fixed" in r.output
+    top = _run("--help").output
+    assert "docs/methods.md" in top and (ROOT / "docs" / "methods.md").is_file()
+    assert "DESIGN" not in top and "shared" not in top
+
+
+def test_moe_plan_says_total_and_active_and_caveats_outside_the_evidence(built_warehouse):
+    import duckdb
+
+    wh = str(built_warehouse)
+    with duckdb.connect(wh, read_only=True) as con:
+        # the largest public mixture-of-experts run in the warehouse (total and active), read independently
+        big = con.execute("""SELECT params, active_params FROM (
+                               SELECT params, active_params FROM core.training_runs UNION ALL
+                               SELECT params, active_params FROM core.step_benchmarks)
+                             WHERE active_params < params ORDER BY params DESC LIMIT 1""").fetchone()
+        seen = {r[0] for r in con.execute("""SELECT accelerator FROM core.training_runs UNION SELECT accelerator FROM core.throughput
+                                             UNION SELECT accelerator FROM core.step_benchmarks""").fetchall()}
+    r = _run("plan", "--params", "671B", "--active-params", "37B", "--tokens", "14.8T", "--gpu", "H100", "--gpus", "2048",
+             "--warehouse", wh)
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().splitlines()[0].split(None, 1)[1].startswith("671B parameters, 37B active")
+    inside = json.loads(_run("plan", "--params", "671B", "--active-params", "37B", "--tokens", "14.8T", "--gpu", "H100",
+                             "--gpus", "2048", "--json", "--warehouse", wh).output)
+    assert big[0] * 2 >= 671e9 and big[1] * 2 >= 37e9 and "H100-80GB" in seen      # inside the evidence
+    assert inside["caveats"] == []
+    total = 2.5 * big[0]                                              # past twice the largest MoE run
+    far = json.loads(_run("plan", "--params", f"{total:.6g}", "--active-params", "37B", "--tokens", "2T", "--gpu", "H100",
+                          "--gpus", "4096", "--json", "--warehouse", wh).output)
+    assert len(far["caveats"]) == 1 and "mixture-of-experts" in far["caveats"][0]
+    unseen = next(a for a in ("MI300X", "H200", "TPUv5p") if a not in seen)
+    r = _run("plan", "--params", "7B", "--gpu", unseen, "--gpus", "64", "--warehouse", wh)
+    assert r.exit_code == 0 and f"no training run or benchmark on {unseen}" in r.output.replace("\n", " ").replace("  ", " ")
+    dense = json.loads(_run("plan", "--params", "7B", "--gpu", unseen, "--gpus", "64", "--json", "--warehouse", wh).output)
+    assert dense["caveats"] == [f"no training run or benchmark on {unseen} in the warehouse: its plan comes from its "
+                                "specifications alone"]
