@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import polars as pl
+
 from llmplan import efficiency
 from llmplan.ingest import read_all
 from llmplan.transform import build_core
@@ -16,8 +18,11 @@ def fitted():
 
 
 def chain():
-    """What plans use: the whole-run model and the per-step model (llmplan.step.Chain)."""
-    from llmplan.step import Chain, fit_step
+    """What plans use: the step physics × whole-run multiplier × goodput (llmplan.step.Chain)."""
+    from llmplan import goodput, step
 
     core, table, whole = fitted()
-    return core, Chain(whole, fit_step(core["core.step_benchmarks"]))
+    acc = core["core.accelerators"]
+    sm = step.fit_step(core["core.step_benchmarks"], acc)
+    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
+    return core, step.Chain(whole, sm, goodput.fit_residual(laid))

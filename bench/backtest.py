@@ -30,32 +30,29 @@ def main() -> None:
         m = s.filter((pl.col("split") == split) & (pl.col("method") == "llmplan"))["median_abs_log10_err"][0]
         r = s.filter((pl.col("split") == split) & (pl.col("method") != "llmplan"))["median_abs_log10_err"][0]
         print(f"ratio llmplan / rule error, {split}: {m / r:.2f}")
-    # The chain plans use: the whole-run model's held-out predictions × the step ratio for each run's
-    # precision and MoE shape (dense BF16 runs unchanged).
+    # The chain plans use: step physics × whole-run multiplier × goodput, on the same splits.
     core = _core()
-    sm = step.fit_step(core["core.step_benchmarks"])
-    chain = step.chain_backtest_runs(bt, core["core.training_runs"], sm, core["core.accelerators"])
-    cs = efficiency.backtest_summary(chain).filter(pl.col("method") == "llmplan")
-    print("\nstep × goodput chain (what plans use) on the same splits:")
+    acc = core["core.accelerators"]
+    sm = step.fit_step(core["core.step_benchmarks"], acc)
+    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
+    chain = step.chain_backtest(laid)
+    cs = efficiency.backtest_summary(chain)
+    print("\nstep × multiplier × goodput chain (what plans use) on the same splits:")
     for r in cs.iter_rows(named=True):
-        print(f"{r['split']:<48} {'chain':<16} {r['n']:>3} {r['median_abs_log10_err']:>15.3f} {r['median_abs_pct_err']:>9.0f}% "
-              f"{r['coverage_p10_p90']:>11.0%}")
-    changed = chain.join(bt.select("split", "run_key", pl.col("pred_p50").alias("whole_p50")), on=["split", "run_key"])
-    changed = changed.filter((pl.col("pred_p50") / pl.col("whole_p50") - 1).abs() > 1e-9)
-    print("runs the chain changes (precision or MoE):", ", ".join(sorted(set(changed["run_key"].to_list()))) or "none")
-    # Per step, on benchmark configurations never used in the fit.
-    sbt = step.step_backtest(core["core.step_benchmarks"])
+        cov = "" if r["coverage_p10_p90"] is None else f"{r['coverage_p10_p90']:.0%}"
+        print(f"{r['split']:<48} {r['method'] if r['method'] != 'llmplan' else 'chain':<16} {r['n']:>3} "
+              f"{r['median_abs_log10_err']:>15.3f} {r['median_abs_pct_err']:>9.0f}% {cov:>11}")
+    dense = chain.join(laid.select("run_key", (pl.col("params") > pl.col("active_params") * 1.0001).alias("moe")), on="run_key")
+    for moe, g in dense.group_by("moe", maintain_order=True):
+        print(f"  {'MoE' if moe[0] else 'dense'} runs: median |log10 err| {g['abs_log10_err'].median():.3f} over {g.height} predictions")
+    # Per step, on benchmark configurations never used in the fit (bench/step_targets.py has the rest).
+    sbt = step.step_backtest(core["core.step_benchmarks"], acc, full=sm)
     ss = step.step_backtest_summary(sbt)
     print("\nper-step model (tokens/s per accelerator) on held-out benchmark rows:")
-    print(f"{'split':<38} {'method':<30} {'n':>4} {'med|log10 err|':>15} {'in p10-p90':>11}")
+    print(f"{'split':<52} {'method':<30} {'n':>4} {'med|log10 err|':>15} {'in p10-p90':>11}")
     for r in ss.iter_rows(named=True):
         cov = "" if r["coverage_p10_p90"] is None else f"{r['coverage_p10_p90']:.0%}"
-        print(f"{r['split']:<38} {r['method']:<30} {r['n']:>4} {r['median_abs_log10_err']:>15.3f} {cov:>11}")
-    mb = sbt.filter(pl.col("source_group").str.starts_with("megatron-bridge"))
-    print("  Megatron-Bridge rows only (dense and MoE, BF16 and FP8, H100 to GB200):")
-    for (split,), g in mb.group_by("split", maintain_order=True):
-        print(f"  {split:<36} n={g.height:>3}  llmplan {g['abs_log10_err'].median():.3f} ({g['inside_p10_p90'].mean():.0%} inside)"
-              f"  40% BF16 {g['rule_bf16_abs_log10_err'].median():.3f}  40% precision {g['rule_precision_abs_log10_err'].median():.3f}")
+        print(f"{r['split']:<52} {r['method']:<30} {r['n']:>4} {r['median_abs_log10_err']:>15.3f} {cov:>11}")
     # The floor the records set: no held-out score should beat a fit scored on its own rows.
     whole = table.filter(pl.col("per_step") == 0).with_columns(pl.col("utilization").log10().alias("_y"))
     own = model.predict(whole).select(

@@ -1,4 +1,6 @@
-"""Per-step throughput, layout, global batch and the step × goodput chain (llmplan.step)."""
+"""The step physics (llmplan.perf.model), the layout search (llmplan.perf.layout) and the chain
+plans use (llmplan.step): expected numbers come from hand arithmetic, a brute-force loop over
+candidates, or a simulation with known efficiencies."""
 
 import math
 
@@ -6,10 +8,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from llmplan import memory, step
+from llmplan import step
+from llmplan.efficiency import fit as fit_whole
+from llmplan.efficiency import fit_table
 from llmplan.ingest import read_all
+from llmplan.perf import layout as playout
+from llmplan.perf import memory as pmem
+from llmplan.perf import model as pm
 from llmplan.transform import build_core
 from tests.conftest import DATA
+
+H100 = {"accelerator": "H100-80GB", "peak_bf16_flops": 989e12, "peak_fp8_flops": 1979e12, "hbm_bytes_per_s": 3.35e12,
+        "nvlink_bytes_per_s": 450e9, "nvlink_domain": 8, "scaleout_bytes_per_s": 50e9, "memory_bytes": 80 * 2**30}
+LLAMA3_8B = {"layers": 32, "hidden": 4096, "ffn": 14336, "heads": 32, "kv_heads": 8, "vocab": 128256}
 
 
 @pytest.fixture(scope="module")
@@ -19,23 +30,15 @@ def core():
 
 @pytest.fixture(scope="module")
 def step_model(core):
-    return step.fit_step(core["core.step_benchmarks"])
+    return step.fit_step(core["core.step_benchmarks"], core["core.accelerators"])
 
 
-def test_step_rows_carry_mfu_against_the_precisions_peak(core):
-    """Megatron-Bridge 26.02, DeepSeekV3 on 256 GB200 in MXFP8: 3,955 tokens/s per GPU × 6 × 37e9
-    active parameters ÷ GB200's dense FP8 peak 5,000 TFLOP/s; pipeline of 4 stages with
-    4096·4096/(1·4096·64) = 64 micro-batches per step → bubble 64/(64+3)."""
-    sb = core["core.step_benchmarks"]
-    r = sb.filter((pl.col("model") == "DeepSeekV3") & (pl.col("accelerator") == "GB200")
-                  & (pl.col("source_group") == "megatron-bridge 26.02")).row(0, named=True)
-    assert r["step_mfu"] == pytest.approx(3955 * 6 * 37e9 / 5000e12)
-    dp = 256 / (1 * 4 * 1)
-    m = 4096 * 4096 / (1 * 4096 * dp)
-    assert r["layout_eff"] == pytest.approx(m / (m + 4 - 1))
-    mosaic = sb.filter(pl.col("source_group") == "llm-foundry")
-    assert mosaic.height == 216 and (mosaic["recompute"] == "full").any()
-    assert sb.filter(pl.col("model").str.contains("tokendrop"))["fit_exclusion_reason"].is_not_null().all()
+def _rows(n=1, **kw):
+    base = {"params": 8.03e9, "active_params": 8.03e9, "precision": "bf16", "seq_len": 8192, "global_batch_tokens": 8192 * 128,
+            "gpu_count": 8.0, "tp": 1, "pp": 1, "vp": 1, "cp": 1, "ep": 1, "zero_stage": 1, "micro_batch": 1,
+            "recompute": "none", "framework": None, **H100, **LLAMA3_8B}
+    base.update(kw)
+    return pl.DataFrame([base] * n, schema_overrides={"framework": pl.Utf8})
 
 
 def test_global_batch_follows_deepseek_llm():
@@ -47,101 +50,160 @@ def test_global_batch_follows_deepseek_llm():
     assert step.global_batch_tokens(np.array([1.2e22]), 4096, override=8e6)[0] == round(8e6 / 4096) * 4096
 
 
-def test_layout_is_the_fastest_candidate_that_fits():
-    """Brute force in plain Python over every candidate (TP, PP, ZeRO, recompute): keep those that
-    divide 64 accelerators and fit 90 % of 80 GiB (memory.layout_bytes), score each by bubble ×
-    recompute × 10^(b_tp·log2 TP) × busy accelerators, and compare with the vectorised search."""
-    b_tp, gbt, s = -0.05, 4e6, 4096
-    rows = pl.DataFrame({"params": [70e9], "active_params": [None], "memory_bytes": [80 * 2**30], "cluster_gpus": [64],
-                         "global_batch_tokens": [gbt]}, schema_overrides={"active_params": pl.Float64})
-    r = step.choose_layout(rows, b_tp, s, 1).row(0, named=True)
-    best, best_score = None, -math.inf
-    for tp in step.TP_CHOICES:
-        for pp in step.PP_CHOICES:
-            if 64 % (tp * pp):
-                continue
-            dp = 64 // (tp * pp)
-            busy_dp = min(dp, math.floor(gbt / s))
-            m = gbt / (s * busy_dp)
-            for zero in step.ZERO_CHOICES:
-                for rc in step.RECOMPUTE_CHOICES:
-                    if memory.layout_bytes(70e9, 70e9, tp, pp, 1, dp, zero, rc, s, 1) > 0.9 * 80 * 2**30:
-                        continue
-                    score = (m / (m + pp - 1)) * step.RECOMPUTE_EFF[rc] * 10 ** (b_tp * math.log2(tp)) * tp * pp * busy_dp
-                    if score > best_score + 1e-12:
-                        best, best_score = (tp, pp, zero, rc), score
-    assert (r["tp"], r["pp"], r["zero_stage"], r["recompute"]) == best
-    assert r["layout_fits"] and r["tp"] * r["pp"] * r["dp"] == 64 and r["memory_per_gpu"] <= 0.9 * 80 * 2**30
+def test_compute_time_of_a_llama3_8b_step_by_hand():
+    """Llama 3 8B on 8 H100, 128 sequences of 8,192 tokens, no parallelism but DP 8, efficiencies 1:
+    the linear layers per token 6·(32·(2·4096² + 2·4096·1024 + 3·4096·14336)) FLOPs at the BF16 peak,
+    the logits 6·128256·4096, attention 12·32·8192·4096 halved by the causal skip; each accelerator
+    does 1/8 of the 1,048,576 tokens."""
+    rt = pm.raw_times(_rows())
+    tokens = 8192 * 128 / 8
+    linear = 6 * 32 * (2 * 4096**2 + 2 * 4096 * 1024 + 3 * 4096 * 14336)
+    assert rt["dense"][0] == pytest.approx(linear * tokens / 989e12, rel=1e-3)
+    assert rt["logits"][0] == pytest.approx(6 * 128256 * 4096 * tokens / 989e12, rel=1e-6)
+    assert rt["attn"][0] == pytest.approx(0.5 * 12 * 32 * 8192 * 4096 * tokens / 989e12, rel=1e-6)
+    # MFU's convention: the full 12·L·s·h attention count beside 6·N (Megatron, torchtitan).
+    assert rt["model_flops_per_token"][0] == pytest.approx(linear + 6 * 128256 * 4096 + 12 * 32 * 8192 * 4096, rel=1e-3)
 
 
-def test_a_cluster_beyond_the_batch_is_flagged_and_not_faster(core, step_model):
-    """125M tokens-optimal: C = 6 · 125e6 · 2.5e9, B = 0.2920 · C^0.3271 ≈ 279k tokens = 68 sequences of
-    4,096: data parallelism stops at 68, so at most tp · pp · 68 accelerators are busy."""
-    from llmplan.efficiency import fit, fit_table
+def test_bubble_and_fp8_follow_their_formulas():
+    """A pipeline of p = 4 stages, v = 2 virtual, m = 256/(2·1)... micro-batches: bubble (p − 1)/(v·m)
+    of the busy time. FP8 halves only the linear layers' time (the FP8 peak is 2× BF16), so the
+    compute ratio is (dense·989/1979 + logits + attention + memory) ÷ (dense + logits + attention + memory)."""
+    r = _rows(gpu_count=16.0, pp=4, vp=2, global_batch_tokens=8192 * 256)
+    rt = pm.raw_times(r)
+    dp = 16 / 4
+    m = 256 / (dp * 1)
+    assert rt["bubble"][0] == pytest.approx(3 / (2 * m))
+    eta = pm._to_natural(pm.PRIOR_Z)
+    eta["eta_gemm_fp8"] = eta["eta_gemm_bf16"]
+    b16 = pm.step_seconds(rt, eta)["compute"][0]
+    r8 = pm.raw_times(r.with_columns(pl.lit("fp8").alias("precision")))
+    b8 = pm.step_seconds(r8, eta)["compute"][0]
+    size = rt["width"][0] / (rt["width"][0] + eta["gemm_half_width"])
+    g = eta["eta_gemm_bf16"] * size
+    dense, rest = rt["dense"][0] / g, b16 - rt["dense"][0] / g
+    assert b8 == pytest.approx(dense * 989 / 1979 + rest, rel=1e-9)      # H100: 989 BF16, 1,979 FP8 TFLOP/s
+    assert 1.0 < b16 / b8 < 2.0                              # Amdahl: less than the peak's 2×
+
+
+def test_the_fit_recovers_known_efficiencies_from_simulated_steps():
+    """Simulate 300 steps from chosen efficiencies and two framework multipliers (±0.05 in log10)
+    over varied sizes, layouts and precisions, with 2 % noise; the fit must find η_gemm (BF16 and FP8)
+    within 10 % and the frameworks' difference within 0.02."""
+    rng = np.random.default_rng(7)
+    truth = {**pm._to_natural(pm.PRIOR_Z), "eta_gemm_bf16": 0.7, "eta_gemm_fp8": 0.55, "eta_attn": 0.4, "x_tp": 0.6}
+    rows = []
+    for i in range(300):
+        tp = int(rng.choice([1, 2, 4, 8]))
+        pp = int(rng.choice([1, 2, 4]))
+        rows.append({"params": 70.6e9, "active_params": 70.6e9, "layers": 80, "hidden": 8192, "ffn": 28672, "heads": 64,
+                     "kv_heads": 8, "vocab": 128256} if i % 2 else {"params": 8.03e9, "active_params": 8.03e9, **LLAMA3_8B})
+        rows[-1].update({"precision": "fp8" if rng.random() < 0.5 else "bf16", "seq_len": int(rng.choice([4096, 8192])),
+                         "gpu_count": float(tp * pp * 8), "tp": tp, "pp": pp, "vp": 1, "cp": 1, "ep": 1, "zero_stage": 1,
+                         "micro_batch": 1, "recompute": "none", "global_batch_tokens": 8192.0 * 512,
+                         "framework": "a" if i % 3 else "b", "source_group": f"s{i}", "model": f"m{i}", **H100})
+    f = pl.DataFrame(rows)
+    y = pm.log10_rate(pm.raw_times(f), truth) + np.where(f["framework"] == "a", 0.05, -0.05) + rng.normal(0, 0.0087, f.height)
+    fitted = pm.fit(f.with_columns(pl.Series("tokens_per_s_per_gpu", 10 ** y)))
+    assert fitted.eta["eta_gemm_bf16"] == pytest.approx(0.7, rel=0.10)
+    assert fitted.eta["eta_gemm_fp8"] == pytest.approx(0.55, rel=0.10)
+    fa, fb = fitted.frameworks["a"][0], fitted.frameworks["b"][0]
+    assert fa - fb == pytest.approx(0.10, abs=0.02)
+
+
+def test_one_measured_row_moves_the_stack_by_its_precision_weight(step_model):
+    """A new stack's effect from n rows with mean residual r̄: n·r̄ ÷ (n + σ²/τ²) (a normal mean with a
+    N(0, τ²) prior); one row 20 % faster than the model says moves it by log10(1.2) × 1/(1 + σ²/τ²)."""
+    r = _rows().with_columns(pl.lit("mine").alias("framework"))
+    base = step_model.predict(r.with_columns(pl.lit(None, pl.Utf8).alias("framework")), known_framework=False)
+    acc_off = step_model.accelerators["H100-80GB"][0]
+    p50 = base["tokens_per_s_per_gpu_p50"][0]
+    measured = r.with_columns(pl.lit(p50 * 1.2).alias("tokens_per_s_per_gpu"))
+    cal = step_model.calibrate(measured, "mine")
+    k = step_model.sigma ** 2 / step_model.tau_framework ** 2
+    assert cal.frameworks["mine"][0] == pytest.approx(math.log10(1.2) / (1 + k), abs=1e-6)
+    after = cal.predict(r)["tokens_per_s_per_gpu_p50"][0]
+    assert after == pytest.approx(p50 * 10 ** (math.log10(1.2) / (1 + k)), rel=1e-6)
+    assert acc_off == step_model.accelerators["H100-80GB"][0]
+
+
+def test_the_search_picks_the_fastest_layout_that_fits(step_model):
+    """Brute force in a plain loop over every candidate for Llama 3 70B on 64 H100: keep those that
+    divide the cluster, keep TP within the NVLink domain and dividing the heads, give each pipeline at
+    least as many micro-batches as stages, and fit 90 % of 80 GiB (perf.memory.layout_bytes); the
+    search's step time must be the loop's minimum."""
+    rows = _rows(params=70.6e9, active_params=70.6e9, layers=80, hidden=8192, ffn=28672, heads=64, kv_heads=8,
+                 gpu_count=64.0, global_batch_tokens=8192 * 512).drop("tp", "pp", "vp", "cp", "ep", "zero_stage", "micro_batch",
+                                                                     "recompute")
+    got = playout.search(rows, step_model).row(0, named=True)
+    best, chosen = math.inf, None
+    for c in playout.candidates(False, False).iter_rows(named=True):
+        tp, pp, cp = c["tp"], c["pp"], c["cp"]
+        if 64 % (tp * pp * cp) or tp > 8 or 64 % tp or 80 < pp * c["vp"]:
+            continue
+        dp = min(64 // (tp * pp * cp), 512 // c["micro_batch"])
+        m = 512 / (c["micro_batch"] * dp)
+        if pp > 1 and m < pp:
+            continue
+        r = rows.with_columns(*[pl.lit(v).alias(k) for k, v in c.items()], pl.lit(float(dp)).alias("dp"))
+        shape = pm.shape_frame(r)
+        mem = pmem.layout_bytes(shape, 8192.0, float(c["micro_batch"]), float(tp), float(pp), float(c["vp"]), float(dp),
+                                float(cp), 1.0, c["zero_stage"], c["recompute"])["total"]
+        if np.asarray(mem).item() > 0.9 * 80 * 2**30:
+            continue
+        t = pm.step_seconds(pm.raw_times(r, shape), step_model.eta)["step"][0]
+        if t < best:
+            best, chosen = t, c
+    # The search's p50 carries the accelerator's learned multiplier; the physics' step is the loop's.
+    mine = pm.step_seconds(pm.raw_times(rows.with_columns(*[pl.lit(got[k]).alias(k) for k in chosen], pl.lit(float(got["dp"])).alias("dp"))),
+                           step_model.eta)["step"][0]
+    assert got["layout_fits"] and mine == pytest.approx(best, rel=1e-9)
+    assert got["tp"] <= 8 and 64 % got["tp"] == 0
+
+
+def test_a_cluster_beyond_the_batch_keeps_only_what_the_batch_can_use(step_model):
+    """64 sequences of 4,096 tokens, one per micro-batch: at most 64 data-parallel ranks busy per
+    model replica; on 4,096 accelerators most idle, and max_useful_gpus says how many can work."""
+    rows = _rows(gpu_count=4096.0, global_batch_tokens=4096 * 64, seq_len=4096).drop(
+        "tp", "pp", "vp", "cp", "ep", "zero_stage", "micro_batch", "recompute")
+    r = playout.search(rows, step_model).row(0, named=True)
+    assert r["useful_gpus"] < 4096
+    assert r["useful_gpus"] <= r["tp"] * r["pp"] * r["cp"] * 64
+    assert r["max_useful_gpus"] == r["tp"] * r["pp"] * r["cp"] * (64 // r["micro_batch"])
+
+
+def test_plans_change_with_precision_sequence_and_shape(core, step_model):
+    """What the regression could not do: FP8 shortens a 10B plan on H100 (its linear layers run at the
+    FP8 peak), 8K sequences lengthen it (attention grows with s), and a user's shape is the one used."""
     from llmplan.plan import build_plans
     from llmplan.scaling import BESIROGLU_2024
     from llmplan.scenario import Scenario
 
-    whole = fit(fit_table(core["core.training_runs"], core["core.throughput"]))
+    whole = fit_whole(fit_table(core["core.training_runs"], core["core.throughput"]))
     chain = step.Chain(whole, step_model)
     acc = core["core.accelerators"].filter(pl.col("accelerator") == "H100-80GB")
-    sc = Scenario(targets=["125M"], accelerators=["H100-80GB"], cluster_sizes=[4096, 8192], policies=["chinchilla"],
-                  mixture={"en": 1.0})
-    plans, _ = build_plans(sc, chain, acc, BESIROGLU_2024, None)
-    a, b = plans.sort("cluster_gpus").rows(named=True)
-    seqs = round(0.2920 * (6 * 125e6 * 2.5e9) ** 0.3271 / 4096)
-    assert a["max_useful_gpus"] == a["tp"] * a["pp"] * seqs and a["useful_gpus"] == a["max_useful_gpus"]
-    assert "keeps only" in a["warnings"]
-    assert a["wall_days_p50"] == pytest.approx(b["wall_days_p50"])             # twice the cluster, no faster …
-    assert b["cost_usd_p50"] == pytest.approx(2 * a["cost_usd_p50"])            # … and twice the bill
-    assert a["wall_days_p50"] == pytest.approx(a["gpu_hours_p50"] / (a["useful_gpus"] * 24))
+    sc = Scenario(targets=["10B"], accelerators=["H100-80GB"], cluster_sizes=[20], policies=["chinchilla"], mixture={"en": 1.0})
+    hours = {}
+    for name, upd in (("bf16", {}), ("fp8", {"precision": "fp8"}), ("8k", {"seq_len": 8192}),
+                      ("shape", {"layers": 40, "hidden": 4096, "heads": 32, "kv_heads": 8})):
+        p, _ = build_plans(sc.model_copy(update=upd), chain, acc, BESIROGLU_2024, None)
+        hours[name] = p.row(0, named=True)
+    assert hours["fp8"]["gpu_hours_p50"] < hours["bf16"]["gpu_hours_p50"]
+    assert hours["8k"]["gpu_hours_p50"] > hours["bf16"]["gpu_hours_p50"]
+    assert hours["shape"]["layers"] == 40 and hours["shape"]["hidden"] == 4096
+    for r in hours.values():
+        assert r["gpu_hours_p10"] < r["gpu_hours_p50"] < r["gpu_hours_p90"]
+        assert 0 < r["goodput_p50"] <= 1
 
 
-def test_a_dense_bf16_plan_keeps_the_whole_run_prediction_and_fp8_or_moe_change_it(core, step_model):
-    from llmplan.efficiency import fit, fit_table
-    from llmplan.plan import build_plans
-    from llmplan.scaling import BESIROGLU_2024
-    from llmplan.scenario import Scenario
-
-    whole = fit(fit_table(core["core.training_runs"], core["core.throughput"]))
-    chain = step.Chain(whole, step_model)
-    acc = core["core.accelerators"].filter(pl.col("accelerator") == "H100-80GB")
-    sc = Scenario(targets=["10B"], accelerators=["H100-80GB"], cluster_sizes=[64], policies=["chinchilla"], mixture={"en": 1.0})
-    dense = build_plans(sc, chain, acc, BESIROGLU_2024, None)[0].row(0, named=True)
-    alone = build_plans(sc, whole, acc, BESIROGLU_2024, None)[0].row(0, named=True)
-    assert dense["gpu_hours_p50"] == pytest.approx(alone["gpu_hours_p50"], rel=1e-9)
-    assert 0 < dense["goodput_p50"] <= 1 and dense["step_mfu_p50"] <= step.MAX_MFU
-    fp8 = build_plans(sc.model_copy(update={"precision": "fp8"}), chain, acc, BESIROGLU_2024, None)[0].row(0, named=True)
-    b = step_model.beta
-    # FP8: the step ratio is 10^b_fp8 × (FP8 peak ÷ BF16 peak)
-    assert dense["gpu_hours_p50"] / fp8["gpu_hours_p50"] == pytest.approx(10 ** b["x_fp8"] * 1979 / 989, rel=1e-6)
-    moe = build_plans(sc.model_copy(update={"targets": ["80B"], "active_fraction": 0.125}), chain, acc, BESIROGLU_2024,
-                      None)[0].row(0, named=True)
-    assert moe["training_flop"] == pytest.approx(6 * 10e9 * 20 * 80e9)            # FLOPs on the 10B active …
-    assert moe["memory_per_gpu_gib"] > dense["memory_per_gpu_gib"]                  # … memory on all 80B
-    assert moe["ep"] > 1
-
-
-def test_fp8_needs_the_accelerators_fp8_peak(core, step_model):
-    from llmplan.efficiency import fit, fit_table
-    from llmplan.errors import LlmplanError
-    from llmplan.plan import build_plans
-    from llmplan.scaling import BESIROGLU_2024
-    from llmplan.scenario import Scenario
-
-    whole = fit(fit_table(core["core.training_runs"], core["core.throughput"]))
-    acc = core["core.accelerators"].filter(pl.col("accelerator") == "A100-80GB")
-    sc = Scenario(targets=["7B"], accelerators=["A100-80GB"], cluster_sizes=[8], precision="fp8", mixture={"en": 1.0})
-    with pytest.raises(LlmplanError, match="A100-80GB has no FP8 peak"):
-        build_plans(sc, step.Chain(whole, step_model), acc, BESIROGLU_2024, None)
-
-
-def test_step_backtest_holds_out_releases_models_and_frameworks(core):
-    bt = step.step_backtest(core["core.step_benchmarks"])
-    assert set(bt["split"]) == {"per step: leave one release out", "per step: leave one model out",
-                                "per step: leave one framework out"}
-    # a framework with one release is never "left out by release" (that would be the framework split)
-    assert "llm-foundry" not in bt.filter(pl.col("split") == "per step: leave one release out")["source_group"].to_list()
-    r = bt.row(0, named=True)
-    assert r["abs_log10_err"] == pytest.approx(abs(math.log10(r["pred_p50"] / r["actual"])))
-    assert r["pred_p10"] <= r["pred_p50"] <= r["pred_p90"]
+def test_bad_per_step_rows_name_their_column():
+    """TP that does not divide the heads, EP above the experts, a shape far from the size."""
+    f = pl.DataFrame({"source_line": [2, 3, 4], "params_b": [8.03, 47.0, 70.0], "active_params_b": [None, 13.0, None],
+                      "gpu_count": [8, 64, 64], "tp": [3, 1, 1], "pp": [1, 1, 1], "ep": [1, 16, 1],
+                      "layers": [None, None, 10], "hidden": [None, None, 1024], "ffn": [None, None, 4096], "experts": [None, 8, None],
+                      "precision": ["bf16", "bf16", "bf16"], "accelerator": ["H100-80GB"] * 3, "peak_fp8_flops": [1979e12] * 3})
+    problems = step.check_rows(f, "configs.csv")
+    text = [str(p) for p in problems]
+    assert any("configs.csv" in t and "line 2" in t and "tp" in t and "heads" in t for t in text), text
+    assert any("line 3" in t and "ep" in t and "experts" in t for t in text), text
+    assert any("line 4" in t and "layers" in t and "far from params_b" in t for t in text), text

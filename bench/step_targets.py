@@ -1,0 +1,62 @@
+"""Issue #19's targets for the step physics, printed (no assertions; see the closing note):
+
+    .venv/bin/python bench/step_targets.py
+
+- per step, leave one framework out over every shipped row: median |log10 error| and the share
+  inside p10–p90; the same with one measured row of the held-out framework; FP8/BF16 same-layout
+  pairs: median |log10| error of the predicted speed-up;
+- plans: 10B on 20 H100 FP8 ÷ BF16 GPU-hours, 8K ÷ 4K sequence; 405B on 16,384 H100 at 8K (step
+  MFU, layout); DeepSeek-V3's configuration (671B, 37B active, 14.8T tokens, 2,048 H800, FP8;
+  DeepSeek-V3 report Table 1: 2.664M H800 GPU-hours of pre-training; batch §4.2) ÷ its reported hours.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import polars as pl  # noqa: E402
+
+from bench._common import chain  # noqa: E402
+from llmplan import step  # noqa: E402
+from llmplan.plan import build_plans  # noqa: E402
+from llmplan.scaling import BESIROGLU_2024  # noqa: E402
+from llmplan.scenario import Scenario  # noqa: E402
+
+
+def plan(ch, acc, **kw):
+    sc = Scenario(**{"targets": ["10B"], "accelerators": ["H100-80GB"], "cluster_sizes": [20], "policies": ["chinchilla"],
+                     "mixture": {"en": 1.0}, **kw})
+    a = acc.filter(pl.col("accelerator") == sc.accelerators[0])
+    return build_plans(sc, ch, a, BESIROGLU_2024, None)[0].row(0, named=True)
+
+
+def main() -> None:
+    core, ch = chain()
+    acc = core["core.accelerators"]
+    bt = step.step_backtest(core["core.step_benchmarks"], acc, full=ch.step, units=("framework",))
+    for split, g in bt.group_by("split", maintain_order=True):
+        print(f"{split[0]:<58} n={g.height:>4}  median |log10 err| {g['abs_log10_err'].median():.3f}  "
+              f"inside p10–p90 {g['inside_p10_p90'].mean():.0%}  (40 % of the precision's peak: "
+              f"{g['rule_precision_abs_log10_err'].median():.3f})")
+        for (fw,), h in g.group_by("framework", maintain_order=True):
+            print(f"    {fw:<18} n={h.height:>4}  {h['abs_log10_err'].median():.3f}  inside {h['inside_p10_p90'].mean():.0%}")
+    pairs = step.fp8_pairs(core["core.step_benchmarks"], ch.step, acc)
+    print(f"FP8/BF16 same-layout pairs: n={pairs.height}, median |log10 ratio error| {pairs['abs_log10_err'].median():.3f} "
+          f"(measured speed-up median {pairs['actual_ratio'].median():.2f}, predicted {pairs['pred_ratio'].median():.2f})")
+    b, f8, s8 = plan(ch, acc), plan(ch, acc, precision="fp8"), plan(ch, acc, seq_len=8192)
+    print(f"10B on 20 H100: FP8 ÷ BF16 GPU-hours {f8['gpu_hours_p50'] / b['gpu_hours_p50']:.3f}; "
+          f"8K ÷ 4K {s8['gpu_hours_p50'] / b['gpu_hours_p50']:.3f}; goodput {b['goodput_p50']:.3f}")
+    big = plan(ch, acc, targets=["405B"], cluster_sizes=[16384], seq_len=8192, policies=["fixed"], fixed_tokens="15.6T")
+    print(f"405B on 16,384 H100 at 8K: step MFU {big['step_mfu_p50']:.3f}, TP {big['tp']} × PP {big['pp']} (v {big['vp']}) × "
+          f"CP {big['cp']} × DP {big['dp']}, ZeRO-{big['zero_stage']}, recompute {big['recompute']}, goodput {big['goodput_p50']:.3f}")
+    ds = plan(ch, acc, targets=["671B"], active_fraction=37 / 671, accelerators=["H800"], cluster_sizes=[2048], precision="fp8",
+              policies=["fixed"], fixed_tokens="14.8T", seq_len=4096, layers=61, hidden=7168, heads=128, kv_heads=128,
+              experts=256, top_k=8, vocab_size=129280, global_batch_tokens="62.9M")   # §4.2: batch ramps to 15,360 × 4,096-token sequences
+    print(f"DeepSeek-V3 configuration on 2,048 H800: {ds['gpu_hours_p50'] / 1e6:.2f}M GPU-hours (p10 {ds['gpu_hours_p10'] / 1e6:.2f}M, "
+          f"p90 {ds['gpu_hours_p90'] / 1e6:.2f}M) ÷ reported 2.664M = {ds['gpu_hours_p50'] / 2.664e6:.2f}; layout TP {ds['tp']} × "
+          f"PP {ds['pp']} × EP {ds['ep']} × DP {ds['dp']}, step MFU {ds['step_mfu_p50']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
