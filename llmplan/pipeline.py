@@ -68,6 +68,9 @@ def ingest(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict:
 
     hashes.update({f.resolve().relative_to(root).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
                    for f in input_files(root)})
+    # the public interruption rates behind llmplan.goodput's defaults (tests/llmplan/test_goodput.py ties them)
+    hashes.update({f.resolve().relative_to(root).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+                   for f in sorted((root / "reliability").glob("*.csv"))})
     runs = core["core.training_runs"]
     return {
         "input_hashes": hashes, "raw_rows_added": added,

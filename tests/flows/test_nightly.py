@@ -141,12 +141,17 @@ def test_run_report_lang_ja_writes_a_japanese_report(first_run, tmp_path):
 
 def test_runs_in_progress_are_tracked_each_on_its_own(first_run, tmp_path):
     """Nightly: each run in data/runs_in_progress/ gets a forecast row and its log in tracking.*,
-    and a Prefect artifact whose first line is the verdict; a run whose p50 misses its deadline
-    says so first and logs a warning; a run whose log goes backwards is an error for that run only."""
+    as of the pipeline run, and a Prefect artifact whose first line is the verdict; a run whose p50
+    misses its deadline says so first and logs a warning; a deadline already passed reads as such;
+    a run whose log goes backwards is an error for that run only. The example's log ends on
+    2026-11-18, so as of today it is stale and the deadlines are set from today."""
     import shutil
+    from datetime import datetime, timedelta, timezone
+
+    today = datetime.now(timezone.utc)
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     tmp, data, _ = first_run
     wh = tmp_path / "w.duckdb"
@@ -154,10 +159,14 @@ def test_runs_in_progress_are_tracked_each_on_its_own(first_run, tmp_path):
     d = tmp_path / "data"
     shutil.copytree(data, d)
     example = d / "runs_in_progress" / "simulated-example-7b"
+    passed = d / "runs_in_progress" / "passed-run"
+    shutil.copytree(example, passed)                                # its deadline, 2026-11-27, has passed
     late = d / "runs_in_progress" / "late-run"
     shutil.copytree(example, late)
-    toml = (late / "run.toml").read_text().replace("deadline = 2026-11-27T00:00:00Z", "deadline = 2026-11-20T00:00:00Z")
-    (late / "run.toml").write_text(toml)
+    # 5.8e11 tokens left at 1.2M tokens/s ≈ 134 h: a deadline a day away is missed, one 60 days away is not
+    for run, days in ((late, 1), (example, 60)):
+        dl = (today + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        (run / "run.toml").write_text((run / "run.toml").read_text().replace("deadline = 2026-11-27T00:00:00Z", f"deadline = {dl}"))
     broken = d / "runs_in_progress" / "broken-run"
     shutil.copytree(example, broken)
     lines = (broken / "progress.jsonl").read_text().splitlines()
@@ -176,11 +185,14 @@ def test_runs_in_progress_are_tracked_each_on_its_own(first_run, tmp_path):
     assert rows["simulated-example-7b"][0] is None and rows["simulated-example-7b"][1] is True
     assert rows["late-run"][1] is False and "MISSES ITS DEADLINE" in rows["late-run"][2]
     assert f"{broken / 'progress.jsonl'}, line 102, column 'time'" in rows["broken-run"][0]
-    assert progress == {"simulated-example-7b": n_lines, "late-run": n_lines}     # the broken run has no log stored
+    assert progress == {"simulated-example-7b": n_lines, "late-run": n_lines, "passed-run": n_lines}   # not the broken run's
+    assert rows["passed-run"][1] is False and rows["passed-run"][2].startswith("passed-run: DEADLINE PASSED")
+    assert "the log is stale" in rows["simulated-example-7b"][2] and f"(as of {today:%Y-%m-%d}" in rows["simulated-example-7b"][2]
     with get_client(sync_client=True) as client:
         arts = {a.key: a.data for a in client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["llmplan-track-late-run", "llmplan-track-broken-run",
-                                                                       "llmplan-track-simulated-example-7b"])))}
+                                                                       "llmplan-track-simulated-example-7b"]),
+                                           flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))}   # this run's versions
         import time
 
         from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId

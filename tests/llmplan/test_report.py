@@ -35,7 +35,8 @@ def built(tmp_path_factory):
         pipeline.ingest(con, data)
         pipeline.fit(con, "run1")
         pipeline.plan(con, "run1", sc)
-        pipeline.track(con, "run1", data)                       # data/runs_in_progress: the simulated example
+        # data/runs_in_progress: the simulated example, as of 5 minutes after its log's last line (before its deadline)
+        pipeline.track(con, "run1", data, __import__("datetime").datetime(2026, 11, 18, 13, 9, tzinfo=__import__("datetime").timezone.utc))
         # a previous run's plans so section 9 (what changed) has something to draw
         con.execute("INSERT INTO plans.plans SELECT * REPLACE ('run0' AS pipeline_run_id, gpu_days_p50 * 1.1 AS gpu_days_p50) "
                     "FROM plans.plans WHERE pipeline_run_id = 'run1'")
