@@ -25,9 +25,9 @@ import numpy as np
 import polars as pl
 
 from llmplan import config
-from llmplan.i18n import FONT_FAMILY, fmt_days, fmt_gpus, text, value_expr
 from llmplan.evidence import with_caveats
 from llmplan.headline import card_rows
+from llmplan.i18n import FONT_FAMILY, fmt_days, fmt_gpus, text, value_expr
 from llmplan.scaling import Law
 from llmplan.tracking import fmt_chance
 from llmplan.units import fmt_bytes, fmt_count, fmt_params, fmt_sci, fmt_usd
@@ -141,9 +141,7 @@ def answer_cards(plans: pl.DataFrame, langs: pl.DataFrame, targets: list[float],
     clusters = sorted(w["cluster"].unique().to_list())
     w = w.with_columns(
         pl.when(pl.col("fits_in_memory")).then(pl.format("{} · {}", "w_days_p50_mark", "w_cost"))
-        .otherwise(pl.lit(text(lang, "not_fit"))).alias("w_cell"),
-        pl.when(pl.col("fits_in_memory")).then(pl.coalesce("billed_gpu_hours_p50", "gpu_hours_p50") if "billed_gpu_hours_p50" in w.columns
-                                               else pl.col("gpu_hours_p50")).alias("_billed"))
+        .otherwise(pl.lit(text(lang, "not_fit"))).alias("w_cell"))
     # the cluster each accelerator's row shows: llmplan.headline.card_rows, the same rows as the
     # Prefect headline artifact (a target that fits nowhere says so instead of GPU-days)
     cheapest = card_rows(w, targets, policy).select(
@@ -183,12 +181,11 @@ def answer_cards(plans: pl.DataFrame, langs: pl.DataFrame, targets: list[float],
 
 
 def _caveat_notes(caveats: pl.DataFrame | None, target: float) -> str:
-    """A card's caveats (llmplan.evidence): each sentence once, naming the accelerators it concerns."""
+    """A card's caveats (llmplan.evidence), each sentence once (an accelerator's names it)."""
     if caveats is None:
         return ""
-    c = (caveats.filter(pl.col("target_params") == target).explode("caveats").drop_nulls("caveats")
-         .group_by("caveats", maintain_order=True).agg(pl.col("accelerator").unique(maintain_order=True)))
-    return "".join(f'<p class="note caveat">⚠ {html.escape(r["caveats"])}</p>' for r in c.iter_rows(named=True))
+    c = caveats.filter(pl.col("target_params") == target).explode("caveats").drop_nulls("caveats")["caveats"]
+    return "".join(f'<p class="note caveat">⚠ {html.escape(x)}</p>' for x in c.unique(maintain_order=True).to_list())
 
 
 WHATIF_COLUMNS = ("wi_tokens", "wi_gpu_days", "wi_days", "wi_cost", "wi_memory", "wi_layout", "wi_useful", "wi_loss", "wi_text")

@@ -545,3 +545,30 @@ def test_what_changed_lists_only_moved_plans_bytes_per_token_and_a_language_only
     assert ja["lang_only"] == ("en", "ja") and other["lang_only"] is None
     page_ja, _ = report.render("run1", ja, bundle="/* no bundle */", lang="ja")
     assert CATALOGUE["changes_lang_only"]["ja"].format(old="en", new="ja") in page_ja
+
+
+def test_moe_card_says_total_and_active_and_carries_the_caveat(built):
+    """A mixture-of-experts target's card: "1.5T (37B active)" as its parameters; beyond twice the
+    largest public MoE run in the warehouse the card carries that caveat, in en and ja."""
+    import duckdb
+
+    from llmplan import report
+    from llmplan.i18n import CATALOGUE
+    from llmplan.plan import build_plans
+
+    with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
+        model, _ = pipeline.load_model(con, "run1")
+        acc = con.sql("SELECT * FROM core.accelerators WHERE accelerator = 'H100-80GB'").pl()
+        law = pipeline.latest_law(con, "auto")
+        ev = pipeline.evidence_of(con, "run1")
+        largest_moe = con.sql("""SELECT max(params) FROM (SELECT params, active_params FROM core.training_runs UNION ALL
+                                 SELECT params, active_params FROM core.step_benchmarks) WHERE active_params < params""").fetchone()[0]
+    total = 1.5e12
+    assert total > 2 * largest_moe                       # beyond the evidence, by the warehouse's own rows
+    sc = built["scenario"].model_copy(update={"targets": ["1.5T"], "headline_targets": ["1.5T"], "active_fraction": 37e9 / total,
+                                              "accelerators": ["H100-80GB"], "cluster_sizes": [4096], "policies": ["chinchilla"]})
+    plans, langs = build_plans(sc, model, acc, law, None)
+    en = report.answer_cards(plans, langs, [total], "chinchilla", "en", ev)
+    assert "<dd>1.5T (37B active)</dd>" in en and "mixture-of-experts" in en
+    ja = report.answer_cards(plans, langs, [total], "chinchilla", "ja", ev)
+    assert "1.5T（アクティブ 37B）" in ja and CATALOGUE["cav_moe"]["ja"].split("（")[0] in ja
