@@ -532,7 +532,7 @@ def plan(
             out.update({k: r.get(k) for k in ("vp", "cp", "micro_batch", "step_hfu_p50", "step_seconds_p50", "framework",
                                               "step_tokens_per_s_per_gpu_p50", "whole_run_multiplier", *SHAPE_OUT)})
             out.update({k: r.get(k) for k in ("active_params", "precision", "tp", "pp", "ep", "dp", "zero_stage", "recompute",
-                                              "global_batch_tokens", "step_mfu_p50", "goodput_p50", "chain_goodput_p50", "max_useful_gpus",
+                                              "global_batch_tokens", "step_mfu_p50", "goodput_p50", "max_useful_gpus",
                                               "useful_gpus", "tokens_per_s_per_gpu_p50", "billed_gpu_hours_p50")})
             out.update({k: r.get(k) for k in ("goodput_p10", "goodput_p90", "goodput_physics", "goodput_residual",
                                               "interruptions_expected", "hours_lost_interruptions", "checkpoint_overhead",

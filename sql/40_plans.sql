@@ -28,7 +28,11 @@ CREATE TABLE IF NOT EXISTS plans.plans (
     interruptions_expected DOUBLE, hours_lost_interruptions DOUBLE,
     checkpoint_overhead DOUBLE,     -- δ/τ: share of time writing checkpoints
     checkpoint_interval_hours DOUBLE, mtbf_hours DOUBLE,
-    chain_goodput_p50 DOUBLE        -- the step chain's whole-run ÷ step ratio its GPU-hours use
+    -- the step physics (llmplan/perf): layout beyond tp/pp/ep/dp, step time, HFU, the whole-run
+    -- multiplier, the framework assumed (NULL = a new stack) and the model shape used
+    vp BIGINT, cp BIGINT, micro_batch BIGINT, step_seconds_p50 DOUBLE, step_hfu_p50 DOUBLE,
+    step_tokens_per_s_per_gpu_p50 DOUBLE, whole_run_multiplier DOUBLE, framework VARCHAR,
+    layers DOUBLE, hidden DOUBLE, ffn DOUBLE, heads DOUBLE, kv_heads DOUBLE, vocab DOUBLE, experts DOUBLE, top_k DOUBLE
 );
 
 -- Per (run, target size, policy, language): the data the plan needs.
@@ -72,4 +76,19 @@ ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS hours_lost_interruptions DOUBLE
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS checkpoint_overhead DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS checkpoint_interval_hours DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS mtbf_hours DOUBLE;
-ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS chain_goodput_p50 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS vp BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS cp BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS micro_batch BIGINT;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS step_seconds_p50 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS step_hfu_p50 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS step_tokens_per_s_per_gpu_p50 DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS whole_run_multiplier DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS framework VARCHAR;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS layers DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS hidden DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS ffn DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS heads DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS kv_heads DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS vocab DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS experts DOUBLE;
+ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS top_k DOUBLE;
