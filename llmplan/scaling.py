@@ -9,6 +9,7 @@ Repeated data: Muennighoff et al. 2023 — U unique tokens seen for R repetition
 first epoch count as D' = U + U·R*·(1 − e^(−R/R*)), R* ≈ 15.4.
 """
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -180,10 +181,27 @@ def check_identifiable(logn, logd, x, ci) -> list[str]:
     return problems
 
 
+@functools.cache
+def _blas():
+    """threadpoolctl's view of the loaded BLAS, found once (it scans the loaded libraries)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def fit_law(params, tokens, losses, n_boot: int = 200, seed: int = 0, name: str = "user") -> Fit:
     """Fit E, A, B, α, β (Hoffmann et al. 2022's method: Huber loss on log-loss residuals of the
     log-sum-exp form, L-BFGS from the best starts of the 4,500-point grid); 95 % intervals from
-    `n_boot` bootstrap resamples, each refitted from the best grid starts of its own data."""
+    `n_boot` bootstrap resamples, each refitted from the best grid starts of its own data.
+
+    BLAS runs single-threaded here: scipy's L-BFGS-B calls BLAS on 5-element vectors ~10⁵ times,
+    and OpenBLAS's threads waking for each call cost far more than they give (on a busy 2-core
+    machine the ~800 L-BFGS runs took 10× longer; bench/scaling_fit.py prints the ratio)."""
+    with _blas().limit(limits=1, user_api="blas"):
+        return _fit_law(params, tokens, losses, n_boot, seed, name)
+
+
+def _fit_law(params, tokens, losses, n_boot: int, seed: int, name: str) -> Fit:
     params, tokens, losses = (np.asarray(x, float) for x in (params, tokens, losses))
     if len(params) < 5:
         raise LlmplanError(f"need at least 5 finished runs to fit a scaling law, got {len(params)}")
