@@ -165,12 +165,12 @@ def weigh_measured(table: pl.DataFrame, prior: pl.DataFrame) -> pl.DataFrame:
     logr = pl.col("_w") * pl.col("bytes_per_token").log() + (1 - pl.col("_w")) * pl.col("_p").log()
     sd = (pl.col("_w") * pl.col("_sm") ** 2).sqrt()          # = σp·σm/√(σp²+σm²)
     size = pl.col("_bytes").map_elements(fmt_bytes, return_dtype=pl.Utf8)
-    words = pl.format("measured {} (±{} %, {}) weighted {} % with {} {} (±{} %) → {}; measured = {}; prior = {}",
+    words = pl.format("measured {} (±{} %, {}) weighted {} % with {} {} (±{} %) → {} (measured: {}; prior: {})",
                       pl.col("bytes_per_token").round(3), ((Z95 * pl.col("_sm")).exp().sub(1) * 100).round(1),
                       size.fill_null("size unknown"), (pl.col("_w") * 100).round(0).cast(pl.Int64),
                       pl.col("_psrc").str.split(":").list.first(), pl.col("_p").round(3),
                       ((Z95 * pl.col("_sp")).exp().sub(1) * 100).round(0).cast(pl.Int64),
-                      logr.exp().round(3), pl.col("bytes_per_token_source"), pl.col("_psrc"))
+                      logr.exp().round(3), pl.col("bytes_per_token_source").str.strip_prefix("measured: "), pl.col("_psrc"))
     return t.with_columns(
         pl.when(measured).then(logr.exp()).otherwise("bytes_per_token").alias("bytes_per_token"),
         pl.when(measured).then((logr - Z95 * sd).exp()).otherwise("lo").alias("lo"),
