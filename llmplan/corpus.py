@@ -25,12 +25,17 @@ sampled lines, the draw does not depend on where the file lives or how it is sha
 cryptographic hash has none of crc32's linear structure. All documents are read (bytes and
 characters are exact); tokens are counted on the sample.
 
-Estimation, one rule everywhere (ratio_estimate / pooled_estimate): per language, the tokens of
-the whole corpus are estimated as r·X, r = Σ tokens / Σ bytes over the sampled documents and X
-= all bytes (the combined ratio estimator), with variance N²(1−f)/n · s_d², d = tokens − r·bytes,
-summed over sampling fractions (strata). Bytes/token and its 95 % interval are X divided by the
-tokens and their interval. Files are pooled through their sums (Σt, Σb, Σt², Σb², Σtb stored per
-file), not through per-file intervals: a file with one document has no interval of its own.
+Estimation, one rule everywhere (ratio_estimate / pooled_estimate): the sampling unit is the
+document (a file, when a file is one document; a large document encoded in pieces is still one
+unit). Per language, tokens of the sampled documents are regressed on their bytes and characters
+(known for every document, since all are read) and the corpus total predicted from all bytes and
+characters — the regression estimator, which with bytes alone is the combined ratio estimator
+r·X — with variance N²(1−f)/n · Σe²/(n − p) over the documents' residuals, summed over sampling
+fractions (strata); see total_variance. Bytes/token and its 95 % interval are X divided by the
+tokens and their interval. Files are pooled through their sums (of tokens, bytes, characters,
+their squares and products, stored per file), not through per-file intervals: a file with one
+document has no interval of its own. spread_log_sd says how far the ratio may be from the
+language's ratio in text the scan did not see (what a plan weighs it by).
 """
 
 import gzip
