@@ -1,11 +1,19 @@
 """Corpus-scan throughput, memory and sampling accuracy, measured against baselines in the same run.
 
     .venv/bin/python bench/corpus_scan.py [--mb 32] [--tokenizer mistral-sp-v1]
+    .venv/bin/python bench/corpus_scan.py --intervals      # sampling intervals and plan weights only
 
 1. End-to-end `scan` MB/s vs. a single-process loop that only calls the same tokenizer's encode
    on the same (already decoded) documents.
 2. Peak RSS (scanning process + workers) of a 10× larger corpus vs. the smaller one.
 3. 5 % sample: bytes/token vs. the full count, and whether the full value is inside the interval.
+4. (--intervals) On the Debian Reference (en/ja/fr, `apt-get install debian-reference-en
+   debian-reference-ja debian-reference-fr`), paragraphs as documents: 25 % samples, seeds 0–2,
+   how many of the 9 95 % intervals hold the full count; the dispersion Σd²/Σt per language and
+   tokenizer (llmplan.corpus.DISPERSION is their median); on 300 one-document files (the test's
+   documents), each seed's error and interval; and how far a 1 kB digit-heavy scan and the full
+   English guide move a plan's English bytes/token from the published 3.39 (the shipped LLaMA-1
+   row, llmplan.plan.weigh_measured).
 """
 
 import argparse
@@ -52,11 +60,97 @@ def child_peak(args: list[str], tokenizer: str) -> tuple[float, dict]:
     return d["rss_kb"] / 1024, d
 
 
+DEBIAN = "/usr/share/debian-reference/debian-reference.{}.txt.gz"
+
+
+def intervals(tokenizer: str) -> None:
+    import hashlib
+
+    import numpy as np
+    import polars as pl
+
+    from llmplan import corpus
+    from llmplan.corpus import Options
+    from llmplan.corpus_scan import scan
+    from llmplan.plan import bytes_per_token_table
+    from llmplan.scenario import Scenario
+    from llmplan.tokenizers import load
+
+    covered = 0
+    print(f"Debian Reference, paragraphs, 25 % samples, {tokenizer}:")
+    for lang in ("en", "ja", "fr"):
+        f = DEBIAN.format(lang)
+        full = scan([f], Options(tokenizer, lang=lang, split="paragraphs"), None, workers=1)["languages"][0]
+        for seed in (0, 1, 2):
+            p = scan([f], Options(tokenizer, lang=lang, split="paragraphs", sample=0.25, seed=seed), None,
+                     workers=1)["languages"][0]
+            lo, hi = p["tokens_ci95"]
+            ok = lo <= full["tokens"] <= hi
+            covered += ok
+            print(f"  {lang} seed {seed}: {p['docs_sampled']}/{p['docs']} paragraphs, error "
+                  f"{p['tokens'] / full['tokens'] - 1:+.2%}, interval ±{(hi - lo) / 2 / p['tokens']:.2%}, covers: {ok}")
+    print(f"  covered: {covered} of 9 (target ≥ 7)")
+
+    print("dispersion Σd²/Σt of token counts between paragraphs (d = tokens − r·bytes):")
+    for tok in ("mistral-sp-v1", "tekken"):
+        counter = load(tok)
+        for lang in ("en", "ja", "fr"):
+            f = DEBIAN.format(lang)
+            docs = [t for _, t, _ in corpus.documents(corpus.Shard(f), Options(tok, split="paragraphs"), corpus.ShardResult(f))]
+            t = np.array(counter.count(docs), float)
+            b = np.array([len(x.encode("utf-8")) for x in docs], float)
+            d = t - t.sum() / b.sum() * b
+            print(f"  {tok:14s} {lang}: {(d ** 2).sum() / t.sum():.1f}")
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "llmplan"))
+    from test_corpus import _varied_docs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "docs"
+        d.mkdir()
+        for i, text in enumerate(_varied_docs()):
+            (d / f"{i:03d}.txt").write_text(text, encoding="utf-8")
+        full = scan([str(d)], Options(tokenizer, lang="x"), None, workers=1)["languages"][0]
+        print("300 one-document files, 25 % samples:")
+        for seed in (0, 1, 2):
+            p = scan([str(d)], Options(tokenizer, lang="x", sample=0.25, seed=seed), None, workers=1)["languages"][0]
+            lo, hi = p["tokens_ci95"]
+            print(f"  seed {seed}: error {p['tokens'] / full['tokens'] - 1:+.2%}, interval ±{(hi - lo) / 2 / p['tokens']:.2%}, "
+                  f"full count inside: {lo <= full['tokens'] <= hi}")
+
+        published = pl.DataFrame([{"language": "en", "tokenizer": "LLaMA SentencePiece", "tokenizer_family": "sentencepiece",
+                                   "kind": "published", "bytes_per_token": 3.39, "lo": 3.39, "hi": 3.39, "log_sd": None,
+                                   "n_sources": 1, "bytes": 4.749e12, "tokens": 1.4e12, "source": "LLaMA-1 mix"}])
+        digits = Path(tmp) / "digits.txt"
+        line = "Order 7731-2209-4418, lot 55.902.117, ref 0x3f9a2c: 12 34 56 78 90 13 57 91 24 68.\n"
+        digits.write_text((line * 20)[:1024], encoding="utf-8")
+        sc = Scenario(targets=["7B"], mixture={"en": 1.0}, tokenizer=tokenizer)
+        for name, path in (("1 kB digit-heavy file", digits), ("Debian Reference (en), whole", Path(DEBIAN.format("en")))):
+            st = corpus.LangStats()
+            for r in corpus.merge([corpus.scan_shard(corpus.Shard(str(path), file_key=hashlib.sha256(path.read_bytes()).hexdigest()),
+                                                     Options(tokenizer, lang="en"), tokenizer)], Options(tokenizer))[0]:
+                st.add(r.stats())
+            e = corpus.pooled_estimate([(st, None)])
+            measured = pl.DataFrame([{**published.row(0, named=True), "tokenizer": tokenizer, "kind": "measured",
+                                      "bytes_per_token": e["bytes_per_token"], "lo": e["bytes_per_token"],
+                                      "hi": e["bytes_per_token"], "log_sd": e["log_sd"], "bytes": float(st.bytes),
+                                      "tokens": e["tokens"], "source": f"llmplan corpus scan ({path.name})"}])
+            used = bytes_per_token_table(sc, pl.concat([published, measured], how="vertical_relaxed")).row(0, named=True)
+            print(f"{name}: measured {e['bytes_per_token']:.3f} (σ_log {e['log_sd']:.4f}) → plan {used['bytes_per_token']:.3f}: "
+                  f"{used['bytes_per_token'] / 3.39 - 1:+.1%} from the published 3.39, "
+                  f"{used['bytes_per_token'] / e['bytes_per_token'] - 1:+.2%} from the measurement, "
+                  f"weight {used['bytes_per_token_weight']:.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=32)
     ap.add_argument("--tokenizer", default="mistral-sp-v1")
+    ap.add_argument("--intervals", action="store_true", help="only the sampling-interval and plan-weight figures")
     a = ap.parse_args()
+    if a.intervals:
+        intervals(a.tokenizer)
+        return
     from llmplan.corpus import Options
     from llmplan.corpus_scan import scan
     from llmplan.tokenizers import load

@@ -25,12 +25,17 @@ sampled lines, the draw does not depend on where the file lives or how it is sha
 cryptographic hash has none of crc32's linear structure. All documents are read (bytes and
 characters are exact); tokens are counted on the sample.
 
-Estimation, one rule everywhere (ratio_estimate / pooled_estimate): per language, the tokens of
-the whole corpus are estimated as r·X, r = Σ tokens / Σ bytes over the sampled documents and X
-= all bytes (the combined ratio estimator), with variance N²(1−f)/n · s_d², d = tokens − r·bytes,
-summed over sampling fractions (strata). Bytes/token and its 95 % interval are X divided by the
-tokens and their interval. Files are pooled through their sums (Σt, Σb, Σt², Σb², Σtb stored per
-file), not through per-file intervals: a file with one document has no interval of its own.
+Estimation, one rule everywhere (ratio_estimate / pooled_estimate): the sampling unit is the
+document (a file, when a file is one document; a large document encoded in pieces is still one
+unit). Per language, tokens of the sampled documents are regressed on their bytes and characters
+(known for every document, since all are read) and the corpus total predicted from all bytes and
+characters — the regression estimator, which with bytes alone is the combined ratio estimator
+r·X — with variance N²(1−f)/n · Σe²/(n − p) over the documents' residuals, summed over sampling
+fractions (strata); see total_variance. Bytes/token and its 95 % interval are X divided by the
+tokens and their interval. Files are pooled through their sums (of tokens, bytes, characters,
+their squares and products, stored per file), not through per-file intervals: a file with one
+document has no interval of its own. spread_log_sd says how far the ratio may be from the
+language's ratio in text the scan did not see (what a plan weighs it by).
 """
 
 import gzip
@@ -94,6 +99,15 @@ class LangStats:
     sxx: float = 0.0              # Σ tokens², Σ bytes², Σ bytes·tokens over the sample
     syy: float = 0.0
     sxy: float = 0.0
+    # characters as a second size measure (regression estimator, see total_variance): Σ chars,
+    # Σ chars², Σ bytes·chars, Σ tokens·chars, Σ chars²/bytes, Σ tokens·chars/bytes over the
+    # sample; NaN when unknown (rows stored before they were recorded)
+    chars_s: float = 0.0
+    szz: float = 0.0
+    syz: float = 0.0
+    sxz: float = 0.0
+    szz_y: float = 0.0
+    sxz_y: float = 0.0
 
     def add(self, other: "LangStats") -> None:
         for k in self.__dataclass_fields__:
@@ -433,24 +447,33 @@ def scan_shard(shard: Shard, opts: Options, tokenizer_spec: str, threads: int = 
     doc_lang = None
     doc_sampled = True
 
-    def flush():
+    # pieces of one document add up before the ratio statistics see them — across batches too:
+    # a document is the sampling unit, so its squares enter the sums once, when it is complete
+    open_docs: dict[tuple[str, int], list[int]] = {}       # (lang, doc) -> [bytes, tokens, chars]
+
+    def flush(final: bool = False):
         nonlocal batch, batch_bytes
-        if not batch:
-            return
-        counts = counter.count([b[1] for b in batch])
-        # pieces of one document add up before the ratio statistics see them
-        per_doc: dict[tuple[str, int], list[int]] = {}
-        for (lang, _t, nb, doc_id, _), c in zip(batch, counts):
-            acc = per_doc.setdefault((lang, doc_id), [0, 0])
+        counts = counter.count([b[1] for b in batch]) if batch else []
+        for (lang, t, nb, d, _), c in zip(batch, counts):
+            acc = open_docs.setdefault((lang, d), [0, 0, 0])
             acc[0] += nb
             acc[1] += c
-        for (lang, _), (nb, c) in per_doc.items():
-            st = res.langs.setdefault(lang, LangStats())
+            acc[2] += len(t)
+        for key in [k for k in open_docs if final or k[1] != doc_id]:
+            nb, c, nc = open_docs.pop(key)
+            st = res.langs.setdefault(key[0], LangStats())
             st.bytes_s += nb
             st.tokens_s += c
             st.sxx += c * c
             st.syy += nb * nb
             st.sxy += nb * c
+            st.chars_s += nc
+            st.szz += nc * nc
+            st.syz += nb * nc
+            st.sxz += c * nc
+            if nb:
+                st.szz_y += nc * nc / nb
+                st.sxz_y += c * nc / nb
         batch, batch_bytes = [], 0
 
     doc_id = 0
@@ -473,7 +496,7 @@ def scan_shard(shard: Shard, opts: Options, tokenizer_spec: str, threads: int = 
             batch_bytes += nb
             if batch_bytes >= BATCH_BYTES:
                 flush()
-    flush()
+    flush(final=True)
     return res
 
 
@@ -496,46 +519,114 @@ class FileLang:
     tokens_total_est: float | None
     tokens_total_lo: float | None
     tokens_total_hi: float | None
+    chars_sampled: float = math.nan   # the character sums of LangStats (regression estimator)
+    chars_sq: float = math.nan
+    bytes_chars: float = math.nan
+    tokens_chars: float = math.nan
+    chars_sq_per_byte: float = math.nan
+    tokens_chars_per_byte: float = math.nan
+
+    CHAR_SUMS = ("chars_sampled", "chars_sq", "bytes_chars", "tokens_chars", "chars_sq_per_byte", "tokens_chars_per_byte")
 
     def stats(self) -> LangStats:
         return LangStats(self.docs, self.bytes, self.chars, self.docs_sampled, self.bytes_sampled, self.tokens,
-                         self.tokens_sq, self.bytes_sq, self.bytes_tokens)
+                         self.tokens_sq, self.bytes_sq, self.bytes_tokens,
+                         *(math.nan if v is None else v for v in (getattr(self, k) for k in self.CHAR_SUMS)))
 
 
 Z95 = 1.959963984540054
+# Overdispersion of token counts: the between-document variance of tokens − r·bytes per token
+# counted, Σd²/Σt. On the Debian Reference (en, ja, fr; paragraphs) it is 25–43 with mistral-sp-v1
+# and tekken (bench/corpus_scan.py --debian prints the six); the median, 38, is the floor of a
+# measurement's spread when it has too few documents to show its own (one 1 kB file): a plan's
+# corpus is not the scanned text, and ~900 tokens of it say little about GBs of the language.
+DISPERSION = 38.0
+
+
+def _ratio_fit(st: LangStats) -> tuple[float, float, int]:
+    """(tokens per byte, Σ residual², parameters) of the ratio model tokens ≈ r·bytes."""
+    r = st.tokens_s / st.bytes_s
+    return r, max(st.sxx - 2 * r * st.sxy + r * r * st.syy, 0.0), 1
+
+
+def _regression_fit(st: LangStats) -> tuple[float, float, float, int] | None:
+    """tokens ≈ β_b·bytes + β_c·chars by least squares weighted 1/bytes (the ratio estimator's own
+    model, with characters as a second size measure: a document's share of multi-byte script
+    moves both its tokens per byte and its characters per byte). (β_b, β_c, Σ residual², rank);
+    None when the character sums are unknown. Collinear sizes (ASCII text: chars = bytes) give
+    the minimum-norm β, whose prediction is the ratio estimator's."""
+    import numpy as np
+
+    if any(math.isnan(v) for v in (st.chars_s, st.szz, st.syz, st.sxz, st.szz_y, st.sxz_y)):
+        return None
+    a = np.array([[st.bytes_s, st.chars_s], [st.chars_s, st.szz_y]], float)
+    beta, _, rank, _ = np.linalg.lstsq(a, np.array([st.tokens_s, st.sxz_y], float), rcond=1e-9)
+    bb, bc = float(beta[0]), float(beta[1])
+    sse = (st.sxx - 2 * (bb * st.sxy + bc * st.sxz) + bb * bb * st.syy + 2 * bb * bc * st.syz + bc * bc * st.szz)
+    return bb, bc, max(sse, 0.0), int(rank)
 
 
 def total_variance(st: LangStats, fraction: float | None) -> tuple[float | None, float | None]:
-    """(estimated tokens of all documents, its variance) by the combined ratio estimator; variance
-    None when fewer than two documents were sampled; (None, None) when none was."""
+    """(estimated tokens of all documents, its variance), None where unknown. Every document
+    (the sampling unit) is read, so its bytes and characters are known for all of them; tokens of
+    the sampled ones are regressed on both (_regression_fit) and the totals predicted:
+    T̂ = β_b·X_bytes + β_c·X_chars, variance N²(1−f)/n · Σe²/(n − p) over the documents' residuals
+    e (Särndal, Swensson & Wretman 1992, §6.5: the regression estimator; with bytes alone it is
+    the combined ratio estimator, §7.3). Falls back to the ratio alone when the character sums are
+    unknown or too few documents were sampled to fit two coefficients. Variance None when fewer
+    than two documents were sampled."""
     if st.tokens_s == 0 or st.bytes_s == 0:
         return None, None
-    r = st.tokens_s / st.bytes_s                      # tokens per byte on the sample
-    total = r * st.bytes
     if fraction is None or fraction >= 1.0:
-        return total, 0.0
+        return float(st.tokens_s) * st.bytes / st.bytes_s, 0.0
     n = st.docs_s
-    if n < 2:
+    reg = _regression_fit(st) if n > 3 else None
+    if reg is not None and reg[3] == 2:
+        bb, bc, sse, p = reg
+        total = bb * st.bytes + bc * st.chars
+    else:
+        r, sse, p = _ratio_fit(st)
+        total = r * st.bytes
+    if n <= p:
         return total, None
-    s2 = max((st.sxx - 2 * r * st.sxy + r * r * st.syy) / (n - 1), 0.0)
-    return total, st.docs ** 2 * (1 - fraction) * s2 / n
+    return total, st.docs ** 2 * (1 - fraction) * sse / (n - p) / n
+
+
+def spread_log_sd(strata: list[tuple[LangStats, float | None]]) -> float | None:
+    """How far the measured bytes/token may sit from the language's ratio in text the scan did
+    not see (a plan's corpus), as a standard deviation on the log scale: the between-document
+    variance of the ratio, Σ N²/n · s_d² / T² with d = tokens − r·bytes (no finite-population
+    correction: the scanned files are a sample of the language, however fully they were read),
+    and at least DISPERSION / tokens counted. None when nothing was counted."""
+    counted = sum(st.tokens_s for st, _ in strata)
+    if counted <= 0 or any(st.bytes_s == 0 for st, _ in strata):
+        return None
+    var, total = 0.0, 0.0
+    for st, _ in strata:
+        r, sse, _ = _ratio_fit(st)
+        total += r * st.bytes
+        if st.docs_s > 1:
+            var += st.docs ** 2 * sse / (st.docs_s - 1) / st.docs_s
+    return math.sqrt(max(var / total ** 2 if total else 0.0, DISPERSION / counted))
 
 
 def pooled_estimate(strata: list[tuple[LangStats, float | None]]) -> dict:
     """One estimate from several sampling fractions (strata): totals and variances add.
-    Returns tokens, tokens_ci95, bytes_per_token, bytes_per_token_ci95 (None where unknown)."""
+    Returns tokens, tokens_ci95, bytes_per_token, bytes_per_token_ci95 and log_sd (spread_log_sd;
+    None where unknown)."""
     tokens, var, nbytes = 0.0, 0.0, 0
     for st, fraction in strata:
         t, v = total_variance(st, fraction)
         if t is None:
-            return {"tokens": None, "tokens_ci95": None, "bytes_per_token": None, "bytes_per_token_ci95": None}
+            return {"tokens": None, "tokens_ci95": None, "bytes_per_token": None, "bytes_per_token_ci95": None,
+                    "log_sd": None}
         tokens += t
         var = None if v is None or var is None else var + v
         nbytes += st.bytes
     ci = None if var is None else [tokens - Z95 * math.sqrt(var), tokens + Z95 * math.sqrt(var)]
     bpt_ci = None if ci is None or ci[0] <= 0 else [nbytes / ci[1], nbytes / ci[0]]
     return {"tokens": tokens, "tokens_ci95": ci, "bytes_per_token": nbytes / tokens if tokens else None,
-            "bytes_per_token_ci95": bpt_ci}
+            "bytes_per_token_ci95": bpt_ci, "log_sd": spread_log_sd(strata)}
 
 
 def ratio_estimate(st: LangStats, fraction: float | None) -> tuple:
@@ -562,7 +653,7 @@ def merge(results: list[ShardResult], opts: Options) -> tuple[list[FileLang], li
             continue
         est = ratio_estimate(st, opts.sample)
         rows.append(FileLang(path, lang, st.docs, st.bytes, st.chars, st.tokens_s, st.docs_s, st.bytes_s,
-                             st.sxx, st.syy, st.sxy, *est))
+                             st.sxx, st.syy, st.sxy, *est, st.chars_s, st.szz, st.syz, st.sxz, st.szz_y, st.sxz_y))
     errs = [{"file": p, "kind": k, "count": n, "first_lines": lines}
             for p, kinds in sorted(errors.items()) for k, (n, lines) in sorted(kinds.items())]
     return rows, errs

@@ -22,7 +22,8 @@ BPE_SAMPLE_BYTES = 32 << 20     # train bpe-train:VOCAB on at most this much tex
 def stored_rows(wh_path: Path, shas: dict[str, str], opts: Options) -> dict[str, list[FileLang]]:
     """Rows already measured for files with the same content, tokenizer, sample, seed and options
     (language, text field, split: Options.key()) → {path: rows}. Rows stored before the options
-    and the sums were recorded (NULL) never match: they are measured again."""
+    and the sums (of tokens, bytes and characters) were recorded (NULL) never match: they are
+    measured again."""
     if not Path(wh_path).exists() or not shas:
         return {}
     con = warehouse.connect_readonly(wh_path)
@@ -39,12 +40,14 @@ def stored_rows(wh_path: Path, shas: dict[str, str], opts: Options) -> dict[str,
             break
         hit = frame.filter((pl.col("file_sha256") == sha) & (pl.col("tokenizer") == opts.tokenizer)
                            & ((pl.col("sample_fraction") - frac).abs() < 1e-12) & (pl.col("seed") == opts.seed)
-                           & (pl.col("options") == opts.key()) & pl.col("tokens_sq").is_not_null())
+                           & (pl.col("options") == opts.key()) & pl.col("tokens_sq").is_not_null()
+                           & (pl.col("chars_sq").is_not_null() if "chars_sq" in frame.columns else pl.lit(False)))
         if hit.height:
             out[path] = [FileLang(path, r["language"], r["docs"], r["bytes"], r["chars"], r["tokens"], r["docs_sampled"],
                                   r["bytes_sampled"], r["tokens_sq"], r["bytes_sq"], r["bytes_tokens"],
                                   r["bytes_per_token"], r["bytes_per_token_lo"], r["bytes_per_token_hi"],
-                                  r["tokens_total_est"], r["tokens_total_lo"], r["tokens_total_hi"])
+                                  r["tokens_total_est"], r["tokens_total_lo"], r["tokens_total_hi"],
+                                  *(r.get(k) for k in FileLang.CHAR_SUMS))
                          for r in hit.iter_rows(named=True)]
     return out
 
@@ -86,7 +89,8 @@ def measurement_frame(rows: list[FileLang], shas: dict[str, str], opts: Options,
         "seed": opts.seed, "options": opts.key(), "bytes_per_token": r.bytes_per_token, "bytes_per_token_lo": r.bytes_per_token_lo,
         "bytes_per_token_hi": r.bytes_per_token_hi, "tokens_total_est": r.tokens_total_est,
         "tokens_total_lo": r.tokens_total_lo, "tokens_total_hi": r.tokens_total_hi,
-        "bad_records": bad.get(r.path, 0), "scanned_at": now} for r in rows])
+        "bad_records": bad.get(r.path, 0), "scanned_at": now, **{k: getattr(r, k) for k in FileLang.CHAR_SUMS}}
+        for r in rows])
 
 
 def store(wh_path: Path, frame: pl.DataFrame) -> None:

@@ -211,7 +211,7 @@ def fit_bytes_per_token(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Per (language, tokenizer): measured scans — the latest measurement of each file pooled into
     one estimate with its 95 % interval (llmplan.corpus.pooled_estimate, the scan's own rule) —
     and published corpus ratios (UTF-8 text sizes only), side by side."""
-    from llmplan.corpus import LangStats, pooled_estimate
+    from llmplan.corpus import FileLang, LangStats, pooled_estimate
     from llmplan.tokenizers import family
 
     m = con.sql("""
@@ -225,18 +225,20 @@ def fit_bytes_per_token(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
             st = LangStats()
             for r in h.iter_rows(named=True):
                 st.add(LangStats(r["docs"], r["bytes"], r["chars"], r["docs_sampled"], r["bytes_sampled"], r["tokens"],
-                                 r["tokens_sq"], r["bytes_sq"], r["bytes_tokens"]))
+                                 r["tokens_sq"], r["bytes_sq"], r["bytes_tokens"],
+                                 *(math.nan if r.get(k) is None else r[k] for k in FileLang.CHAR_SUMS)))
             strata.append((st, frac))
         e = pooled_estimate(strata)
         if e["bytes_per_token"] is None:
             continue
         ci = e["bytes_per_token_ci95"] or [e["bytes_per_token"]] * 2
         rows.append({"language": lang, "tokenizer": tok, "tokenizer_family": family(tok), "kind": "measured",
-                     "bytes_per_token": e["bytes_per_token"], "lo": ci[0], "hi": ci[1], "n_sources": g.height,
+                     "bytes_per_token": e["bytes_per_token"], "lo": ci[0], "hi": ci[1], "log_sd": e["log_sd"],
+                     "n_sources": g.height,
                      "bytes": float(g["bytes"].sum()), "tokens": e["tokens"],
                      "source": f"llmplan corpus scan ({g.height} file{'s' if g.height > 1 else ''})"})
     schema = {"language": pl.Utf8, "tokenizer": pl.Utf8, "tokenizer_family": pl.Utf8, "kind": pl.Utf8,
-              "bytes_per_token": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "n_sources": pl.Int64,
+              "bytes_per_token": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "log_sd": pl.Float64, "n_sources": pl.Int64,
               "bytes": pl.Float64, "tokens": pl.Float64, "source": pl.Utf8}
     measured = pl.DataFrame(rows, schema=schema)
     published = con.sql("""
@@ -247,6 +249,7 @@ def fit_bytes_per_token(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         FROM core.corpus_published
         WHERE bytes_per_token IS NOT NULL AND size_kind = 'utf8_text' AND "language" <> 'mixed'
         GROUP BY "language", coalesce(tokenizer, 'unknown')""").pl()
+    published = published.with_columns(pl.lit(None, pl.Float64).alias("log_sd")).select(list(schema))
     out = pl.concat([measured, published.cast(schema)], how="vertical").with_columns(pl.lit(run_id).alias("pipeline_run_id"))
     warehouse.append(con, "fits.bytes_per_token", out)
 

@@ -4,6 +4,8 @@ and expected loss. Vectorised: the grid is a Polars frame built by cross joins, 
 whole columns.
 """
 
+import math
+
 import numpy as np
 import polars as pl
 
@@ -86,10 +88,11 @@ def bytes_per_token_table(sc: Scenario, bpt: pl.DataFrame | None) -> pl.DataFram
 
     langs = pl.DataFrame({"language": list(sc.mixture), "share": list(sc.mixture.values())})
     fam = family(sc.tokenizer)
-    cols = ["language", "bytes_per_token", "lo", "hi", "bytes_per_token_kind", "bytes_per_token_source", "_rank"]
-    choices = []
+    cols = ["language", "bytes_per_token", "lo", "hi", "bytes_per_token_kind", "bytes_per_token_source", "_rank", "_sm", "_bytes"]
+    choices, priors = [], []
     if bpt is not None and bpt.height:
         b = bpt if "tokenizer_family" in bpt.columns else bpt.with_columns(pl.lit(None, pl.Utf8).alias("tokenizer_family"))
+        b = b if "log_sd" in b.columns else b.with_columns(pl.lit(None, pl.Float64).alias("log_sd"))
         same_tok = pl.col("tokenizer") == sc.tokenizer
         same_fam = pl.col("tokenizer_family").fill_null("") == (fam or "\x00")
         measured = pl.col("kind") == "measured"
@@ -102,26 +105,80 @@ def bytes_per_token_table(sc: Scenario, bpt: pl.DataFrame | None) -> pl.DataFram
             rank.alias("_rank"),
             pl.when(measured).then(pl.col("lo")).otherwise(pl.min_horizontal("lo", pl.col("bytes_per_token") * (1 - PUBLISHED_SPREAD))).alias("lo"),
             pl.when(measured).then(pl.col("hi")).otherwise(pl.max_horizontal("hi", pl.col("bytes_per_token") * (1 + PUBLISHED_SPREAD))).alias("hi"),
-            pl.col("kind").alias("bytes_per_token_kind"),
+            pl.col("kind").alias("bytes_per_token_kind"), pl.col("log_sd").alias("_sm"), pl.col("bytes").alias("_bytes"),
             pl.format("{}: {} — tokenizer {}, {}", "kind", pl.col("source").fill_null("?"), "tokenizer", relation)
             .alias("bytes_per_token_source"),
         ).sort(["language", "_rank", "n_sources", "tokens", "tokenizer"], descending=[False, False, True, True, False],
                nulls_last=True)
         choices.append(cand.unique("language", keep="first", maintain_order=True).select(cols))
+        # the prior a measurement is weighed against: the best published row (or the default)
+        priors.append(cand.filter(pl.col("kind") == "published").unique("language", keep="first", maintain_order=True)
+                      .select(cols))
     default = pl.DataFrame(
         [{"language": k, "bytes_per_token": v[0], "lo": v[1], "hi": v[2], "bytes_per_token_kind": "default",
           "bytes_per_token_source": DEFAULT_SOURCE, "_rank": 6} for k, v in DEFAULT_BYTES_PER_TOKEN.items()],
-        schema={c: (pl.Int32 if c == "_rank" else pl.Float64 if c in ("bytes_per_token", "lo", "hi") else pl.Utf8) for c in cols})
+        schema={c: (pl.Int32 if c == "_rank" else pl.Float64 if c in ("bytes_per_token", "lo", "hi", "_sm", "_bytes")
+                    else pl.Utf8) for c in cols})
     choices.append(default)
+    priors.append(default)
     table = pl.concat([c.cast({"_rank": pl.Int32}) for c in choices], how="vertical_relaxed").sort("language", "_rank").unique(
         "language", keep="first", maintain_order=True)
-    out = langs.join(table.drop("_rank"), on="language", how="left")
+    prior = pl.concat([c.cast({"_rank": pl.Int32}) for c in priors], how="vertical_relaxed").sort("language", "_rank").unique(
+        "language", keep="first", maintain_order=True)
+    table = weigh_measured(table, prior)
+    out = langs.join(table, on="language", how="left")
     # A language with nothing at all: a wide band around the middle of the defaults, marked.
     return out.with_columns(
         pl.col("bytes_per_token").fill_null(3.5), pl.col("lo").fill_null(2.5), pl.col("hi").fill_null(4.5),
-        pl.col("bytes_per_token_kind").fill_null("default"),
+        pl.col("bytes_per_token_kind").fill_null("default"), pl.col("bytes_per_token_weight").fill_null(0.0),
         pl.col("bytes_per_token_source").fill_null("default: no measurement, published ratio or rule of thumb for this "
                                                    "language; 3.5 (2.5–4.5) bytes/token"))
+
+
+Z95 = 1.959963984540054
+
+
+def weigh_measured(table: pl.DataFrame, prior: pl.DataFrame) -> pl.DataFrame:
+    """A chosen measured ratio combined with its prior — the best published row for the language
+    (else the rule of thumb) — by precision on the log scale: w = σp² / (σp² + σm²), log r =
+    w·log m + (1 − w)·log p, σ = σp·σm / √(σp² + σm²); lo/hi the 95 % band around r. σp is the
+    published band (at least ±10 %, or the spread among published corpora) as a 95 % interval;
+    σm is the measurement's `log_sd` (fits.bytes_per_token: the ratio's between-document spread,
+    at least llmplan.corpus.DISPERSION/tokens), so a 1 kB scan barely moves a plan and a large scan
+    decides it. The weight is said in `bytes_per_token_source` and kept in `bytes_per_token_weight`.
+    Both frames: one row per language with the columns of bytes_per_token_table's candidates."""
+    from llmplan.units import fmt_bytes
+
+    prior = prior.select(
+        "language", pl.col("bytes_per_token").alias("_p"),
+        (pl.max_horizontal("hi", pl.col("bytes_per_token") * (1 + PUBLISHED_SPREAD))
+         / pl.min_horizontal("lo", pl.col("bytes_per_token") * (1 - PUBLISHED_SPREAD))).log().truediv(2 * Z95).alias("_sp"),
+        pl.col("bytes_per_token_source").alias("_psrc"))
+    # a language with no published ratio and no rule of thumb: the wide band of the last resort
+    t = table.join(prior, on="language", how="left").with_columns(
+        pl.col("_p").fill_null(3.5), pl.col("_sp").fill_null(math.log(4.5 / 2.5) / (2 * Z95)),
+        pl.col("_psrc").fill_null("default: no published ratio for this language, 3.5 (2.5–4.5)"))
+    measured = (pl.col("bytes_per_token_kind") == "measured") & pl.col("_p").is_not_null()
+    sm = pl.coalesce("_sm", (pl.col("hi") / pl.col("lo")).log() / (2 * Z95))
+    w = pl.when(sm > 0).then(pl.col("_sp") ** 2 / (pl.col("_sp") ** 2 + sm ** 2)).otherwise(1.0)
+    t = t.with_columns(w.alias("_w"), sm.alias("_sm"))
+    logr = pl.col("_w") * pl.col("bytes_per_token").log() + (1 - pl.col("_w")) * pl.col("_p").log()
+    sd = (pl.col("_w") * pl.col("_sm") ** 2).sqrt()          # = σp·σm/√(σp²+σm²)
+    size = pl.col("_bytes").map_elements(fmt_bytes, return_dtype=pl.Utf8)
+    words = pl.format("measured {} (±{} %, {}) weighted {} % with {} {} (±{} %) → {} (measured: {}; prior: {})",
+                      pl.col("bytes_per_token").round(3), ((Z95 * pl.col("_sm")).exp().sub(1) * 100).round(1),
+                      size.fill_null("size unknown"), (pl.col("_w") * 100).round(0).cast(pl.Int64),
+                      pl.col("_psrc").str.split(":").list.first(), pl.col("_p").round(3),
+                      ((Z95 * pl.col("_sp")).exp().sub(1) * 100).round(0).cast(pl.Int64),
+                      logr.exp().round(3), pl.col("bytes_per_token_source").str.strip_prefix("measured: "), pl.col("_psrc"))
+    return t.with_columns(
+        pl.when(measured).then(logr.exp()).otherwise("bytes_per_token").alias("bytes_per_token"),
+        pl.when(measured).then((logr - Z95 * sd).exp()).otherwise("lo").alias("lo"),
+        pl.when(measured).then((logr + Z95 * sd).exp()).otherwise("hi").alias("hi"),
+        pl.when(measured).then(words).otherwise("bytes_per_token_source").alias("bytes_per_token_source"),
+        pl.when(measured).then("_w").otherwise(pl.when(pl.col("bytes_per_token_kind") == "measured").then(1.0).otherwise(0.0))
+        .alias("bytes_per_token_weight"),
+    ).drop("_p", "_sp", "_psrc", "_sm", "_bytes", "_w", "_rank")
 
 
 def language_rows(st: pl.DataFrame, sc: Scenario, bpt_table: pl.DataFrame) -> pl.DataFrame:
@@ -137,7 +194,8 @@ def language_rows(st: pl.DataFrame, sc: Scenario, bpt_table: pl.DataFrame) -> pl
         (pl.col("lang_tokens") * pl.col("lo")).alias("bytes_p10"),
         (pl.col("lang_tokens") * pl.col("bytes_per_token")).alias("bytes_p50"),
         (pl.col("lang_tokens") * pl.col("hi")).alias("bytes_p90"),
-        "bytes_per_token", "bytes_per_token_kind", "bytes_per_token_source", "unique_tokens", "epochs", "effective_tokens",
+        "bytes_per_token", "bytes_per_token_kind", "bytes_per_token_source", "bytes_per_token_weight", "unique_tokens",
+        "epochs", "effective_tokens",
         pl.when(pl.col("epochs") > EPOCH_WARNING)
         .then(pl.format("{} epochs over the unique {} tokens: past 4 the repeated data is worth much less",
                         pl.col("epochs").round(1), pl.col("language")))

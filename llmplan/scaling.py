@@ -9,6 +9,7 @@ Repeated data: Muennighoff et al. 2023 — U unique tokens seen for R repetition
 first epoch count as D' = U + U·R*·(1 − e^(−R/R*)), R* ≈ 15.4.
 """
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -90,49 +91,63 @@ MAX_EXPONENT_CI_WIDTH = 0.5
 
 
 def _huber(r):
-    a = np.abs(r)
-    return np.where(a <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
+    """Huber's ρ as g·(r − g/2) with g = clip(r, ±δ) (= r²/2 inside δ, δ·(|r| − δ/2) outside)."""
+    g = np.clip(r, -HUBER_DELTA, HUBER_DELTA)
+    return g * (r - 0.5 * g)
 
 
-def _objective(theta, logn, logd, logl):
+def _objective(theta, logn, logd, logl, w=None):
+    """Σ w·Huber(LSE − log L) and its gradient; `w` counts how often each run is in a bootstrap
+    resample (the same sum as over the resample's repeated rows, on fewer rows)."""
     a, b, e, alpha, beta = theta
-    terms = np.stack([a - alpha * logn, b - beta * logd, np.full_like(logn, e)])
-    m = terms.max(axis=0)
-    lse = m + np.log(np.exp(terms - m).sum(axis=0))
-    r = lse - logl
-    absr = np.abs(r)
-    w = np.exp(terms - lse)                    # softmax weights: d lse / d term
-    g = np.where(absr <= HUBER_DELTA, r, HUBER_DELTA * np.sign(r))
-    grad = np.array([
-        (g * w[0]).sum(), (g * w[1]).sum(), (g * w[2]).sum(),
-        (g * w[0] * -logn).sum(), (g * w[1] * -logd).sum(),
-    ])
+    t1, t2 = a - alpha * logn, b - beta * logd
+    m = np.maximum(np.maximum(t1, t2), e)
+    e1, e2, e3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(e - m)
+    s = e1 + e2 + e3
+    r = m + np.log(s) - logl
+    g = np.clip(r, -HUBER_DELTA, HUBER_DELTA)      # Huber's ψ: dρ/dr
+    h = g * (r - 0.5 * g)
+    if w is not None:
+        g, h = g * w, h * w
+    gs = g / s                                     # × softmax weights e_k/s: d lse / d term k
+    g1, g2 = gs * e1, gs * e2
+    s1, s2 = g1.sum(), g2.sum()
+    grad = np.array([s1, s2, (gs * e3).sum(), -(g1 @ logn), -(g2 @ logd)])
     # Scaled by 1/δ (same minimiser): raw Huber values are ~1e-6 and L-BFGS would stop early.
-    return _huber(r).sum() / HUBER_DELTA, grad / HUBER_DELTA
+    return h.sum() / HUBER_DELTA, grad / HUBER_DELTA
 
 
-def _grid_objective(logn, logd, logl) -> np.ndarray:
-    """The objective at every grid start at once (vectorised over starts × runs)."""
+def _grid_huber(logn, logd, logl) -> np.ndarray:
+    """Huber loss of every run at every grid start (starts × runs), computed once: the grid
+    objective of the data is its row sums, that of a bootstrap resample its product with the
+    resample's counts (no 4,500 × n recomputation per resample)."""
     a, b, e, alpha, beta = (GRID[:, i:i + 1] for i in range(5))
     t1, t2 = a - alpha * logn[None, :], b - beta * logd[None, :]
     t3 = np.broadcast_to(e, t1.shape)
     m = np.maximum(np.maximum(t1, t2), t3)
     lse = m + np.log(np.exp(t1 - m) + np.exp(t2 - m) + np.exp(t3 - m))
-    return _huber(lse - logl[None, :]).sum(axis=1)
+    return _huber(lse - logl[None, :])
 
 
-def _lbfgs(x0, logn, logd, logl):
+def _grid_objective(logn, logd, logl) -> np.ndarray:
+    """The objective at every grid start at once (vectorised over starts × runs)."""
+    return _grid_huber(logn, logd, logl).sum(axis=1)
+
+
+def _lbfgs(x0, logn, logd, logl, w=None):
     from scipy.optimize import minimize
 
-    return minimize(_objective, x0, args=(logn, logd, logl), jac=True, method="L-BFGS-B", bounds=BOUNDS,
+    return minimize(_objective, x0, args=(logn, logd, logl, w), jac=True, method="L-BFGS-B", bounds=BOUNDS,
                     options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-9})
 
 
-def _fit_once(logn, logd, logl, n_starts: int):
-    """L-BFGS from the n_starts best grid points of these data; the best converged result (or the
-    best of all when none converged) and how many starts converged."""
-    order = np.argsort(_grid_objective(logn, logd, logl), kind="stable")[:n_starts]
-    results = [_lbfgs(GRID[i], logn, logd, logl) for i in order]
+def _fit_once(logn, logd, logl, n_starts: int, w=None, grid_values=None):
+    """L-BFGS from the n_starts best grid points of these data (grid_values: the objective at
+    each grid point, when already known); the best converged result (or the best of all when
+    none converged) and how many starts converged."""
+    values = _grid_objective(logn, logd, logl) if grid_values is None else grid_values
+    order = np.argsort(values, kind="stable")[:n_starts]
+    results = [_lbfgs(GRID[i], logn, logd, logl, w) for i in order]
     ok = [r for r in results if r.success]
     best = min(ok or results, key=lambda r: r.fun)
     return best, len(ok)
@@ -180,17 +195,37 @@ def check_identifiable(logn, logd, x, ci) -> list[str]:
     return problems
 
 
+@functools.cache
+def _blas():
+    """threadpoolctl's view of the loaded BLAS libraries, found once. scipy.optimize is imported
+    first: scipy ships its own OpenBLAS, which the controller only sees once it is loaded."""
+    import scipy.optimize  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def fit_law(params, tokens, losses, n_boot: int = 200, seed: int = 0, name: str = "user") -> Fit:
     """Fit E, A, B, α, β (Hoffmann et al. 2022's method: Huber loss on log-loss residuals of the
     log-sum-exp form, L-BFGS from the best starts of the 4,500-point grid); 95 % intervals from
-    `n_boot` bootstrap resamples, each refitted from the best grid starts of its own data."""
+    `n_boot` bootstrap resamples, each refitted from the best grid starts of its own data.
+
+    BLAS runs single-threaded here: scipy's L-BFGS-B calls BLAS on 5-element vectors ~10⁵ times,
+    and OpenBLAS's threads waking for each call cost far more than they give (on a busy 2-core
+    machine the ~800 L-BFGS runs took 10× longer; bench/scaling_fit.py prints the ratio)."""
+    with _blas().limit(limits=1, user_api="blas"):
+        return _fit_law(params, tokens, losses, n_boot, seed, name)
+
+
+def _fit_law(params, tokens, losses, n_boot: int, seed: int, name: str) -> Fit:
     params, tokens, losses = (np.asarray(x, float) for x in (params, tokens, losses))
     if len(params) < 5:
         raise LlmplanError(f"need at least 5 finished runs to fit a scaling law, got {len(params)}")
     if (params <= 0).any() or (tokens <= 0).any() or (losses <= 0).any():
         raise LlmplanError("params, tokens and loss must all be positive")
     logn, logd, logl = np.log(params), np.log(tokens), np.log(losses)
-    res, n_ok = _fit_once(logn, logd, logl, N_STARTS)
+    huber = _grid_huber(logn, logd, logl)
+    res, n_ok = _fit_once(logn, logd, logl, N_STARTS, grid_values=huber.sum(axis=1))
     warnings = []
     if not res.success:
         warnings.append(f"none of the {N_STARTS} L-BFGS starts converged ({res.message}); the best is reported")
@@ -200,7 +235,9 @@ def fit_law(params, tokens, losses, n_boot: int = 200, seed: int = 0, name: str 
     draws, failed = [], 0
     for _ in range(n_boot):
         idx = rng.integers(0, len(params), len(params))
-        r, ok = _fit_once(logn[idx], logd[idx], logl[idx], N_STARTS_BOOT)
+        counts = np.bincount(idx, minlength=len(params)).astype(float)
+        k = counts > 0                          # the resample as distinct runs × how often each was drawn
+        r, ok = _fit_once(logn[k], logd[k], logl[k], N_STARTS_BOOT, counts[k], huber @ counts)
         failed += ok == 0
         a_, b_, e_, al_, be_ = r.x
         draws.append((math.exp(e_), math.exp(a_), math.exp(b_), al_, be_))

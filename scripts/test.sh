@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (Chromium for the report test, the package with its
-# test extra) and run the whole suite. Used by the README and by .ci/run.
+# Install everything the test suite needs (Chromium for the report test, the Debian Reference
+# for the corpus tests, the package with its test extra) and run the whole suite. Used by the README and by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,13 @@ if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-noto-cjk >/dev/null
+fi
+
+# The Debian Reference in three languages: the corpus tests' real parallel documents.
+if [ ! -f /usr/share/debian-reference/debian-reference.fr.txt.gz ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq debian-reference-en debian-reference-ja debian-reference-fr >/dev/null
 fi
 
 python3 -m venv .venv

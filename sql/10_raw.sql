@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS raw.corpus_measurements (
     tokens BIGINT,                       -- counted on the sampled documents (all of them when not sampled)
     docs_sampled BIGINT, bytes_sampled BIGINT,
     tokens_sq DOUBLE, bytes_sq DOUBLE, bytes_tokens DOUBLE,   -- Σt², Σb², Σbt over sampled documents (pooling)
+    chars_sampled DOUBLE, chars_sq DOUBLE, bytes_chars DOUBLE,  -- Σc, Σc², Σbc, Σtc, Σc²/b, Σtc/b over them
+    tokens_chars DOUBLE, chars_sq_per_byte DOUBLE, tokens_chars_per_byte DOUBLE,  -- (regression estimator)
     sample_fraction DOUBLE NOT NULL, seed BIGINT,
     options VARCHAR,                     -- JSON of the options that change the count (language, text field, split)
     bytes_per_token DOUBLE,
@@ -109,6 +111,12 @@ ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS tokens_sq DOUBLE;
 ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS bytes_sq DOUBLE;
 ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS bytes_tokens DOUBLE;
 ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS options VARCHAR;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS chars_sampled DOUBLE;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS chars_sq DOUBLE;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS bytes_chars DOUBLE;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS tokens_chars DOUBLE;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS chars_sq_per_byte DOUBLE;
+ALTER TABLE raw.corpus_measurements ADD COLUMN IF NOT EXISTS tokens_chars_per_byte DOUBLE;
 ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS nvlink_domain VARCHAR;
 ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS "precision" VARCHAR;
 

@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS fits.scaling_law_draws (
 
 -- Columns added after a warehouse was first created (CREATE TABLE IF NOT EXISTS leaves old tables as they are).
 ALTER TABLE fits.bytes_per_token ADD COLUMN IF NOT EXISTS tokenizer_family VARCHAR;
+-- measured rows: sd of log bytes/token for text beyond the scan (llmplan.corpus.spread_log_sd)
+ALTER TABLE fits.bytes_per_token ADD COLUMN IF NOT EXISTS log_sd DOUBLE;
 ALTER TABLE fits.scaling_law ADD COLUMN IF NOT EXISTS fit_id VARCHAR;
 ALTER TABLE fits.backtests ADD COLUMN IF NOT EXISTS method VARCHAR;
 ALTER TABLE fits.step_backtests ADD COLUMN IF NOT EXISTS framework VARCHAR;

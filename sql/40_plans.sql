@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS plans.plan_languages (
 
 -- Columns added after a warehouse was first created (CREATE TABLE IF NOT EXISTS leaves old tables as they are).
 ALTER TABLE plans.plan_languages ADD COLUMN IF NOT EXISTS bytes_per_token_source VARCHAR;
+-- the measured ratio's weight against its published prior (0: not measured, 1: the measurement alone)
+ALTER TABLE plans.plan_languages ADD COLUMN IF NOT EXISTS bytes_per_token_weight DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS memory_per_gpu_gib DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS checkpoint_gib DOUBLE;
 ALTER TABLE plans.plans ADD COLUMN IF NOT EXISTS predicted_loss_p10 DOUBLE;

@@ -1,5 +1,7 @@
 """Plans: tokens by policy, the worked example, memory, data per language, sizes."""
 
+from pathlib import Path
+
 import duckdb
 import polars as pl
 import pytest
@@ -232,3 +234,99 @@ def test_headline_is_the_cheapest_p50_among_accelerators_the_fit_has_seen(built_
     assert head["target_params"] == 1e10 and head["accelerator"] in seen
     assert head["cost_usd_p50"] == min(c for a, c in rows if a in seen)
     assert head["accelerator"] != "H200"       # same compute as an H100 at 2.4× the price
+
+
+# -- a measured bytes/token weighed against its published prior ---------------------------------
+
+def _bpt(measured_bpt: float, log_sd: float, nbytes: float) -> pl.DataFrame:
+    return pl.DataFrame([
+        {"language": "en", "tokenizer": "LLaMA SentencePiece", "tokenizer_family": "sentencepiece", "kind": "published",
+         "bytes_per_token": 3.39, "lo": 3.39, "hi": 3.39, "log_sd": None, "n_sources": 1, "bytes": 4.749e12,
+         "tokens": 1.4e12, "source": "LLaMA-1 mix"},
+        {"language": "en", "tokenizer": "mistral-sp-v1", "tokenizer_family": "sentencepiece", "kind": "measured",
+         "bytes_per_token": measured_bpt, "lo": measured_bpt, "hi": measured_bpt, "log_sd": log_sd, "n_sources": 1,
+         "bytes": nbytes, "tokens": nbytes / measured_bpt, "source": "llmplan corpus scan (1 file)"}])
+
+
+def test_a_measurement_is_weighed_by_precision_on_the_log_scale():
+    """Hand arithmetic: the published 3.39 with its ±10 % band as a 95 % interval has
+    σp = ln(1.1/0.9)/(2·1.95996) = 0.05119; a measurement of 1.14 with σm = 0.2 gets
+    w = σp²/(σp² + σm²) = 0.002621/(0.002621 + 0.04) = 0.0615, so the plan uses
+    exp(0.0615·0.13103 + 0.9385·1.22083) = exp(1.15381) = 3.170, and says so."""
+    from llmplan.plan import bytes_per_token_table
+
+    sc = Scenario(targets=["1B"], mixture={"en": 1.0}, tokenizer="mistral-sp-v1")
+    row = bytes_per_token_table(sc, _bpt(1.14, 0.2, 1024)).row(0, named=True)
+    sp = 0.2006707 / (2 * 1.959964)
+    w = sp ** 2 / (sp ** 2 + 0.2 ** 2)
+    assert w == pytest.approx(0.0615, abs=5e-4)
+    assert row["bytes_per_token"] == pytest.approx(3.39 ** (1 - w) * 1.14 ** w, rel=1e-6)
+    assert row["bytes_per_token"] == pytest.approx(3.170, abs=1e-3)
+    assert row["bytes_per_token_weight"] == pytest.approx(w, rel=1e-6)
+    assert row["bytes_per_token_kind"] == "measured"
+    assert row["bytes_per_token_source"].startswith("measured 1.14 (") and "1.02 kB" in row["bytes_per_token_source"]
+    # the published band as a log-symmetric 95 % interval: ×/÷ exp(1.96·σp) = √(1.1/0.9) = 1.1055 → "±11 %"
+    assert "weighted 6 % with published 3.39 (±11 %) → 3.17 (measured: llmplan corpus scan (1 file)" \
+        in row["bytes_per_token_source"]
+    assert "prior: published: LLaMA-1 mix" in row["bytes_per_token_source"]
+    # the combined interval: σ = σp·σm/√(σp² + σm²) around the combined ratio
+    s = sp * 0.2 / (sp ** 2 + 0.2 ** 2) ** 0.5
+    assert row["lo"] == pytest.approx(row["bytes_per_token"] * 2.718281828 ** (-1.959964 * s), rel=1e-6)
+    # a measurement with no spread left (σm → 0) decides; a published choice is not weighed at all
+    assert bytes_per_token_table(sc, _bpt(3.7, 1e-9, 1e12))["bytes_per_token"][0] == pytest.approx(3.7)
+    other = Scenario(targets=["1B"], mixture={"en": 1.0}, tokenizer="LLaMA SentencePiece")
+    row = bytes_per_token_table(other, _bpt(1.14, 0.2, 1024)).row(0, named=True)
+    assert row["bytes_per_token"] == 3.39 and row["bytes_per_token_weight"] == 0.0
+
+
+def _scan_into(built_warehouse, tmp_path, paths, lang):
+    """A copy of the built warehouse, the scan stored in it, and fits.bytes_per_token recomputed
+    by the pipeline's own step; returns that table."""
+    import shutil
+
+    from llmplan.corpus import Options
+    from llmplan.corpus_scan import scan
+    from llmplan.warehouse import transaction_file
+
+    wh = tmp_path / "w.duckdb"
+    shutil.copy(built_warehouse, wh)
+    scan([str(p) for p in paths], Options("mistral-sp-v1", lang=lang), wh, workers=1)
+    with transaction_file(wh) as con:
+        pipeline.fit_bytes_per_token(con, "t")
+        return con.execute("SELECT * FROM fits.bytes_per_token WHERE pipeline_run_id = 't'").pl()
+
+
+def test_a_1_kb_scan_moves_a_plan_by_at_most_10_percent(built_warehouse, tmp_path):
+    """Issue 21: a 1 kB, digit-heavy file scanned as English measured 1.14 bytes/token and the
+    plans' English ratio went from 3.39 to 1.14 (3× the gigabytes). Weighed by what it measured
+    (≈ 900 tokens of one document), it moves the plan's ratio and its GB by at most 10 %."""
+    from llmplan.plan import bytes_per_token_table
+
+    f = tmp_path / "digits.txt"
+    text = "Order 7731-2209-4418, lot 55.902.117, ref 0x3f9a2c: 12 34 56 78 90 13 57 91 24 68.\n"
+    f.write_text((text * (1024 // len(text) + 1))[:1024], encoding="utf-8")
+    bpt = _scan_into(built_warehouse, tmp_path, [f], "en")
+    m = bpt.filter(pl.col("kind") == "measured").row(0, named=True)
+    assert m["bytes_per_token"] < 2.0                                  # the file itself is far from English prose
+    sc = Scenario(targets=["7B"], mixture={"en": 1.0}, tokenizer="mistral-sp-v1")
+    before = bytes_per_token_table(sc, bpt.filter(pl.col("kind") == "published")).row(0, named=True)
+    after = bytes_per_token_table(sc, bpt).row(0, named=True)
+    assert before["bytes_per_token_kind"] == "published"
+    assert abs(after["bytes_per_token"] / before["bytes_per_token"] - 1) <= 0.10
+    assert 0 < after["bytes_per_token_weight"] < 0.10 and "weighted" in after["bytes_per_token_source"]
+
+
+DEBIAN_EN = Path("/usr/share/debian-reference/debian-reference.en.txt.gz")
+
+
+def test_a_scan_of_the_whole_debian_reference_decides_the_plan(built_warehouse, tmp_path):
+    """The full Debian Reference (en, ≈ 880 kB, ≈ 240k tokens; package debian-reference-en, which
+    scripts/test.sh installs): the plan's English ratio lands within 1 % of the measured one."""
+    from llmplan.plan import bytes_per_token_table
+
+    bpt = _scan_into(built_warehouse, tmp_path, [DEBIAN_EN], "en")
+    m = bpt.filter(pl.col("kind") == "measured").row(0, named=True)
+    sc = Scenario(targets=["7B"], mixture={"en": 1.0}, tokenizer="mistral-sp-v1")
+    after = bytes_per_token_table(sc, bpt).row(0, named=True)
+    assert abs(after["bytes_per_token"] / m["bytes_per_token"] - 1) <= 0.01
+    assert after["bytes_per_token_weight"] > 0.8

@@ -111,3 +111,25 @@ def test_loss_interval_from_bootstrap_draws():
     tail = 480.0 / 1e9**0.35 + 2000.0 / 2e10**0.36
     assert lo[0] == pytest.approx(1.8 + tail) and hi[0] == pytest.approx(1.9 + tail)
     assert loss_quantiles(BESIROGLU_2024, [1e9], [2e10]) == (None, None)
+
+
+def test_a_resample_as_weighted_distinct_runs_has_the_resamples_objective_and_grid():
+    """Bootstrap refits work on the distinct runs of a resample weighted by how often each was
+    drawn, and take the grid objective as the full data's per-run Huber matrix times those
+    counts: both must equal the plain computation on the resample's repeated rows."""
+    from llmplan import scaling
+
+    n, d, loss = _grid_runs(k=40)
+    logn, logd, logl = np.log(n), np.log(d), np.log(loss)
+    idx = np.random.default_rng(7).integers(0, 40, 40)
+    counts = np.bincount(idx, minlength=40).astype(float)
+    k = counts > 0
+    theta = np.array([6.0, 8.0, 0.6, 0.35, 0.4])
+    f_rep, g_rep = scaling._objective(theta, logn[idx], logd[idx], logl[idx])
+    f_w, g_w = scaling._objective(theta, logn[k], logd[k], logl[k], counts[k])
+    assert f_w == pytest.approx(f_rep, rel=1e-12) and g_w == pytest.approx(g_rep, rel=1e-9, abs=1e-12)
+    grid = scaling._grid_huber(logn, logd, logl) @ counts
+    assert grid == pytest.approx(scaling._grid_objective(logn[idx], logd[idx], logl[idx]), rel=1e-12)
+    # and the objective is Huber's: δ·(|r| − δ/2) outside δ, r²/2 inside (scaled by 1/δ)
+    r = np.array([-3e-3, -5e-4, 0.0, 2e-4, 4e-3])
+    assert scaling._huber(r) == pytest.approx(np.where(np.abs(r) <= 1e-3, r ** 2 / 2, 1e-3 * (np.abs(r) - 5e-4)))
