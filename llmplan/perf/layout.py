@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from llmplan.perf import memory as pmem
-from llmplan.perf.model import StepPhysics, raw_times, shape_frame
+from llmplan.perf.model import StepPhysics, raw_times, shape_frame, step_seconds
 
 USABLE_FRACTION = 0.9
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
@@ -39,10 +39,6 @@ def candidates(moe: bool, long_context: bool) -> pl.DataFrame:
         .join(pl.DataFrame({"micro_batch": list(MB_CHOICES)}), how="cross") \
         .join(pl.DataFrame({"recompute": list(RECOMPUTE_CHOICES)}), how="cross")
     return c.filter((pl.col("pp") > 1) | (pl.col("vp") == 1)).cast({k: pl.Int64 for k in ("tp", "pp", "vp", "cp", "ep", "zero_stage", "micro_batch")})
-
-
-def _fixed(rows: pl.DataFrame) -> dict:
-    return {k: rows[k][0] for k in ("tp", "pp", "vp", "cp", "ep", "zero_stage", "micro_batch", "recompute") if k in rows.columns}
 
 
 def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flash_attention: bool = True,
@@ -95,7 +91,6 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
                                 x["vp"].to_numpy().astype(float), x["dp"].to_numpy().astype(float),
                                 x["cp"].to_numpy().astype(float), x["ep"].to_numpy().astype(float),
                                 x["zero_stage"].to_numpy(), x["recompute"].to_numpy().astype(str), fp32_grads, flash_attention)
-        from llmplan.perf.model import step_seconds
         stp = step_seconds(rt, model.eta)["step"]
         fits = mem["total"] <= USABLE_FRACTION * x["memory_bytes"].to_numpy()
         score = np.where(fits, -np.log(stp) - 1e-9 * np.log(rt["used"]), -np.inf)
@@ -105,33 +100,23 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
                     .group_by("_row", maintain_order=True).first())
     chosen = pl.concat(best, how="vertical_relaxed") if best else r.head(0)
     out = r.select("_row").join(chosen, on="_row", how="left")
-    missing = out.filter(pl.col("tp").is_null())["_row"].to_list()
-    if missing:                                          # nothing divides the cluster: a 1-way layout, flagged
-        raise_rows = r.filter(pl.col("_row").is_in(missing))
-        fallback = raw_fallback(raw_rows=raw_rows_default(raise_rows))
-        out = pl.concat([out.filter(pl.col("tp").is_not_null()), fallback], how="diagonal_relaxed").sort("_row")
+    missing = out.filter(pl.col("tp").is_null())["_row"]
+    if missing.len():                                    # no candidate divides the cluster: one-way, flagged
+        one = r.filter(pl.col("_row").is_in(missing.implode())).with_columns(
+            *[pl.lit(v, pl.Int64).alias(k) for k, v in (("tp", 1), ("pp", 1), ("vp", 1), ("cp", 1), ("ep", 1), ("zero_stage", 3),
+                                                         ("micro_batch", 1))],
+            pl.lit("full").alias("recompute"), pl.col("gpu_count").alias("dp"))
+        shape = {k: one[k].to_numpy().astype(float) for k in sh}
+        ones = np.ones(one.height)
+        need = pmem.layout_bytes(shape, one["seq_len"].to_numpy().astype(float), ones, ones, ones, ones,
+                                 one["dp"].to_numpy().astype(float), ones, ones, np.full(one.height, 3), np.full(one.height, "full"),
+                                 fp32_grads, flash_attention)["total"]
+        one = one.with_columns(pl.Series("_need", need), pl.lit(False).alias("_fits"), pl.lit(-np.inf).alias("_score"),
+                               pl.Series("useful_gpus", raw_times(one, shape)["used"]))
+        out = pl.concat([out.filter(pl.col("tp").is_not_null()), one], how="diagonal_relaxed").sort("_row")
     pred = model.predict(out, known_framework=known_framework)
     seqs = (pl.col("global_batch_tokens") / (pl.col("seq_len") * pl.col("micro_batch"))).floor().clip(1)
     return pred.with_columns(
-        pl.col("_need").alias("memory_per_gpu"), pl.col("_fits").fill_null(False).alias("layout_fits"),
+        pl.col("dp").cast(pl.Int64), pl.col("_need").alias("memory_per_gpu"), pl.col("_fits").fill_null(False).alias("layout_fits"),
         (pl.col("tp") * pl.col("pp") * pl.col("cp") * seqs).cast(pl.Int64).alias("max_useful_gpus"),
     ).drop("_row", "_score", "_need", "_fits")
-
-
-def raw_rows_default(rows: pl.DataFrame) -> pl.DataFrame:
-    return rows.with_columns(pl.lit(1, pl.Int64).alias("tp"), pl.lit(1, pl.Int64).alias("pp"), pl.lit(1, pl.Int64).alias("vp"),
-                             pl.lit(1, pl.Int64).alias("cp"), pl.lit(1, pl.Int64).alias("ep"), pl.lit(3, pl.Int64).alias("zero_stage"),
-                             pl.lit(1, pl.Int64).alias("micro_batch"), pl.lit("full").alias("recompute"),
-                             pl.col("gpu_count").alias("dp"))
-
-
-def raw_fallback(raw_rows: pl.DataFrame) -> pl.DataFrame:
-    shape = {k: raw_rows[k].to_numpy().astype(float) for k in ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "experts",
-                                                                 "top_k", "moe_ffn", "shared_experts", "dense_layers")}
-    rt = raw_times(raw_rows, shape)
-    mem = pmem.layout_bytes(shape, raw_rows["seq_len"].to_numpy().astype(float), np.ones(raw_rows.height), np.ones(raw_rows.height),
-                            np.ones(raw_rows.height), np.ones(raw_rows.height), raw_rows["dp"].to_numpy().astype(float),
-                            np.ones(raw_rows.height), np.ones(raw_rows.height), np.full(raw_rows.height, 3),
-                            np.full(raw_rows.height, "full"))
-    return raw_rows.with_columns(pl.Series("_need", mem["total"]), pl.lit(False).alias("_fits"), pl.Series("useful_gpus", rt["used"]),
-                                 pl.lit(-np.inf).alias("_score"))
