@@ -16,7 +16,7 @@ def table():
 
 @pytest.mark.parametrize("name, expected", [
     ("H100-80GB", "H100-80GB"), ("h100", "H100-80GB"), ("H100 80GB", "H100-80GB"), ("NVIDIA H100 SXM5 80GB", "H100-80GB"),
-    ("NVIDIA A100 SXM4 80 GB", "A100-80GB"), ("a100_40gb", "A100-40GB"), ("A800", "A100-80GB"), ("H800", "H100-80GB"),
+    ("NVIDIA A100 SXM4 80 GB", "A100-80GB"), ("a100_40gb", "A100-40GB"), ("A800", "A100-80GB"), ("H800", "H800"),
     ("Google TPU v4", "TPUv4"), ("mi300x", "MI300X"), ("B200", "B200"),
 ])
 def test_aliases_resolve(table, name, expected):
