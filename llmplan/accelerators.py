@@ -28,6 +28,10 @@ def alias_table(accelerators: pl.DataFrame, aliases: pl.DataFrame) -> pl.DataFra
         pl.col("alias").map_elements(alias_key, return_dtype=pl.Utf8).alias("alias_key"),
         "alias", "accelerator", "flag",
     ) if aliases.height else own.clear()
+    # A table row may carry a flag from the alias file (H800 is its own row and still an export variant).
+    flags = extra.filter(pl.col("flag").is_not_null()).select("alias_key", "accelerator", pl.col("flag").alias("_f"))
+    own = own.join(flags.unique(["alias_key", "accelerator"], keep="first"), on=["alias_key", "accelerator"], how="left",
+                   maintain_order="left").with_columns(pl.coalesce("flag", "_f").alias("flag")).drop("_f")
     return pl.concat([own, extra]).unique("alias_key", keep="first", maintain_order=True)
 
 

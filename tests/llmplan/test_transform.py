@@ -26,7 +26,8 @@ def test_moe_run_on_h800_uses_active_parameters_and_the_h100_peak(core):
     r = core["core.training_runs"].filter(pl.col("model") == "DeepSeek-V3").row(0, named=True)
     assert r["params"] == 671e9 and r["active_params"] == 37e9
     assert r["training_flop"] == pytest.approx(6 * 37e9 * 14.8e12)
-    assert r["accelerator"] == "H100-80GB" and r["accelerator_flag"] == "export_variant"
+    # H800: its own row (less NVLink), the H100's 989 TFLOP/s BF16 peak
+    assert r["accelerator"] == "H800" and r["accelerator_flag"] == "export_variant"
     assert r["utilization"] == pytest.approx(0.3464, abs=5e-4)
     assert r["family"] == "deepseek@deepseek" and r["fit_exclusion_reason"] is None
 
@@ -38,7 +39,7 @@ def test_epoch_names_map_to_the_accelerator_table_with_flags(core):
     assert a100.height and set(a100["accelerator"]) == {"A100-80GB"}
     cur = runs.filter(pl.col("origin") == "curated")
     h800 = cur.filter(pl.col("accelerator_raw") == "H800").row(0, named=True)
-    assert h800["accelerator"] == "H100-80GB" and h800["accelerator_flag"] == "export_variant"
+    assert h800["accelerator"] == "H800" and h800["accelerator_flag"] == "export_variant"
     a800 = cur.filter(pl.col("accelerator_raw") == "A800-80GB").row(0, named=True)
     assert a800["accelerator"] == "A100-80GB" and a800["accelerator_flag"] == "export_variant"
 
