@@ -227,7 +227,10 @@ def test_plan_reports_its_layout_batch_precision_and_moe(built_warehouse):
     assert out["tp"] * out["pp"] * out["dp"] == 64 and out["precision"] == "bf16"
     moe = json.loads(_run("plan", "--params", "671B", "--active-params", "37B", "--tokens", "14.8T", "--gpu", "H100",
                           "--gpus", "2048", "--precision", "fp8", "--json", "--warehouse", wh).output)
-    assert moe["training_flop"] == pytest.approx(6 * 37e9 * 14.8e12) and moe["ep"] > 1 and moe["precision"] == "fp8"
+    assert moe["training_flop"] == pytest.approx(6 * 37e9 * 14.8e12) and moe["precision"] == "fp8"
+    # the layout covers the cluster (or the part the batch keeps busy) and EP divides the experts it printed
+    assert moe["tp"] * moe["pp"] * moe["cp"] * moe["dp"] <= 2048 and moe["experts"] % moe["ep"] == 0 and moe["experts"] > 1
+    assert moe["fits_in_memory"] and moe["layers"] > 0 and moe["top_k"] >= 1
     r = _run("plan", "--params", "7B", "--gpu", "A100", "--gpus", "8", "--precision", "fp8", "--warehouse", wh)
     assert r.exit_code == 1 and "no FP8 peak" in r.output
     r = _run("plan", "--params", "7B", "--active-params", "8B", "--gpu", "H100", "--gpus", "8", "--warehouse", wh)
@@ -243,13 +246,19 @@ def test_predict_per_step_with_given_and_own_layouts(built_warehouse, tmp_path):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert [set(x) for x in rows] == [{"model", "tokens_per_s_per_gpu_p10", "tokens_per_s_per_gpu_p50", "tokens_per_s_per_gpu_p90",
-                                       "step_mfu_p50", "tp", "pp", "ep", "dp"}] * 2
+                                       "step_mfu_p50", "step_hfu_p50", "mfu_6n_p50", "tp", "pp", "vp", "cp", "ep", "dp", "zero_stage",
+                                       "micro_batch", "recompute", "layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "experts",
+                                       "top_k", "bubble_share"}] * 2
     assert (rows[0]["tp"], rows[0]["pp"], rows[0]["dp"]) == (4, 8, 2)             # the layout given
     assert rows[1]["tp"] * rows[1]["pp"] * rows[1]["dp"] == 256                     # llmplan's own
     for x in rows:
         assert x["tokens_per_s_per_gpu_p10"] < x["tokens_per_s_per_gpu_p50"] < x["tokens_per_s_per_gpu_p90"]
-    # step MFU = tokens/s × 6 · N_active ÷ the FP8 peak (1,979 TFLOP/s for the H100)
-    assert rows[0]["step_mfu_p50"] == pytest.approx(rows[0]["tokens_per_s_per_gpu_p50"] * 6 * 70.6e9 / 1979e12)
+    # 6·N MFU = tokens/s × 6 · N_active ÷ the FP8 peak (1,979 TFLOP/s for the H100); step MFU adds the
+    # full attention count 12·L·s·h per token (Megatron's convention) for the shape it printed
+    r0 = rows[0]
+    assert r0["mfu_6n_p50"] == pytest.approx(r0["tokens_per_s_per_gpu_p50"] * 6 * 70.6e9 / 1979e12, rel=0.03)
+    attn = 12 * r0["layers"] * 8192 * r0["heads"] * (r0["hidden"] / r0["heads"])
+    assert r0["step_mfu_p50"] == pytest.approx(r0["mfu_6n_p50"] + r0["tokens_per_s_per_gpu_p50"] * attn / 1979e12, rel=0.03)
 
 
 def test_predict_per_step_bad_rows_name_line_and_column(built_warehouse, tmp_path):
@@ -350,3 +359,28 @@ def test_moe_plan_says_total_and_active_and_caveats_outside_the_evidence(built_w
     dense = json.loads(_run("plan", "--params", "7B", "--gpu", unseen, "--gpus", "64", "--json", "--warehouse", wh).output)
     assert dense["caveats"] == [f"no training run or benchmark on {unseen} in the warehouse: its plan comes from its "
                                 "specifications alone"]
+
+
+def test_measured_rows_calibrate_a_new_stack(built_warehouse, tmp_path):
+    """One measured row 30 % above the model's own p50 for that configuration moves the prediction
+    up (by its precision weight, llmplan.perf.model.StepPhysics.calibrate) and only up; a measured CSV
+    without throughput or with an accelerator the table lacks is one sentence per row, nothing else."""
+    cfg = "model,params_b,gpu_type,gpu_count,precision,seq_len,global_batch,tp,pp\nllama70,70.6,H100,64,bf16,8192,1048576,4,8\n"
+    f = tmp_path / "steps.csv"
+    f.write_text(cfg)
+    base = json.loads(_run("predict", "--per-step", "--runs", str(f), "--json", "--warehouse", str(built_warehouse)).output)[0]
+    m = tmp_path / "ours.csv"
+    m.write_text(cfg.replace("tp,pp\n", "tp,pp,tokens_per_s_per_gpu\n").rstrip("\n") + f",{base['tokens_per_s_per_gpu_p50'] * 1.3}\n")
+    r = _run("predict", "--per-step", "--runs", str(f), "--measured", str(m), "--json", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 0, r.output
+    cal = json.loads(r.output)[0]
+    assert base["tokens_per_s_per_gpu_p50"] < cal["tokens_per_s_per_gpu_p50"] < 1.3 * base["tokens_per_s_per_gpu_p50"]
+    plan = json.loads(_run("plan", "--params", "70B", "--gpu", "H100", "--gpus", "64", "--measured", str(m), "--json",
+                           "--warehouse", str(built_warehouse)).output)
+    assert plan["framework"] == "measured"
+    m.write_text(cfg.replace("tp,pp\n", "tp,pp,tokens_per_s_per_gpu\n").rstrip("\n") + ",\n")
+    r = _run("predict", "--per-step", "--runs", str(f), "--measured", str(m), "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1 and "line 2" in r.output and "tokens_per_s_per_gpu" in r.output
+    m.write_text(cfg.replace("tp,pp\n", "tp,pp,tokens_per_s_per_gpu\n").replace("H100", "Z9000").rstrip("\n") + ",5000\n")
+    r = _run("predict", "--per-step", "--runs", str(f), "--measured", str(m), "--warehouse", str(built_warehouse))
+    assert r.exit_code == 1 and "line 2" in r.output and "gpu_type" in r.output and "Traceback" not in r.output
