@@ -297,6 +297,10 @@ def predict(
             g = g.with_columns(pl.coalesce("_stated", pl.lit(float(IMPUTED_CLUSTER))).cast(pl.Int64).alias("cluster_gpus"),
                                pl.coalesce("_stated", pl.lit(float(IMPUTED_CLUSTER))).alias("gpu_count"))
             if isinstance(model, Chain):
+                from llmplan.step import accelerator_columns
+
+                spec = accelerator_columns(acc)
+                g = g.drop([c for c in spec.columns if c != "accelerator" and c in g.columns]).join(spec, on="accelerator", how="left")
                 parts = [model.predict(part, precision=prec) for (prec,), part in g.group_by("_prec", maintain_order=True)]
                 p = pl.concat(parts, how="diagonal_relaxed")
             else:

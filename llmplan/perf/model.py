@@ -119,7 +119,9 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     peak_bf16_flops, peak_fp8_flops, hbm_bytes_per_s, nvlink_bytes_per_s, nvlink_domain,
     scaleout_bytes_per_s."""
     shape = shape if shape is not None else shape_frame(frame)
-    f = lambda c, d=None: frame[c].cast(pl.Float64).fill_null(d if d is not None else float("nan")).to_numpy()  # noqa: E731
+    def f(c, d=None):                      # a missing column or value: d, else NaN (the defaults below)
+        fill = d if d is not None else float("nan")
+        return frame[c].cast(pl.Float64).fill_null(fill).to_numpy() if c in frame.columns else np.full(frame.height, fill)
     s = f("seq_len")
     B = f("global_batch_tokens")
     gpus = f("gpu_count")
