@@ -249,10 +249,15 @@ def rule_of_thumb_gpu_hours(training_flop: pl.Expr, peak_flops: pl.Expr) -> pl.E
     return training_flop / (peak_flops * RULE_MFU * 3600.0)
 
 
+# Export variants share their parent's compute die (and so its whole-run utilisation): the whole-run
+# model groups them with it. Their interconnect differs, which only the step physics uses.
+SAME_COMPUTE = {"H800": "H100-80GB"}
+
+
 def fit_table(runs: pl.DataFrame, throughput: pl.DataFrame | None) -> pl.DataFrame:
     """Rows the fit sees: usable whole-run rows, plus per-step medians per (accelerator, model)."""
     whole = runs.filter(pl.col("fit_exclusion_reason").is_null() & pl.col("utilization").is_not_null()).select(
-        "run_key", "family", "year", "params", "gpu_count", "accelerator", "peak_flops", "utilization", "training_flop",
+        "run_key", "family", "year", "params", "gpu_count", pl.col("accelerator").replace(SAME_COMPUTE), "peak_flops", "utilization", "training_flop",
         "gpu_hours", pl.lit(0).alias("per_step"))
     if throughput is None or throughput.height == 0:
         return whole

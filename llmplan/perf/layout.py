@@ -75,7 +75,7 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
             & ((pl.col("heads") % pl.col("tp")) == 0)
             & (pl.col("layers") >= pl.col("pp") * pl.col("vp"))
             & (pl.col("ep") <= pl.col("experts")) & ((pl.col("experts") % pl.col("ep")) == 0)
-            & (pl.col("ep") <= pl.col("dp") * pl.col("cp")))
+            & (pl.col("ep") <= pl.col("dp") * pl.col("cp")) & (((pl.col("dp") * pl.col("cp")) % pl.col("ep")) == 0))
         if x.height == 0:
             continue
         seqs = (pl.col("global_batch_tokens") / (pl.col("seq_len") * pl.col("micro_batch"))).floor().clip(1)
