@@ -104,34 +104,3 @@ def memory_plan(n, gpus, memory_bytes, zero_stage: int, seq_len: int, micro_batc
 def checkpoint_bytes(n):
     """A resumable checkpoint: bf16 weights + fp32 master weights + two Adam moments = 14 B/param."""
     return 14.0 * np.asarray(n, float)
-
-
-def layout_bytes(n_total, n_active, tp, pp, ep, dp, zero_stage, recompute, seq_len, micro_batch, vocab: int = 32000,
-                 fp32_grads: bool = True, flash_attention: bool = True):
-    """Per-accelerator bytes for a parallel layout (numpy-broadcast over any mix of rows and
-    candidate layouts). Model states: the parameters one accelerator holds — dense ones split over
-    tensor × pipeline ranks, a mixture-of-experts model's expert parameters (total − active) also
-    over expert-parallel ranks — with ZeRO sharding over the data-parallel ranks (state_bytes).
-    Activations (Korthikanti et al. 2022, Table 2, tensor + sequence parallel): a 1F1B pipeline's
-    first stage keeps `pp` micro-batches of L/pp layers, i.e. L layers' worth, each layer
-    s·b·h·34/t (selective or FlashAttention), or its input 2·s·b·h/t with full recompute plus one
-    layer's working set; the last stage adds the fp32 logits s·b·V·4/t."""
-    tp, pp, ep, dp = (np.asarray(x, float) for x in (tp, pp, ep, dp))
-    n_total, n_active = np.asarray(n_total, float), np.asarray(n_active, float)
-    local = n_active / (tp * pp) + (n_total - n_active) / (tp * pp * ep)
-    h, layers, heads = shape_from_params(n_active)
-    largest = largest_layer_params(n_active, vocab) / tp
-    # state_bytes is linear in the parameters: per stage, bytes/param replicated and sharded
-    # (computed on one parameter), so the whole rows × candidates array is one multiply-add.
-    zero = np.asarray(zero_stage)
-    coef = np.array([[float(x) for x in state_bytes(1.0, st, fp32_grads, 0.0)] for st in (0, 1, 2, 3)])
-    rep_c, shard_c = coef[zero, 0], coef[zero, 1]
-    states = local * (rep_c + shard_c / dp) + np.where(zero == 3, 4.0 * largest, 0.0)
-    s, b = float(seq_len), np.asarray(micro_batch, float)
-    rc = np.asarray(recompute)
-    per_layer = np.where(rc == "full", activation_bytes_per_layer(s, b, h, heads, tp, True, "full"),
-                         np.where(rc == "selective", activation_bytes_per_layer(s, b, h, heads, tp, True, "selective"),
-                                  activation_bytes_per_layer(s, b, h, heads, tp, True, "none", flash_attention)))
-    working = np.where(rc == "full", activation_bytes_per_layer(s, b, h, heads, tp, True, "none", flash_attention), 0.0)
-    logits = s * b * float(vocab) * 4.0 / tp
-    return states + layers * per_layer + working + logits

@@ -41,7 +41,6 @@ from llmplan.perf import shapes as pshapes
 Z90 = pmodel.Z90
 BATCH_LAW = (0.2920, 0.3271)             # DeepSeek LLM 2024: B_opt = 0.2920 · C^0.3271 (tokens, C in FLOP)
 IMPUTED_CLUSTER = 1024                   # a public run that does not state its accelerator count
-LAYOUT_OUT = ("tp", "pp", "vp", "cp", "ep", "dp", "zero_stage", "micro_batch", "recompute")
 
 
 def default_seq_len(year: pl.Expr) -> pl.Expr:
