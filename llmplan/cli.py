@@ -247,8 +247,7 @@ def predict(
     import polars as pl
 
     from llmplan import pipeline
-    from llmplan.accelerators import normalise, resolve
-    from llmplan.errors import InputError, Problem
+    from llmplan.errors import InputError
     from llmplan.ingest import read_one
     from llmplan.schemas import PREDICT_RUNS, PREDICT_STEPS
 
@@ -258,15 +257,8 @@ def predict(
             model, _ = pipeline.load_model(con)
             table = con.sql("SELECT * FROM core.accelerator_aliases").pl()
             acc = con.sql("SELECT * FROM core.accelerators").pl()
-        mapped = normalise(frame, "gpu_type", table)
-        bad = mapped.filter(pl.col("accelerator").is_null())
-        if bad.height:                      # resolve() words the error and lists the known names
-            problems = []
-            for r in bad.iter_rows(named=True):
-                try:
-                    resolve(r["gpu_type"], table)
-                except LlmplanError as e:
-                    problems.append(Problem(str(runs), r["source_line"], "gpu_type", str(e)))
+        mapped, problems = _map_accelerators(frame, runs, table)
+        if problems:
             raise InputError(problems, consequence=None)
         f = mapped.join(acc.select("accelerator", "peak_flops", "peak_fp8_flops", "memory_bytes", "nvlink_domain"),
                         on="accelerator", how="left")
@@ -345,16 +337,33 @@ def _shape_text(r: dict) -> str:
     return text + (f" ({r['experts']:.0f}, {r['top_k']:.0f})" if r.get("experts") and r["experts"] > 1 else "")
 
 
-def _with_measured(step_model, measured: Path | None, framework: str | None, table, acc):
-    """The step model and the framework plans use: `--measured` rows calibrate their stack (named by
-    their `framework` column, else 'measured'); `--framework` must be one the fit knows."""
+def _map_accelerators(frame, path: Path, table):
+    """(rows with `accelerator` from their gpu_type, a Problem per row whose name the table lacks —
+    resolve() words it and lists the known names)."""
     import polars as pl
 
-    from llmplan.accelerators import normalise
+    from llmplan.accelerators import normalise, resolve
+    from llmplan.errors import Problem
+
+    mapped = normalise(frame, "gpu_type", table)
+    problems = []
+    for r in mapped.filter(pl.col("accelerator").is_null()).iter_rows(named=True):   # only the bad rows: words, not maths
+        try:
+            resolve(r["gpu_type"], table)
+        except LlmplanError as e:
+            problems.append(Problem(str(path), r["source_line"], "gpu_type", str(e)))
+    return mapped, problems
+
+
+def _with_measured(step_model, measured: Path | None, framework: str | None, table, acc):
+    """The step model and the framework plans use: `--measured` rows calibrate their stack (named
+    by --framework, else 'measured'); `--framework` alone must be one the fit knows."""
+    import polars as pl
+
     from llmplan.errors import InputError, Problem
     from llmplan.ingest import read_one
     from llmplan.schemas import PREDICT_STEPS
-    from llmplan.step import check_rows, per_step_frame
+    from llmplan.step import check_rows, laid_rows, per_step_frame
 
     if measured is None:
         if framework and framework not in step_model.frameworks:
@@ -362,14 +371,14 @@ def _with_measured(step_model, measured: Path | None, framework: str | None, tab
                                "(or give --measured rows of your own stack)")
         return step_model, framework
     rows = read_one(PREDICT_STEPS, measured)
-    problems = [Problem(str(measured), r["source_line"], "tokens_per_s_per_gpu", "empty; expected the measured tokens/s per "
-                        "accelerator of this configuration") for r in rows.iter_rows(named=True)
-                if r.get("tokens_per_s_per_gpu") is None]
     if "tokens_per_s_per_gpu" not in rows.columns:
         problems = [Problem(str(measured), 1, "tokens_per_s_per_gpu", "no such column; expected the measured tokens/s per accelerator")]
-    mapped = normalise(rows, "gpu_type", table)
-    problems += [Problem(str(measured), r["source_line"], "gpu_type", f"{r['gpu_type']!r} is not in the accelerator table; expected "
-                         "a name or alias from data/accelerators/") for r in mapped.filter(pl.col("accelerator").is_null()).iter_rows(named=True)]
+    else:
+        problems = [Problem(str(measured), r["source_line"], "tokens_per_s_per_gpu", "empty; expected the measured tokens/s per "
+                            "accelerator of this configuration")
+                    for r in rows.filter(pl.col("tokens_per_s_per_gpu").is_null()).iter_rows(named=True)]
+    mapped, bad_gpu = _map_accelerators(rows, measured, table)
+    problems += bad_gpu
     if not problems:
         problems = check_rows(mapped.join(acc.select("accelerator", "peak_fp8_flops"), on="accelerator", how="left"), str(measured))
     if problems:
@@ -381,8 +390,6 @@ def _with_measured(step_model, measured: Path | None, framework: str | None, tab
                                   "(tp, pp; optional cp, ep, vp, micro_batch, zero_stage, recompute)")
                           for r in f.filter(pl.col("tp").is_null() if "tp" in f.columns else pl.lit(True)).iter_rows(named=True)],
                          consequence=None)
-    from llmplan.step import laid_rows
-
     return step_model.calibrate(laid_rows(f).with_columns(pl.lit(name).alias("framework")), name), name
 
 

@@ -245,12 +245,16 @@ class Chain:
         busy = out["useful_gpus"].to_numpy().astype(float)
         cluster = out["gpu_count"].to_numpy().astype(float)
         step_busy = out["tokens_per_s_per_gpu_p50"].to_numpy() * cluster / busy
-        good = gp.goodput(busy, out["params"].to_numpy(),
+        mult = 10 ** res.step_level
+        per_token = 6.0 * out["active_params"].to_numpy()
+        tokens = out["tokens"] if "tokens" in out.columns else out["training_flop"] / pl.Series(per_token)
+        # Hours the steps alone take on the busy accelerators: goodput turns them into wall hours
+        # and counts the interruptions in them.
+        good = gp.goodput(busy, out["params"].to_numpy(), train_hours=tokens.to_numpy() / (step_busy * mult * busy * 3600.0),
                           storage_bytes_per_s=(storage_gbps or gp.STORAGE_GBPS) * 1e9,
                           restart_hours=(restart_minutes or gp.RESTART_MINUTES) / 60.0,
                           residual_log10=res.level, residual_sd=res.sd)
         g50 = good["goodput_p50"].to_numpy()
-        mult = 10 ** res.step_level
         # Band: the step's coefficient uncertainty, the whole runs' scatter around step × goodput
         # (it contains the between-stack spread), and goodput's own spread.
         coef = out["step_half_width"].to_numpy() ** 2 - (Z90 ** 2) * (self.step.tau_framework ** 2 + self.step.sigma ** 2)
@@ -258,25 +262,19 @@ class Chain:
         whole_sd = res.step_sd if res.n else math.hypot(self.step.tau_framework, self.step.sigma)
         hw = np.sqrt(np.clip(coef, 0, None) + (Z90 * whole_sd) ** 2 + hw_g ** 2)
         mid = np.log10(step_busy * mult * g50)
-        per_token = 6.0 * out["active_params"].to_numpy()
-        tokens = out["tokens"] if "tokens" in out.columns else out["training_flop"] / pl.Series(per_token)
         o = out.with_columns(
             pl.Series("step_tokens_per_s_per_gpu_p50", step_busy), pl.Series("whole_run_multiplier", np.full(out.height, mult)),
             *[good[c].alias(c) for c in ("goodput_p10", "goodput_p50", "goodput_p90", "goodput_physics", "goodput_residual",
-                                         "checkpoint_overhead", "interruption_loss", "checkpoint_interval_hours", "mtbf_hours")],
+                                         "checkpoint_overhead", "interruption_loss", "checkpoint_interval_hours", "mtbf_hours",
+                                         "interruptions_expected", "hours_lost_interruptions")],
             pl.Series("tokens_per_s_per_gpu_p10", 10 ** (mid - hw)), pl.Series("tokens_per_s_per_gpu_p50", 10 ** mid),
             pl.Series("tokens_per_s_per_gpu_p90", 10 ** (mid + hw)), pl.Series("rate_half_width", hw),
             pl.col("peak_bf16_flops").alias("peak_flops"))
         util = lambda q: pl.col(f"tokens_per_s_per_gpu_{q}") * 6.0 * pl.col("active_params") / pl.col("peak_bf16_flops")  # noqa: E731
         hours = lambda q: pl.Series(tokens) / (pl.col(f"tokens_per_s_per_gpu_{q}") * 3600.0)  # noqa: E731
-        o = o.with_columns(util("p10").alias("utilization_p10"), util("p50").alias("utilization_p50"),
-                           util("p90").alias("utilization_p90"),
-                           hours("p90").alias("gpu_hours_p10"), hours("p50").alias("gpu_hours_p50"), hours("p10").alias("gpu_hours_p90"))
-        wall_h = o["gpu_hours_p50"].to_numpy() / busy
-        mtbf = good["mtbf_hours"].to_numpy()
-        r_h = (restart_minutes or gp.RESTART_MINUTES) / 60.0
-        return o.with_columns(pl.Series("interruptions_expected", wall_h / mtbf),
-                              pl.Series("hours_lost_interruptions", wall_h / mtbf * (r_h + good["checkpoint_interval_hours"].to_numpy() / 2.0)))
+        return o.with_columns(util("p10").alias("utilization_p10"), util("p50").alias("utilization_p50"),
+                              util("p90").alias("utilization_p90"),
+                              hours("p90").alias("gpu_hours_p10"), hours("p50").alias("gpu_hours_p50"), hours("p10").alias("gpu_hours_p90"))
 
 
 def min_gpus_for_memory(rows: pl.DataFrame, fp32_grads: bool = True, flash_attention: bool = True) -> np.ndarray:
