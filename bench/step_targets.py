@@ -3,7 +3,9 @@
     .venv/bin/python bench/step_targets.py
 
 - per step, leave one framework out over every shipped row: median |log10 error| and the share
-  inside p10–p90; the same with one measured row of the held-out framework; FP8/BF16 same-layout
+  inside p10–p90; the same with one measured row of the held-out framework — the first by source
+  line, and each row in turn predicting the others (pairs weighted 1/n, so each framework weighs
+  as in the first-row split) — and the stack spreads that weigh that row; FP8/BF16 same-layout
   pairs: median |log10| error of the predicted speed-up;
 - plans: 10B on 20 H100 FP8 ÷ BF16 GPU-hours, 8K ÷ 4K sequence; 405B on 16,384 H100 at 8K (step
   MFU, layout); DeepSeek-V3's configuration (671B, 37B active, 14.8T tokens, 2,048 H800, FP8;
@@ -16,6 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import polars as pl  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 from bench._common import chain  # noqa: E402
 from llmplan import step  # noqa: E402
@@ -31,16 +35,30 @@ def plan(ch, acc, **kw):
     return build_plans(sc, ch, a, BESIROGLU_2024, None)[0].row(0, named=True)
 
 
+def wmedian(x: pl.Series, w: pl.Series) -> float:
+    """The weighted median (weights w): the x where the cumulative weight reaches half (the mean of
+    the two middle values when it falls exactly between them, as the ordinary median)."""
+    o = np.argsort(x.to_numpy())
+    xs, c = x.to_numpy()[o], np.cumsum(w.to_numpy()[o])
+    k = int(np.searchsorted(c, c[-1] / 2 * (1 - 1e-12)))
+    return float((xs[k] + xs[k + 1]) / 2 if abs(c[k] - c[-1] / 2) <= 1e-9 * c[-1] and k + 1 < len(xs) else xs[k])
+
+
 def main() -> None:
     core, ch = chain()
     acc = core["core.accelerators"]
-    bt = step.step_backtest(core["core.step_benchmarks"], acc, full=ch.step, units=("framework",))
+    s = ch.step
+    print(f"step spreads: σ {s.sigma:.3f} (weighted RMS), τ_framework {s.tau_framework:.3f} (in-sample effects); a new stack "
+          f"left out: τ_stack {s.tau_stack:.3f}, rows Student-t scale {s.row_scale:.3f}, df {s.row_df:.1f}")
+    bt = step.step_backtest(core["core.step_benchmarks"], acc, full=ch.step, units=("framework",), every_measured_row=True)
     for split, g in bt.group_by("split", maintain_order=True):
-        print(f"{split[0]:<58} n={g.height:>4}  median |log10 err| {g['abs_log10_err'].median():.3f}  "
-              f"inside p10–p90 {g['inside_p10_p90'].mean():.0%}  (40 % of the precision's peak: "
-              f"{g['rule_precision_abs_log10_err'].median():.3f})")
+        w = g["weight"]
+        print(f"{split[0]:<72} n={g.height:>5}  median |log10 err| {wmedian(g['abs_log10_err'], w):.3f}  "
+              f"inside p10–p90 {(g['inside_p10_p90'].cast(pl.Float64) * w).sum() / w.sum():.0%}  (40 % of the precision's peak: "
+              f"{wmedian(g['rule_precision_abs_log10_err'], w):.3f})")
         for (fw,), h in g.group_by("framework", maintain_order=True):
-            print(f"    {fw:<18} n={h.height:>4}  {h['abs_log10_err'].median():.3f}  inside {h['inside_p10_p90'].mean():.0%}")
+            print(f"    {fw:<18} n={h.height:>5}  {wmedian(h['abs_log10_err'], h['weight']):.3f}  "
+                  f"inside {(h['inside_p10_p90'].cast(pl.Float64) * h['weight']).sum() / h['weight'].sum():.0%}")
     pairs = step.fp8_pairs(core["core.step_benchmarks"], ch.step, acc)
     print(f"FP8/BF16 same-layout pairs: n={pairs.height}, median |log10 ratio error| {pairs['abs_log10_err'].median():.3f} "
           f"(measured speed-up median {pairs['actual_ratio'].median():.2f}, predicted {pairs['pred_ratio'].median():.2f})")

@@ -125,12 +125,15 @@ PIPELINE_SPLITS = ("source_group", "framework")          # leave one model out (
 
 
 def step_backtest(steps: pl.DataFrame, acc: pl.DataFrame | None = None, full: pmodel.StepPhysics | None = None,
-                  units: tuple[str, ...] = ("source_group", "model", "framework")) -> pl.DataFrame:
+                  units: tuple[str, ...] = ("source_group", "model", "framework"), every_measured_row: bool = False) -> pl.DataFrame:
     """The step physics on rows it never saw: leave one framework release out (the framework's
     effect kept from its other releases), leave one model out, leave one framework out (a stack the
     fit never saw: its effect unknown, the between-framework spread in the band), and leave one
     framework out with ONE of its rows measured (the first by source line: `--measured` with one
-    row). Beside each p50 the shortcuts '40 % of the BF16 peak' and '40 % of the precision's peak'."""
+    row; the refit's stack spreads come from the other frameworks only). `every_measured_row` adds
+    each row of the held-out framework in turn as the measured one, predicting the others (rows
+    weighted 1/n so each framework weighs as in the first-row split: `weight`). Beside each p50
+    the shortcuts '40 % of the BF16 peak' and '40 % of the precision's peak'."""
     rows = step_rows(steps, acc)
     releases = rows.group_by("framework").agg(pl.col("source_group").n_unique().alias("n"))
     several = set(releases.filter(pl.col("n") >= 2)["framework"].to_list())
@@ -153,20 +156,50 @@ def step_backtest(steps: pl.DataFrame, acc: pl.DataFrame | None = None, full: pm
             train, test = rows.filter(pl.col(unit) != held), rows.filter(pl.col(unit) == held)
             if train.height < 10 or (unit == "source_group" and test["framework"][0] not in several):
                 continue
-            m = pmodel.fit(train, start=start)
+            m = pmodel.fit(train, start=start, stack_spread=unit == "framework")
             parts.append(score(test, m.predict(test, known_framework=unit != "framework"), split))
             if unit == "framework" and test.height >= 2:
                 first = test.sort("source_line").head(1)
                 rest = test.sort("source_line").slice(1)
                 mine = m.calibrate(first.with_columns(pl.lit("measured").alias("framework")), "measured")
                 p = mine.predict(rest.with_columns(pl.lit("measured").alias("framework")))
-                parts.append(score(rest, p, "per step: leave one framework out, one row measured"))
-    bt = pl.concat(parts, how="vertical_relaxed")
+                parts.append(score(rest, p, MEASURED_SPLIT))
+                if every_measured_row:
+                    parts.append(_every_row_measured(m, test, score))
+    bt = pl.concat(parts, how="diagonal_relaxed")
+    bt = bt.with_columns(pl.col("weight").fill_null(1.0) if "weight" in bt.columns else pl.lit(1.0).alias("weight"))
     return bt.with_columns(
         (pl.col("pred_p50") / pl.col("actual")).log10().abs().alias("abs_log10_err"),
         (pl.col("rule_bf16") / pl.col("actual")).log10().abs().alias("rule_bf16_abs_log10_err"),
         (pl.col("rule_precision") / pl.col("actual")).log10().abs().alias("rule_precision_abs_log10_err"),
         pl.col("actual").is_between(pl.col("pred_p10"), pl.col("pred_p90")).alias("inside_p10_p90"))
+
+
+MEASURED_SPLIT = "per step: leave one framework out, one row measured"
+EVERY_MEASURED_SPLIT = "per step: leave one framework out, one row measured (each row in turn)"
+
+
+def _every_row_measured(m: pmodel.StepPhysics, test: pl.DataFrame, score) -> pl.DataFrame:
+    """Each row of a held-out framework calibrates the stack alone (exactly as `calibrate` with
+    that one row: same residual, same posterior) and predicts every other row; pairs i ≠ j,
+    weighted 1/n. Vectorised: one prediction of the rows as a new stack, then per measured row i
+    the offset u_i and its sd replace the unknown stack's 0 ± τ_framework."""
+    base = m.predict(test, known_framework=False)
+    lb = np.log10(base["tokens_per_s_per_gpu_p50"].to_numpy())
+    var = (base["step_half_width"].to_numpy() / Z90) ** 2 - m.tau_framework ** 2
+    r = np.log10(test["tokens_per_s_per_gpu"].to_numpy()) - lb
+    if m.row_df > 0:
+        u, sd = pmodel.stack_posterior(r[:, None], np.ones(1), m.tau_stack, m.row_scale, m.row_df)
+    else:
+        k = m.sigma ** 2 / max(m.tau_framework ** 2, 1e-12)
+        u, sd = r / (1 + k), np.full(r.shape, math.sqrt(m.sigma ** 2 / (1 + k)))
+    n = test.height
+    i, j = np.nonzero(~np.eye(n, dtype=bool))
+    mid, hw = lb[j] + u[i], Z90 * np.sqrt(var[j] + sd[i] ** 2)
+    p = pl.DataFrame({"tokens_per_s_per_gpu_p10": 10 ** (mid - hw), "tokens_per_s_per_gpu_p50": 10 ** mid,
+                      "tokens_per_s_per_gpu_p90": 10 ** (mid + hw)})
+    return score(test[j], p, EVERY_MEASURED_SPLIT).with_columns(
+        pl.Series("measured_line", test["source_line"].to_numpy()[i]), pl.lit(1.0 / n).alias("weight"))
 
 
 def step_backtest_summary(bt: pl.DataFrame) -> pl.DataFrame:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+from scipy import stats
 from scipy.optimize import least_squares
 
 from llmplan.perf import comm, flops, shapes
@@ -206,6 +207,12 @@ class StepPhysics:
     sigma: float
     n_obs: int
     residuals: dict = field(default_factory=dict, repr=False)
+    # A new stack as the fit sees it with that stack left out (stack_spreads): its offset's spread τ_stack and
+    # the Student-t scale and degrees of freedom of its rows about that offset. row_df 0: not estimated (a
+    # model persisted before them), calibrate falls back to the normal mean with τ_framework and σ.
+    tau_stack: float = 0.0
+    row_scale: float = 0.0
+    row_df: float = 0.0
 
     @property
     def eta(self) -> dict[str, float]:
@@ -260,19 +267,24 @@ class StepPhysics:
 
     def calibrate(self, frame: pl.DataFrame, name: str) -> "StepPhysics":
         """A team's own stack from its measured rows (tokens_per_s_per_gpu with the per-step
-        columns): its framework effect is the rows' mean residual shrunk towards 0 by the
-        between-framework spread τ (one row already moves it most of the way when τ ≫ σ)."""
+        columns): its framework effect is the posterior mean of a N(0, τ_stack²) offset given the
+        rows' residuals, each row Student-t about it (stack_posterior). The t keeps one odd row
+        (a configuration the physics misses) from dragging the whole stack; rows of one weak-scaling
+        series weigh as √n rows, as in the fit."""
         rt = raw_times(frame)
         acc_off, _ = self.effects(frame.drop("framework") if "framework" in frame.columns else frame, known_framework=False)
         r = np.log10(frame["tokens_per_s_per_gpu"].to_numpy()) - log10_rate(rt, self.eta) - acc_off
         n = len(r)
-        k = self.sigma ** 2 / max(self.tau_framework ** 2, 1e-12)
-        effect = float(r.sum() / (n + k))
-        sd = math.sqrt(self.sigma ** 2 / (n + k))
+        if self.row_df > 0:
+            mean, sd = stack_posterior(r, series_weights(frame), self.tau_stack, self.row_scale, self.row_df)
+            effect, sd = float(mean), float(sd)
+        else:                                  # a model persisted before the stack spreads: the normal mean
+            k = self.sigma ** 2 / max(self.tau_framework ** 2, 1e-12)
+            effect, sd = float(r.sum() / (n + k)), math.sqrt(self.sigma ** 2 / (n + k))
         fw = dict(self.frameworks)
         fw[name] = (effect, sd, n)
         return StepPhysics(self.z, self.cov, fw, self.accelerators, self.tau_framework, self.tau_accelerator, self.sigma,
-                           self.n_obs, self.residuals)
+                           self.n_obs, self.residuals, self.tau_stack, self.row_scale, self.row_df)
 
     # -- persistence (fits.step_physics rows) -------------------------------------------
     def to_frame(self, run_id: str) -> pl.DataFrame:
@@ -288,7 +300,8 @@ class StepPhysics:
                  for k, v in self.accelerators.items()]
         rows += [dict(kind="spread", name=k, estimate=v, natural=None, std_error=None, n=None)
                  for k, v in (("tau_framework", self.tau_framework), ("tau_accelerator", self.tau_accelerator),
-                              ("sigma", self.sigma))]
+                              ("sigma", self.sigma), ("tau_stack", self.tau_stack), ("row_scale", self.row_scale),
+                              ("row_df", self.row_df))]
         return pl.DataFrame(rows, schema={"kind": pl.Utf8, "name": pl.Utf8, "estimate": pl.Float64, "natural": pl.Float64,
                                           "std_error": pl.Float64, "n": pl.Int64}).with_columns(pl.lit(run_id).alias("pipeline_run_id"))
 
@@ -301,19 +314,25 @@ class StepPhysics:
         eff = lambda kind: {r["name"]: (r["estimate"], r["std_error"], r["n"]) for r in f.filter(pl.col("kind") == kind).iter_rows(named=True)}  # noqa: E731
         sp = {r["name"]: r["estimate"] for r in f.filter(pl.col("kind") == "spread").iter_rows(named=True)}
         return cls(z, cov, eff("framework"), eff("accelerator"), sp["tau_framework"], sp["tau_accelerator"], sp["sigma"],
-                   int(term[TERMS[0]]["n"]))
+                   int(term[TERMS[0]]["n"]), tau_stack=sp.get("tau_stack", 0.0), row_scale=sp.get("row_scale", 0.0),
+                   row_df=sp.get("row_df", 0.0))
 
 
 def series_weights(frame: pl.DataFrame) -> np.ndarray:
     """1/√n for the n rows of a weak-scaling series (same source, model, precision, layout)."""
     keys = [c for c in ("source_group", "model", "precision", "tp", "pp", "cp", "ep", "seq_len") if c in frame.columns]
+    if not keys:
+        return np.ones(frame.height)
     n = frame.select(pl.len().over(keys).alias("n"))["n"].to_numpy().astype(float)
     return 1.0 / np.sqrt(n)
 
 
-def fit(frame: pl.DataFrame, rounds: int = 3, start: StepPhysics | None = None) -> StepPhysics:
+def fit(frame: pl.DataFrame, rounds: int = 3, start: StepPhysics | None = None,
+        stack_spread: bool | None = None) -> StepPhysics:
     """Fit the learned terms and the framework/accelerator effects on per-step rows (columns of
-    raw_times plus framework, accelerator, tokens_per_s_per_gpu)."""
+    raw_times plus framework, accelerator, tokens_per_s_per_gpu). `stack_spread` (default: only a
+    fit without `start`) also estimates what one measured row of a new stack is worth
+    (stack_spreads: a refit per framework); otherwise they are `start`'s."""
     rt = raw_times(frame)
     y = np.log10(frame["tokens_per_s_per_gpu"].to_numpy())
     w = series_weights(frame)
@@ -353,9 +372,65 @@ def fit(frame: pl.DataFrame, rounds: int = 3, start: StepPhysics | None = None) 
     sd = np.sqrt(np.clip(np.diag(cov_all), 0, None))
     counts_f = np.bincount(fi, minlength=nf)
     counts_a = np.bincount(ai, minlength=na)
-    return StepPhysics(
+    model = StepPhysics(
         z=x0[:nk], cov=cov_all[:nk, :nk],
         frameworks={fws[i]: (float(x0[nk + i]), float(sd[nk + i]), int(counts_f[i])) for i in range(nf)},
         accelerators={accs[i]: (float(x0[nk + nf + i]), float(sd[nk + nf + i]), int(counts_a[i])) for i in range(na)},
         tau_framework=tau_f, tau_accelerator=tau_a, sigma=sigma, n_obs=len(y),
         residuals={"y": y, "pred": log10_rate(rt, _to_natural(x0[:nk])) + x0[nk:nk + nf][fi] + x0[nk + nf:][ai]})
+    if stack_spread if stack_spread is not None else start is None:
+        model.tau_stack, model.row_scale, model.row_df = stack_spreads(frame, model)
+    elif start is not None:
+        model.tau_stack, model.row_scale, model.row_df = start.tau_stack, start.row_scale, start.row_df
+    return model
+
+
+# -- what one measured row of a new stack is worth ------------------------------------------
+
+def stack_spreads(frame: pl.DataFrame, model: StepPhysics) -> tuple[float, float, float]:
+    """(τ_stack, t scale, t degrees of freedom): each framework of `frame` left out in turn, refitted
+    without it, and its rows' residuals split into the stack's offset (their median) and the rows'
+    scatter about it. In-sample framework effects understate a new stack's offset — the learned
+    terms absorb much of each framework's difference (5 frameworks, 11 terms) and the effects are
+    shrunk — so the spread is measured out of sample, as a team's stack meets the model. The scatter
+    is heavy-tailed (rows the physics misses: MoE dispatch, one odd release), so it is a Student-t
+    fitted by maximum likelihood (scipy.stats.t.fit; Lange, Little & Taylor 1989), not σ; τ² is the
+    offsets' mean square less their own sampling variance (a median's: π/2 · scale² / n), at least
+    τ_framework². Fewer than three frameworks: (τ_framework, σ, 0), i.e. the normal fallback."""
+    fw = frame["framework"].fill_null("unknown")
+    names = fw.unique().sort().to_list()
+    if len(names) < 3:
+        return model.tau_framework, model.sigma, 0.0
+    y = np.log10(frame["tokens_per_s_per_gpu"].to_numpy())
+    centres, noise, within = [], [], []
+    for name in names:                    # a handful of frameworks: one refit each, not a loop over rows
+        held = (fw == name).to_numpy()
+        if (~held).sum() < 10:
+            continue
+        m = fit(frame.filter(~held), start=model, stack_spread=False)
+        test = frame.filter(held)
+        off, _ = m.effects(test, known_framework=False)
+        r = y[held] - log10_rate(raw_times(test), m.eta) - off
+        c = float(np.median(r))
+        centres.append(c)
+        within.append(r - c)
+        noise.append((math.pi / 2) * (1.4826 * float(np.median(np.abs(r - c)))) ** 2 / len(r))
+    e = np.concatenate(within)
+    df, _, scale = stats.t.fit(e, floc=0.0)
+    tau2 = float(np.mean(np.square(centres)) - np.mean(noise))
+    return max(math.sqrt(max(tau2, 0.0)), model.tau_framework), float(scale), float(np.clip(df, 1.0, 30.0))
+
+
+def stack_posterior(r: np.ndarray, w: np.ndarray, tau: float, scale: float, df: float) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and sd of a stack's offset u given residuals r (last axis: its rows, weights
+    w): u ~ N(0, τ²), r_i − u ~ Student-t(df, scale), each row's log-likelihood × w_i. By quadrature
+    on a grid of u (±1 in log10, i.e. a factor 10 either way); leading axes of r are independent
+    sets of rows (the backtest's 'each row in turn')."""
+    r = np.asarray(r, float)
+    w = np.broadcast_to(np.asarray(w, float), r.shape)
+    u = np.linspace(-1.0, 1.0, 4001)
+    lp = -0.5 * (u / tau) ** 2 + np.einsum("...n,...nu->...u", w, stats.t.logpdf((r[..., None] - u) / scale, df))
+    p = np.exp(lp - lp.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    mean = (p * u).sum(axis=-1)
+    return mean, np.sqrt(np.clip((p * u ** 2).sum(axis=-1) - mean ** 2, 0.0, None))
