@@ -111,20 +111,64 @@ def test_the_fit_recovers_known_efficiencies_from_simulated_steps():
     assert fa - fb == pytest.approx(0.10, abs=0.02)
 
 
-def test_one_measured_row_moves_the_stack_by_its_precision_weight(step_model):
-    """A new stack's effect from n rows with mean residual r̄: n·r̄ ÷ (n + σ²/τ²) (a normal mean with a
-    N(0, τ²) prior); one row 20 % faster than the model says moves it by log10(1.2) × 1/(1 + σ²/τ²)."""
+def test_one_measured_row_moves_the_stack_by_its_posterior_mean(step_model):
+    """A new stack's effect u ~ N(0, τ²) and a measured row's residual r − u ~ Student-t(ν, s): one row
+    20 % faster than the model says moves the stack to E[u | r] = ∫u·φ(u/τ)·t_ν((r − u)/s) du ÷ ∫φ·t_ν,
+    integrated here by scipy.integrate.quad with the fit's τ_stack, s and ν; the prediction moves by
+    10^E[u|r], strictly between nothing and the full 20 %, and the accelerator's effect is untouched."""
+    from scipy import integrate, stats
     r = _rows().with_columns(pl.lit("mine").alias("framework"))
     base = step_model.predict(r.with_columns(pl.lit(None, pl.Utf8).alias("framework")), known_framework=False)
     acc_off = step_model.accelerators["H100-80GB"][0]
     p50 = base["tokens_per_s_per_gpu_p50"][0]
     measured = r.with_columns(pl.lit(p50 * 1.2).alias("tokens_per_s_per_gpu"))
     cal = step_model.calibrate(measured, "mine")
-    k = step_model.sigma ** 2 / step_model.tau_framework ** 2
-    assert cal.frameworks["mine"][0] == pytest.approx(math.log10(1.2) / (1 + k), abs=1e-6)
+    tau, sc, df, res = step_model.tau_stack, step_model.row_scale, step_model.row_df, math.log10(1.2)
+    assert tau > 0 and sc > 0 and df >= 1
+    dens = lambda u: stats.norm.pdf(u, 0, tau) * stats.t.pdf((res - u) / sc, df)   # noqa: E731
+    expected = integrate.quad(lambda u: u * dens(u), -1, 1, points=[0, res])[0] / integrate.quad(dens, -1, 1, points=[0, res])[0]
+    assert cal.frameworks["mine"][0] == pytest.approx(expected, abs=2e-4)
     after = cal.predict(r)["tokens_per_s_per_gpu_p50"][0]
-    assert after == pytest.approx(p50 * 10 ** (math.log10(1.2) / (1 + k)), rel=1e-6)
+    assert after == pytest.approx(p50 * 10 ** cal.frameworks["mine"][0], rel=1e-9)
+    assert p50 < after < 1.2 * p50
     assert acc_off == step_model.accelerators["H100-80GB"][0]
+
+
+def test_stack_posterior_is_the_normal_mean_when_the_tails_are_thin():
+    """With ν → ∞ the Student-t is a normal, and n rows of mean r̄ give the conjugate result
+    E[u] = n·r̄ ÷ (n + s²/τ²), sd = s ÷ √(n + s²/τ²); with ν = 2 a row ten times further out moves the
+    stack less than a near one (the t likelihood lets an odd row go), which the normal never does."""
+    r = np.array([0.08, 0.02, 0.05])
+    mean, sd = pm.stack_posterior(r, np.ones(3), 0.04, 0.06, 1e7)
+    k = 0.06 ** 2 / 0.04 ** 2
+    assert float(mean) == pytest.approx(3 * r.mean() / (3 + k), abs=1e-4)
+    assert float(sd) == pytest.approx(0.06 / math.sqrt(3 + k), abs=1e-4)
+    near, far = pm.stack_posterior(np.array([[0.08], [0.8]]), np.ones(1), 0.04, 0.06, 2.0)[0]
+    assert 0 < far < near < 0.08
+
+
+def test_stack_spreads_recover_a_simulated_new_stack():
+    """Eight frameworks with known offsets ±0.06 (log10; four each way) over the same mix of layouts
+    and precisions, rows scattered Student-t (ν = 3, scale 0.03) about them. Left out, a framework
+    meets a model whose zero is the other seven's mean, ∓0.06/7, so its offset as seen is
+    0.06·(1 + 1/7) = 0.0686 either way: τ_stack near that; the rows' scatter a t of scale near 0.03
+    with heavy tails (ν well below a normal's)."""
+    rng = np.random.default_rng(11)
+    truth = {**pm._to_natural(pm.PRIOR_Z), "eta_gemm_bf16": 0.7, "eta_gemm_fp8": 0.55}
+    rows = []
+    for i in range(320):
+        tp, pp = int(rng.choice([1, 2, 4, 8])), int(rng.choice([1, 2, 4]))
+        rows.append({"params": 8.03e9, "active_params": 8.03e9, **LLAMA3_8B, "precision": "fp8" if (i // 8) % 2 else "bf16",
+                     "seq_len": 8192, "gpu_count": float(tp * pp * 8), "tp": tp, "pp": pp, "vp": 1, "cp": 1, "ep": 1,
+                     "zero_stage": 1, "micro_batch": 1, "recompute": "none", "global_batch_tokens": 8192.0 * 512,
+                     "framework": f"f{i % 8}", "source_group": f"s{i}", "model": f"m{i}", **H100})
+    f = pl.DataFrame(rows)
+    offset = np.where(np.arange(320) % 8 < 4, 0.06, -0.06)
+    y = pm.log10_rate(pm.raw_times(f), truth) + offset + 0.03 * rng.standard_t(3, 320)
+    m = pm.fit(f.with_columns(pl.Series("tokens_per_s_per_gpu", 10 ** y)))
+    assert m.tau_stack == pytest.approx(0.06 * 8 / 7, rel=0.15)
+    assert m.row_scale == pytest.approx(0.03, rel=0.3)
+    assert m.row_df < 8
 
 
 def test_the_search_picks_the_fastest_layout_that_fits(step_model):
@@ -207,3 +251,22 @@ def test_bad_per_step_rows_name_their_column():
     assert any("configs.csv" in t and "line 2" in t and "tp" in t and "heads" in t for t in text), text
     assert any("line 3" in t and "ep" in t and "experts" in t for t in text), text
     assert any("line 4" in t and "layers" in t and "far from params_b" in t for t in text), text
+
+
+def test_every_measured_row_in_turn_is_the_calibrated_product_path(core, step_model):
+    """The backtest's 'each row in turn' split is computed in one vectorised pass; where its measured
+    row is the first by source line it must give what `calibrate` + `predict` give in the first-row
+    split (p10, p50, p90 of every other row), and each framework's pairs must weigh n − 1 rows in all,
+    as in the first-row split."""
+    bt = step.step_backtest(core["core.step_benchmarks"], core["core.accelerators"], full=step_model, units=("framework",),
+                            every_measured_row=True)
+    first = bt.filter(pl.col("split") == step.MEASURED_SPLIT)
+    every = bt.filter(pl.col("split") == step.EVERY_MEASURED_SPLIT)
+    lead = bt.filter(pl.col("split") == "per step: leave one framework out").group_by("framework").agg(
+        pl.col("source_line").min().alias("measured_line"), pl.len().alias("n"))
+    same = every.join(lead, on=["framework", "measured_line"]).sort("framework", "source_line")
+    assert same.height == first.height > 0
+    for c in ("pred_p10", "pred_p50", "pred_p90"):
+        np.testing.assert_allclose(same[c].to_numpy(), first.sort("framework", "source_line")[c].to_numpy(), rtol=1e-9)
+    w = every.group_by("framework").agg(pl.col("weight").sum()).join(lead, on="framework")
+    np.testing.assert_allclose(w["weight"].to_numpy(), (w["n"] - 1).to_numpy(), rtol=1e-9)
