@@ -363,7 +363,7 @@ def test_moe_plan_says_total_and_active_and_caveats_outside_the_evidence(built_w
 
 def test_measured_rows_calibrate_a_new_stack(built_warehouse, tmp_path):
     """One measured row 30 % above the model's own p50 for that configuration moves the prediction
-    up (by its precision weight, llmplan.perf.model.StepPhysics.calibrate) and only up; a measured CSV
+    up (by its posterior weight, llmplan.perf.model.StepPhysics.calibrate) and only up; a measured CSV
     without throughput or with an accelerator the table lacks is one sentence per row, nothing else."""
     cfg = "model,params_b,gpu_type,gpu_count,precision,seq_len,global_batch,tp,pp\nllama70,70.6,H100,64,bf16,8192,1048576,4,8\n"
     f = tmp_path / "steps.csv"
