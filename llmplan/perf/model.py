@@ -23,6 +23,11 @@ is the "new stack" spread every plan carries unless a framework is named or meas
 weak-scaling series (same source, model, precision, layout but GPU count) are near-duplicates:
 each series weighs as √n rows.
 
+A team's measured rows (`calibrate`) move its stack by the posterior mean of a new stack's offset,
+N(0, τ_stack²), with each row Student-t about it; τ_stack and the t's scale and degrees of freedom
+are measured with each framework left out (`stack_spreads`), as a new stack meets the model —
+the in-sample τ_framework understates that offset and σ is inflated by a heavy tail.
+
 Intervals: p10/p90 = p50 · 10^(±1.2816·√(coefficient variance (delta method) + framework variance
 + accelerator variance + residual variance)).
 
