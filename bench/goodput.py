@@ -4,8 +4,8 @@ llmplan.goodput), the step-side multiplier and what is left, and the fitted spli
 
     .venv/bin/python bench/goodput.py
 
-Until the first-principles step model lands, the step rates are the current model's
-(llmplan.step.goodput_table); pass the new model's rates through the same `runs` frame later.
+The step rates are the step physics' (llmplan.step.runs_with_step: each public run laid out on its
+own cluster), as bench/_common.chain() and the pipeline build them.
 """
 
 import sys
@@ -21,13 +21,11 @@ from llmplan import step  # noqa: E402
 
 
 def public_runs() -> pl.DataFrame:
-    """The public whole runs with the current step model's p50 for each (as pipeline.fit_models builds them)."""
-    core, table, _ = fitted()
-    runs = core["core.training_runs"]
-    whole = table.filter(pl.col("per_step") == 0).join(runs.select("run_key", "active_params", "tokens", "precision"),
-                                                       on="run_key", how="left")
-    sm = step.fit_step(core["core.step_benchmarks"])
-    return step.goodput_table(whole, sm, core["core.accelerators"])
+    """The public whole runs with the step model's p50 for each (as bench/_common.chain builds them)."""
+    core, _, _ = fitted()
+    acc = core["core.accelerators"]
+    sm = step.fit_step(core["core.step_benchmarks"], acc)
+    return step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
 
 
 def main() -> None:

@@ -12,9 +12,12 @@ spikes) is a learned residual with its spread (`fit_residual`), never assumed.
 
 Sources (docs/methods.md "Goodput"; the rates with their arithmetic in
 data/reliability/interruptions.csv):
-- interruptions per GPU-hour: the geometric mean of the five public rates that can be derived
-  (Llama 3 §3.3.4: 419 unexpected interruptions ÷ (16,384 H100 × 54 d × 24 h) = 1.97×10⁻⁵; OPT-175B
-  §2.5; BLOOM; Meta RSC-1 and RSC-2, Kokolis et al. 2024) = 2.66×10⁻⁵, spread σ(log10) = 0.28;
+- interruptions per GPU-hour: the geometric mean of the four public rates checked against their
+  sources (Llama 3 §3.3.4: 419 unexpected interruptions ÷ (16,384 H100 × 54 d × 24 h) = 1.97×10⁻⁵;
+  OPT-175B §2.5: 35 manual + 70 automatic restarts in 2 months on 992 A100 = 7.35×10⁻⁵; BLOOM, the
+  Hugging Face blog: 1–2 GPU failures a week on 384 A100 = 2.33×10⁻⁵; Meta RSC-1, Kokolis et al.
+  2024: 6.50 per 1,000 node-days = 3.39×10⁻⁵) = 3.27×10⁻⁵, spread σ(log10) = 0.25 (RSC-2's 2.34 is
+  listed but not used: it was found only in secondary notes, not in the paper);
 - restart R = 11 min: the median automatic-retry interval on a 504-GPU B200 cluster (arXiv
   2605.09370, abstract: 11 min, IQR 10–11), inside Llama 3's bound (> 90 % effective time with 419 interruptions in 1,296 h:
   R + τ/2 ≤ 0.10 × 1,296 h ÷ 419 = 18.6 min);
@@ -33,8 +36,8 @@ import polars as pl
 
 from llmplan import memory
 
-RATE_PER_GPU_HOUR = 2.66e-5          # geometric mean of data/reliability/interruptions.csv (used rows)
-RATE_LOG10_SD = 0.28                 # their spread (sample σ of log10 rate)
+RATE_PER_GPU_HOUR = 3.27e-5          # geometric mean of data/reliability/interruptions.csv (used rows)
+RATE_LOG10_SD = 0.25                 # their spread (sample σ of log10 rate)
 RESTART_MINUTES = 11.0               # arXiv 2605.09370 (abstract) median auto-retry interval; ≤ Llama 3's 18.6 min bound
 STORAGE_GBPS = 1.0                   # GB/s per 8-accelerator node: Llama 3 §3.3.1, 2 TB/s ÷ 2,048 nodes
 GPUS_PER_NODE = 8

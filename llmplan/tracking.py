@@ -14,14 +14,20 @@ The forecast (`forecast`) simulates the rest of the run (4,000 draws, vectorised
 - running time left = tokens left ÷ r, r log-normal: the log's rate (its standard error by batch
   means) combined by precision with the plan's step rate (the plan's spread), widened by how much
   the rest of the run's own average varies (se² × T_run ÷ T_left);
-- interruptions arrive at λ per running hour, λ ~ Gamma(a0 + n, H0 + T_run): the prior is the
-  public rate (llmplan.goodput: interruptions per GPU-hour × the run's GPUs = λ0) held as if seen
-  over H0 = PRIOR_HOURS = 12 running hours of this run (a0 = λ0·H0): a run with frequent stalls
-  learns that within a day, a steady one stays near the public rate until its own steady hours
-  outweigh it; n stalls and T_run running hours seen take over as they accrue;
-- a stall lasts an exponential time whose mean ~ InvGamma(2 + n, d0 + ΣD): d0 = restart + half the
-  checkpoint interval (llmplan.goodput; run.toml `stall_hours_prior` overrides: a team whose
-  restarts wait for a person says so there) as one stall, then the run's own.
+- the prior is pseudo-data: the public rate (llmplan.goodput: r interruptions per GPU-hour, λ0 = r ×
+  the run's GPUs per running hour) counts as E0 = PRIOR_GPU_HOURS GPU-hours of this run's own
+  history, in which it would have seen a0 = r·E0 interruptions of d0 hours each. d0 = restart + half
+  the checkpoint interval (llmplan.goodput; run.toml `stall_hours_prior` overrides). Stated in
+  GPU-hours, the prior is equally sure of the per-GPU rate on 8 or 16,384 GPUs; it weighs
+  H0 = E0 / GPUs running hours of this run;
+- interruptions arrive at λ per running hour, λ ~ Gamma(a0 + n, H0 + T_run) (conjugate to the
+  Poisson count of n stalls in T_run running hours): a run with frequent stalls learns that at
+  once (a0 ≪ 1), a steady one stays near the public rate until its own steady hours outweigh H0;
+- a stall's length is drawn from what the run has shown (a Dirichlet-process posterior with the
+  same pseudo-data): with probability a0 / (a0 + n) from the prior, exponential of mean d0, else
+  one of the run's own n stall lengths. The prior's stall thus weighs as a0 stalls, as in the rate
+  (it used to weigh as one whole stall, pulling a run's 4–6 h stalls towards d0 ≈ 1 h), and the
+  lengths keep the spread the run shows instead of an exponential's long tail.
 So the plan dominates at the start (before the first interval the forecast *is* the plan) and the
 run's own history once it has some; `prior_weight` = H0 / (H0 + T_run) says how much.
 `forecast_run` is the one function every view calls (nightly row, report card, artifact, CLI).
@@ -40,7 +46,11 @@ from llmplan.progress import RunSpec
 
 STALL_RATE_FRACTION = 0.5                            # an interval slower than half the running rate is a stall
 STALE_INTERVALS = 3.0                                # a last line older than 3 logging intervals: the log is stale
-PRIOR_HOURS = 12.0                                   # H0: the public rate weighs as half a day of the run's own running time
+# E0: the public rate weighs as 1,000 GPU-hours of the run's own history (a0 = r·E0 ≈ 0.03 interruptions:
+# about five node-days, in which the public rate expects no interruption) — a weak prior by design,
+# because a log's stalls include hangs, data stalls and restarts the public hardware rates do not count.
+PRIOR_GPU_HOURS = 1000.0
+EMPIRICAL_EXACT_MAX = 2_000_000                      # resampled future stalls summed exactly up to this many (else CLT)
 DRAWS = 4000
 
 
@@ -78,6 +88,7 @@ class Observed:
     last_line_at: datetime | None = None
     stale: bool = False
     moment: datetime | None = None      # when the forecast is made
+    stall_lengths_h: tuple = ()         # each stall's cost D (hours), in log order
 
 
 def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Observed:
@@ -137,7 +148,8 @@ def observe(log: pl.DataFrame, spec: RunSpec, now: datetime | None = None) -> Ob
         se = 0.25                                           # a handful of lines: the rate is barely known
     return Observed(start, as_of, done, log.height, elapsed / 3600, run_h, r if r > 0 else None,
                     (done - base) / elapsed if elapsed > 0 else None, se, int(stalls.size), float(stalls.sum()),
-                    float(stalls.max()) if stalls.size else 0.0, log_age_h, loss_last, last_line_at, stale, now or last_line_at)
+                    float(stalls.max()) if stalls.size else 0.0, log_age_h, loss_last, last_line_at, stale, now or last_line_at,
+                    tuple(float(x) for x in stalls))
 
 
 def forecast(obs: Observed, spec: RunSpec, prior: Prior, seed: int = 0) -> dict:
@@ -149,7 +161,8 @@ def forecast(obs: Observed, spec: RunSpec, prior: Prior, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     d0 = spec.stall_hours_prior or prior.stall_hours
     lam0 = max(prior.interruptions_per_hour, 1e-12)
-    a0, h0 = lam0 * PRIOR_HOURS, PRIOR_HOURS             # Gamma(a0, h0) on λ: mean λ0, worth H0 running hours
+    h0 = PRIOR_GPU_HOURS / max(float(spec.gpus), 1.0)   # H0: E0 GPU-hours as running hours of this run
+    a0 = lam0 * h0                                       # = r·E0 pseudo-interruptions: Gamma(a0, H0) on λ has mean λ0
     interruptions = np.zeros(DRAWS)
     if left <= 0:
         hours, w_prior = np.zeros(DRAWS), 0.0
@@ -168,15 +181,12 @@ def forecast(obs: Observed, spec: RunSpec, prior: Prior, seed: int = 0) -> dict:
         future_var = s_d ** 2 * obs.running_h / max(t_left, 1e-9) if math.isfinite(obs.running_log_se) else 0.0
         rate = np.exp(rng.normal(mu, math.sqrt(1.0 / (1 / s_d ** 2 + 1 / s_0 ** 2) + future_var), DRAWS))
         left_run_h = left / rate / 3600
-        # interruptions per running hour: Gamma(a0 + n, H0 + T_run) — the public rate as H0 hours of this
+        # interruptions per running hour: Gamma(a0 + n, H0 + T_run) — the public rate as E0 GPU-hours of this
         # run's own; the run's stalls and hours take over as they accrue
         lam = rng.gamma(a0 + obs.stalls, 1.0 / (h0 + obs.running_h), DRAWS)
         n_future = rng.poisson(lam * left_run_h)
         interruptions = n_future.astype(float)
-        # stall length: exponential with mean ~ InvGamma(2 + n, d0 + ΣD) — the prior as one stall of d0,
-        # then the run's own stalls; the future stalls' total is Gamma(N, mean) given N of them
-        mean_len = (d0 + obs.stall_h) / rng.gamma(2.0 + obs.stalls, 1.0, DRAWS)
-        stall_h = np.where(n_future > 0, rng.gamma(np.maximum(n_future, 1), mean_len), 0.0)
+        stall_h = future_stall_hours(rng, n_future, np.asarray(obs.stall_lengths_h, float), a0, d0)
         hours = left_run_h + stall_h
         w_prior = h0 / (h0 + obs.running_h)
     q10, q50, q90 = (float(x) for x in np.quantile(hours, [0.1, 0.5, 0.9]))
@@ -211,6 +221,23 @@ def forecast(obs: Observed, spec: RunSpec, prior: Prior, seed: int = 0) -> dict:
         "plan_wall_days_p50": prior.plan_wall_days_p50,
         "loss_observed": obs.loss_last,
     }
+
+
+def future_stall_hours(rng: np.random.Generator, n_future: np.ndarray, seen: np.ndarray, a0: float, d0: float) -> np.ndarray:
+    """Total hours of n_future[i] future stalls per draw, each from the Dirichlet-process posterior:
+    with probability a0 / (a0 + n) the prior's exponential of mean d0, else one of the run's own n
+    stall lengths `seen` (resampled). The prior's share is a sum of exponentials (Gamma); the
+    resampled share is summed exactly, or by the central limit theorem past EMPIRICAL_EXACT_MAX."""
+    n = seen.size
+    from_prior = rng.binomial(n_future, a0 / (a0 + n)) if n else n_future
+    total = np.where(from_prior > 0, rng.gamma(np.maximum(from_prior, 1), d0), 0.0)
+    own = n_future - from_prior
+    if n == 0 or not own.any():
+        return total
+    if own.sum() <= EMPIRICAL_EXACT_MAX:
+        idx = np.repeat(np.arange(own.size), own)
+        return total + np.bincount(idx, seen[rng.integers(0, n, idx.size)], minlength=own.size)
+    return total + np.maximum(own * seen.mean() + np.sqrt(own * seen.var()) * rng.standard_normal(own.size), 0.0)
 
 
 def predicted_loss_at(law, n_params: float, tokens: float) -> float | None:
