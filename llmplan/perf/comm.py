@@ -140,9 +140,13 @@ def local_params(shape: dict, tp, pp, ep):
 
 def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep, vp, zero,
                  nvlink_bytes_per_s, nvlink_domain, scaleout_bytes_per_s, grad_bytes=4.0,
-                 recompute="none") -> dict:
+                 recompute="none", shard_group=None) -> dict:
     """Per optimizer step per GPU, before overlap: seconds for tp, pp, dp, fsdp, ep, cp and the bytes
-    each GPU sends for them (`tp_bytes`, …). See the module docstring for each formula. Broadcasts."""
+    each GPU sends for them (`tp_bytes`, …), plus the per-layer and per-step collective times the
+    step model overlaps (module docstring). `shard_group` (ZeRO-3 only; NaN or None = all d·c
+    ranks): hybrid sharding (PyTorch HSDP, MaxText's and Paxml's FSDP × DP meshes) shards over that
+    many ranks and all-reduces each shard's gradients over the d·c ÷ shard_group replicas once per
+    step. Broadcasts."""
     f = lambda x: np.asarray(x, float)  # noqa: E731
     s, b, m = f(seq_len), f(micro_batch), f(n_micro)
     tp, pp, dp, cp, ep, vp = f(tp), f(pp), f(dp), f(cp), f(ep), f(vp)
@@ -161,9 +165,16 @@ def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep,
     g = f(grad_bytes)
     n_dp, n_edp = dp * cp, np.maximum(dp * cp / ep, 1.0)
     nv, so = nvlink_bytes_per_s, scaleout_bytes_per_s
-    per_dp = np.minimum(n_dp, np.maximum(np.floor(domain / tp), 1.0))           # DP ranks in one NVLink domain
-    per_edp = np.minimum(n_edp, np.maximum(np.floor(domain / (tp * ep)), 1.0))
     z3 = zero == 3
+    # ZeRO-3 shards over the shard group (hybrid sharding) and replicates across the rest.
+    shard = n_dp if shard_group is None else np.where(np.isnan(f(shard_group)), n_dp, np.clip(f(shard_group), 1.0, n_dp))
+    n_sh = np.where(z3, shard, n_dp)
+    n_esh = np.where(z3, np.clip(np.minimum(shard, n_edp), 1.0, None), n_edp)
+    rep, erep = n_dp / n_sh, n_edp / n_esh
+    per_dp = np.minimum(n_sh, np.maximum(np.floor(domain / tp), 1.0))           # shard-group ranks in one NVLink domain
+    per_edp = np.minimum(n_esh, np.maximum(np.floor(domain / (tp * ep)), 1.0))
+    per_rep = np.minimum(rep, np.maximum(np.floor(domain / (tp * n_sh)), 1.0))
+    per_erep = np.minimum(erep, np.maximum(np.floor(domain / (tp * ep * n_esh)), 1.0))
     # ZeRO-0/1/2: once per step, in buckets (each pays the ring latency); ZeRO-0 all-reduces, 1/2 reduce-scatter
     # the gradients and all-gather the updated bf16 parameters.
     ar = zero == 0
@@ -178,22 +189,27 @@ def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep,
 
     rs_d, ag_d = per_step(dense, n_dp, per_dp)
     rs_e, ag_e = per_step(expert, n_edp, per_edp)
-    dp_rs_step = np.where(z3, 0.0, rs_d + rs_e)
+    # Hybrid sharding: each shard's gradients all-reduced over its replicas once per step, one bucket per layer.
+    hsdp = lambda n_par, r, per: np.where(  # noqa: E731
+        (r > 1) & (n_par > 0), stage_layers * ring_latency("all_reduce", r, per)
+        + collective_seconds("all_reduce", g * n_par / n_sh, r, ring_bandwidth(r, per, nv, so)), 0.0)
+    hsdp_step = hsdp(dense, rep, per_rep) + hsdp(expert, erep, per_erep)
+    dp_rs_step = np.where(z3, hsdp_step, rs_d + rs_e)
     dp_ag_step = np.where(z3, 0.0, ag_d + ag_e)
-    sync = lambda n_par, n: np.where(  # noqa: E731
+    sync = lambda n_par, n, n_s, r: np.where(  # noqa: E731
         zero == 0, g * n_par * wire_factor("all_reduce", n),
-        np.where(z3, g * n_par * wire_factor("reduce_scatter", n) * m,
+        np.where(z3, g * n_par * (wire_factor("reduce_scatter", n_s) * m + wire_factor("all_reduce", r) / n_s),
                  (g + BF16) * n_par * wire_factor("reduce_scatter", n)))
-    dp_bytes = sync(dense, n_dp) + sync(expert, n_edp)
-    fsdp_bytes = np.where(z3, 2.0 * BF16 * m * (dense * wire_factor("all_gather", n_dp)
-                                                + expert * wire_factor("all_gather", n_edp)), 0.0)
+    dp_bytes = sync(dense, n_dp, n_sh, rep) + sync(expert, n_edp, n_esh, erep)
+    fsdp_bytes = np.where(z3, 2.0 * BF16 * m * (dense * wire_factor("all_gather", n_sh)
+                                                + expert * wire_factor("all_gather", n_esh)), 0.0)
     # ZeRO-3 / FSDP: per layer of the stage and per micro-batch (dense and expert shards gathered side by side).
     layer_d, layer_e = dense / stage_layers, expert / np.maximum(moe_stage_layers, 1e-9) * (moe_stage_layers > 0)
     moe_share = np.where(stage_layers > 0, moe_stage_layers / stage_layers, 0.0)
-    fsdp_ag_layer = np.where(z3, ring_seconds("all_gather", BF16 * layer_d, n_dp, per_dp, nv, so)
-                             + moe_share * ring_seconds("all_gather", BF16 * layer_e, n_edp, per_edp, nv, so), 0.0)
-    fsdp_rs_layer = np.where(z3, ring_seconds("reduce_scatter", g * layer_d, n_dp, per_dp, nv, so)
-                             + moe_share * ring_seconds("reduce_scatter", g * layer_e, n_edp, per_edp, nv, so), 0.0)
+    fsdp_ag_layer = np.where(z3, ring_seconds("all_gather", BF16 * layer_d, n_sh, per_dp, nv, so)
+                             + moe_share * ring_seconds("all_gather", BF16 * layer_e, n_esh, per_edp, nv, so), 0.0)
+    fsdp_rs_layer = np.where(z3, ring_seconds("reduce_scatter", g * layer_d, n_sh, per_dp, nv, so)
+                             + moe_share * ring_seconds("reduce_scatter", g * layer_e, n_esh, per_edp, nv, so), 0.0)
     passes = stage_layers * m                               # layer passes per step on this GPU
 
     k = f(shape["top_k"])
@@ -209,7 +225,7 @@ def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep,
     out = {
         "tp": tp_bytes / _link(tp <= domain, nv, so),
         "pp": pp_bytes / _link(tp * pp <= domain, nv, so),
-        "dp": np.where(z3, fsdp_rs_layer * passes, dp_rs_step + dp_ag_step),
+        "dp": np.where(z3, fsdp_rs_layer * passes, 0.0) + dp_rs_step + dp_ag_step,
         "fsdp": np.where(z3, fsdp_ag_layer * 2.0 * passes, 0.0),
         "ep": np.where(ep * tp <= domain, ep_bytes / np.asarray(nv, float), ep_seconds),
         "cp": cp_bytes / _link(tp * cp <= domain, nv, so),

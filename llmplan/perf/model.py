@@ -118,7 +118,8 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     """Per row (a layout on a cluster): each part of a step's time at efficiency 1 and fully
     exposed communication, in seconds per optimizer step on one accelerator, plus what the learned
     terms act on. Columns: params, active_params, precision, seq_len, global_batch_tokens,
-    gpu_count, the layout (LAYOUT_COLUMNS; dp is derived when absent) and the accelerator's
+    gpu_count, the layout (LAYOUT_COLUMNS; dp is derived when absent; optional fsdp_group, the ranks
+    one ZeRO-3 shard group spans under hybrid sharding, else all of DP) and the accelerator's
     peak_bf16_flops, peak_fp8_flops, hbm_bytes_per_s, nvlink_bytes_per_s, nvlink_domain,
     scaleout_bytes_per_s."""
     shape = shape if shape is not None else shape_frame(frame)
@@ -165,7 +166,8 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     so = f("scaleout_bytes_per_s")
     so = np.where(np.isnan(so), 25e9, so)
     dom = f("nvlink_domain", 8.0)
-    c = comm.comm_seconds(shape, s, mb, m, tp, pp, dp, cp, ep, vp, zero, nv, dom, so)
+    shard = f("fsdp_group")                 # hybrid sharding's shard group (ranks); missing: all of DP
+    c = comm.comm_seconds(shape, s, mb, m, tp, pp, dp, cp, ep, vp, zero, nv, dom, so, shard_group=shard)
     bubble = (pp - 1.0) / (vp * m)
     model_fl = flops.model_flops_per_token(shape, s)
     hw_fl = fl["dense_gemm"] * gemm_mult + fl["logits"] * gemm_mult + fl["expert_gemm"] * gemm_mult + fl["attention"] * attn_mult
