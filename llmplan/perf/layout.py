@@ -20,7 +20,7 @@ from llmplan.perf.model import StepPhysics, raw_times, shape_frame, step_seconds
 USABLE_FRACTION = 0.9
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
 PP_CHOICES = (1, 2, 4, 8, 16, 32)
-VP_CHOICES = (1, 2, 4, 8)
+VP_CHOICES = (1, 2, 4, 8)      # 8: what the shipped NeMo and Megatron-Bridge rows run Llama 3.1 405B with (TP 4/8 × PP 8/16)
 CP_CHOICES = (1, 2, 4, 8, 16)
 EP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 ZERO_CHOICES = (1, 3)
