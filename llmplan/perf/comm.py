@@ -36,6 +36,30 @@ sequences of s tokens, m micro-batches per step; bf16 activations and weights, 2
   twice that backward (K and V again plus their gradients); with full recompute one more
   forward. NVLink if t·c fits in a domain, else the NIC.
 Returned: seconds per dimension and `<dim>_bytes`, the bytes each GPU puts on the wire per step.
+
+Which link, and what a ring pays per step (the data-parallel collectives: dp, fsdp):
+- bandwidth: a group inside one NVLink domain runs at NVLink speed. A group spread over several
+  domains with g of its ranks in each runs NCCL's rings one per NIC (channel), each crossing every
+  domain boundary once, so the inter-domain traffic spreads over the g ranks' NICs: bus bandwidth
+  min(NVLink, g × NIC per GPU). FSDP over whole 8-GPU nodes (TP 1) therefore moves 8 × 50 GB/s per
+  H100 rank, a DP group of one rank per node (TP 8) 50 GB/s. Megatron's rank order (TP innermost,
+  then CP, then DP) gives g = min(d·c, domain ÷ t) for the DP group, min(d·c/e, domain ÷ (t·e))
+  for the expert-DP group.
+- latency: NCCL's own model of a ring all-gather or reduce-scatter (NVIDIA/nccl@5067397c2676
+  src/graph/tuning.cc, ncclTunerConstantsDefaults and the ring branch of ncclTopoTuneModel, Simple
+  protocol): base 8.4 µs + (n − 1 − (N − 1)) × 3.4 µs per NVLink hop + (N − 1) × 14 µs per network
+  hop, N the NVLink domains the group spans (all-reduce: twice the steps). A collective over
+  thousands of ranks therefore pays milliseconds before its first byte is useful: ≈ 36 ms for an
+  all-gather over 4,096 H100 ranks two per node, whatever its size.
+- count: ZeRO-3 / FSDP issues one all-gather per layer in each micro-batch's forward, one
+  all-gather and one reduce-scatter per layer in its backward (PyTorch FSDP's per-block units,
+  MaxText's per-layer scan); ZeRO-0/1/2 (Megatron's DDP / distributed optimizer) one collective
+  pair per gradient bucket per step, buckets of max(40M, 1M × DP) parameters
+  (NVIDIA/Megatron-LM megatron/core/distributed/distributed_data_parallel.py).
+The per-layer and per-step collective times (`fsdp_ag_layer`, `fsdp_rs_layer`, `dp_rs_step`,
+`dp_ag_step`) are what llmplan.perf.model overlaps with the compute that can hide them.
+- ep: the all-to-all's traffic to ranks in the same NVLink domain goes over NVLink, the rest over
+  each rank's own NIC (both at once: the slower sets the time), (g − 1)/e and (e − g)/e of it.
 """
 
 import numpy as np
@@ -44,6 +68,13 @@ from llmplan.perf.shapes import head_dim, param_parts
 
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p")
 BF16 = 2.0
+# NCCL's tuning constants (NVIDIA/nccl@5067397c2676 src/graph/tuning.cc, ncclTunerConstantsDefaults):
+# baseLatencies[Ring][Simple], hwLatencies[NVLINK][Ring][Simple], hwLatencies[NET][Ring][Simple], in seconds.
+RING_BASE_S = 8.4e-6
+HOP_NVLINK_S = 3.4e-6
+HOP_NET_S = 14.0e-6
+# Megatron-LM's default gradient bucket: max(40M, 1M × DP size) parameters (distributed_data_parallel.py).
+BUCKET_PARAMS, BUCKET_PARAMS_PER_RANK = 40e6, 1e6
 
 
 def wire_factor(kind, n):
@@ -65,6 +96,33 @@ def collective_seconds(kind, buffer_bytes, n, bytes_per_s):
     return wire_factor(kind, n) * np.asarray(buffer_bytes, float) / np.asarray(bytes_per_s, float)
 
 
+def ring_latency(kind, n, per_domain):
+    """Seconds a ring all-gather / reduce-scatter (or all-reduce: twice the steps) over n ranks pays
+    before bandwidth, with `per_domain` of its ranks in each NVLink domain: NCCL's model, base +
+    (steps − network steps) × NVLink hop + network steps × network hop (module docstring); 0 for n = 1."""
+    n = np.asarray(n, float)
+    domains = np.ceil(n / np.clip(np.asarray(per_domain, float), 1.0, None))
+    twice = 2.0 if kind == "all_reduce" else 1.0
+    if kind not in ("all_reduce", "all_gather", "reduce_scatter"):
+        raise ValueError(f"ring latency is for all_reduce, all_gather or reduce_scatter, not {kind!r}")
+    steps, net = twice * (n - 1.0), twice * np.maximum(domains - 1.0, 0.0)
+    return np.where(n > 1, RING_BASE_S + (steps - net) * HOP_NVLINK_S + net * HOP_NET_S, 0.0)
+
+
+def ring_bandwidth(n, per_domain, nvlink_bytes_per_s, scaleout_bytes_per_s):
+    """Bus bandwidth of a ring collective over n ranks with `per_domain` of them in each NVLink
+    domain: NVLink inside one domain, else min(NVLink, per_domain × NIC per GPU) (module docstring)."""
+    n, g = np.asarray(n, float), np.clip(np.asarray(per_domain, float), 1.0, None)
+    nv, so = np.asarray(nvlink_bytes_per_s, float), np.asarray(scaleout_bytes_per_s, float)
+    return np.where(n <= g, nv, np.minimum(nv, g * so))
+
+
+def ring_seconds(kind, buffer_bytes, n, per_domain, nvlink_bytes_per_s, scaleout_bytes_per_s):
+    """One ring collective with latency: ring_latency + wire_factor · bytes ÷ ring_bandwidth."""
+    bw = ring_bandwidth(n, per_domain, nvlink_bytes_per_s, scaleout_bytes_per_s)
+    return ring_latency(kind, n, per_domain) + collective_seconds(kind, buffer_bytes, n, bw)
+
+
 def _link(fits, nvlink_bytes_per_s, scaleout_bytes_per_s):
     return np.where(fits, np.asarray(nvlink_bytes_per_s, float), np.asarray(scaleout_bytes_per_s, float))
 
@@ -82,9 +140,13 @@ def local_params(shape: dict, tp, pp, ep):
 
 def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep, vp, zero,
                  nvlink_bytes_per_s, nvlink_domain, scaleout_bytes_per_s, grad_bytes=4.0,
-                 recompute="none") -> dict:
+                 recompute="none", shard_group=None) -> dict:
     """Per optimizer step per GPU, before overlap: seconds for tp, pp, dp, fsdp, ep, cp and the bytes
-    each GPU sends for them (`tp_bytes`, …). See the module docstring for each formula. Broadcasts."""
+    each GPU sends for them (`tp_bytes`, …), plus the per-layer and per-step collective times the
+    step model overlaps (module docstring). `shard_group` (ZeRO-3 only; NaN or None = all d·c
+    ranks): hybrid sharding (PyTorch HSDP, MaxText's and Paxml's FSDP × DP meshes) shards over that
+    many ranks and all-reduces each shard's gradients over the d·c ÷ shard_group replicas once per
+    step. Broadcasts."""
     f = lambda x: np.asarray(x, float)  # noqa: E731
     s, b, m = f(seq_len), f(micro_batch), f(n_micro)
     tp, pp, dp, cp, ep, vp = f(tp), f(pp), f(dp), f(cp), f(ep), f(vp)
@@ -102,29 +164,73 @@ def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep,
     dense, expert = local_params(shape, tp, pp, ep)
     g = f(grad_bytes)
     n_dp, n_edp = dp * cp, np.maximum(dp * cp / ep, 1.0)
-    sync = lambda n_par, n: np.where(  # noqa: E731
+    nv, so = nvlink_bytes_per_s, scaleout_bytes_per_s
+    z3 = zero == 3
+    # ZeRO-3 shards over the shard group (hybrid sharding) and replicates across the rest.
+    shard = n_dp if shard_group is None else np.where(np.isnan(f(shard_group)), n_dp, np.clip(f(shard_group), 1.0, n_dp))
+    n_sh = np.where(z3, shard, n_dp)
+    n_esh = np.where(z3, np.clip(np.minimum(shard, n_edp), 1.0, None), n_edp)
+    rep, erep = n_dp / n_sh, n_edp / n_esh
+    per_dp = np.minimum(n_sh, np.maximum(np.floor(domain / tp), 1.0))           # shard-group ranks in one NVLink domain
+    per_edp = np.minimum(n_esh, np.maximum(np.floor(domain / (tp * ep)), 1.0))
+    per_rep = np.minimum(rep, np.maximum(np.floor(domain / (tp * n_sh)), 1.0))
+    per_erep = np.minimum(erep, np.maximum(np.floor(domain / (tp * ep * n_esh)), 1.0))
+    # ZeRO-0/1/2: once per step, in buckets (each pays the ring latency); ZeRO-0 all-reduces, 1/2 reduce-scatter
+    # the gradients and all-gather the updated bf16 parameters.
+    ar = zero == 0
+
+    def per_step(n_par, n, per):
+        buckets = np.where(n_par > 0, np.maximum(np.ceil(n_par / np.maximum(BUCKET_PARAMS, BUCKET_PARAMS_PER_RANK * n)), 1.0), 0.0)
+        bw = ring_bandwidth(n, per, nv, so)
+        rs = np.where(ar, buckets * ring_latency("all_reduce", n, per) + collective_seconds("all_reduce", g * n_par, n, bw),
+                      buckets * ring_latency("reduce_scatter", n, per) + collective_seconds("reduce_scatter", g * n_par, n, bw))
+        ag = np.where(ar, 0.0, buckets * ring_latency("all_gather", n, per) + collective_seconds("all_gather", BF16 * n_par, n, bw))
+        return rs, ag
+
+    rs_d, ag_d = per_step(dense, n_dp, per_dp)
+    rs_e, ag_e = per_step(expert, n_edp, per_edp)
+    # Hybrid sharding: each shard's gradients all-reduced over its replicas once per step, one bucket per layer.
+    hsdp = lambda n_par, r, per: np.where(  # noqa: E731
+        (r > 1) & (n_par > 0), stage_layers * ring_latency("all_reduce", r, per)
+        + collective_seconds("all_reduce", g * n_par / n_sh, r, ring_bandwidth(r, per, nv, so)), 0.0)
+    hsdp_step = hsdp(dense, rep, per_rep) + hsdp(expert, erep, per_erep)
+    dp_rs_step = np.where(z3, hsdp_step, rs_d + rs_e)
+    dp_ag_step = np.where(z3, 0.0, ag_d + ag_e)
+    sync = lambda n_par, n, n_s, r: np.where(  # noqa: E731
         zero == 0, g * n_par * wire_factor("all_reduce", n),
-        np.where(zero == 3, g * n_par * wire_factor("reduce_scatter", n),
+        np.where(z3, g * n_par * (wire_factor("reduce_scatter", n_s) * m + wire_factor("all_reduce", r) / n_s),
                  (g + BF16) * n_par * wire_factor("reduce_scatter", n)))
-    dp_bytes = sync(dense, n_dp) + sync(expert, n_edp)
-    fsdp_bytes = np.where(zero == 3, 2.0 * BF16 * m * (dense * wire_factor("all_gather", n_dp)
-                                                       + expert * wire_factor("all_gather", n_edp)), 0.0)
+    dp_bytes = sync(dense, n_dp, n_sh, rep) + sync(expert, n_edp, n_esh, erep)
+    fsdp_bytes = np.where(z3, 2.0 * BF16 * m * (dense * wire_factor("all_gather", n_sh)
+                                                + expert * wire_factor("all_gather", n_esh)), 0.0)
+    # ZeRO-3 / FSDP: per layer of the stage and per micro-batch (dense and expert shards gathered side by side).
+    layer_d, layer_e = dense / stage_layers, expert / np.maximum(moe_stage_layers, 1e-9) * (moe_stage_layers > 0)
+    moe_share = np.where(stage_layers > 0, moe_stage_layers / stage_layers, 0.0)
+    fsdp_ag_layer = np.where(z3, ring_seconds("all_gather", BF16 * layer_d, n_sh, per_dp, nv, so)
+                             + moe_share * ring_seconds("all_gather", BF16 * layer_e, n_esh, per_edp, nv, so), 0.0)
+    fsdp_rs_layer = np.where(z3, ring_seconds("reduce_scatter", g * layer_d, n_sh, per_dp, nv, so)
+                             + moe_share * ring_seconds("reduce_scatter", g * layer_e, n_esh, per_edp, nv, so), 0.0)
+    passes = stage_layers * m                               # layer passes per step on this GPU
 
     k = f(shape["top_k"])
     ep_bytes = (4.0 + 2.0 * full) * (act / tp) * k * wire_factor("all_to_all", ep) * moe_stage_layers * m
+    per_ep = np.minimum(ep, np.maximum(np.floor(domain / tp), 1.0))           # EP ranks sharing an NVLink domain
+    ep_near = np.where(ep > 1, (per_ep - 1.0) / np.maximum(ep - 1.0, 1.0), 0.0)   # share of the a2a bytes to them
+    ep_seconds = np.maximum(ep_bytes * ep_near / np.asarray(nv, float), ep_bytes * (1.0 - ep_near) / np.asarray(so, float))
 
     kv_width = np.maximum(f(shape["kv_heads"]) / tp, 1.0) * head_dim(shape)
     cp_layer = 2.0 * b * s * kv_width * BF16 * wire_factor("all_gather", cp)
     cp_bytes = (3.0 + full) * cp_layer * stage_layers * m
 
-    nv, so = nvlink_bytes_per_s, scaleout_bytes_per_s
     out = {
         "tp": tp_bytes / _link(tp <= domain, nv, so),
         "pp": pp_bytes / _link(tp * pp <= domain, nv, so),
-        "dp": dp_bytes / _link(tp * dp * cp <= domain, nv, so),
-        "fsdp": fsdp_bytes / _link(tp * dp * cp <= domain, nv, so),
-        "ep": ep_bytes / _link(ep * tp <= domain, nv, so),
+        "dp": np.where(z3, fsdp_rs_layer * passes, 0.0) + dp_rs_step + dp_ag_step,
+        "fsdp": np.where(z3, fsdp_ag_layer * 2.0 * passes, 0.0),
+        "ep": np.where(ep * tp <= domain, ep_bytes / np.asarray(nv, float), ep_seconds),
         "cp": cp_bytes / _link(tp * cp <= domain, nv, so),
+        "fsdp_ag_layer": fsdp_ag_layer, "fsdp_rs_layer": fsdp_rs_layer, "layer_passes": passes,
+        "dp_rs_step": dp_rs_step, "dp_ag_step": dp_ag_step,
     }
     for key, val in (("tp", tp_bytes), ("pp", pp_bytes), ("dp", dp_bytes), ("fsdp", fsdp_bytes),
                      ("ep", ep_bytes), ("cp", cp_bytes)):

@@ -20,7 +20,7 @@ from llmplan.perf.model import StepPhysics, raw_times, shape_frame, step_seconds
 USABLE_FRACTION = 0.9
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
 PP_CHOICES = (1, 2, 4, 8, 16, 32)
-VP_CHOICES = (1, 2, 4)
+VP_CHOICES = (1, 2, 4, 8)      # 8: what the shipped NeMo and Megatron-Bridge rows run Llama 3.1 405B with (TP 4/8 × PP 8/16)
 CP_CHOICES = (1, 2, 4, 8, 16)
 EP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 ZERO_CHOICES = (1, 3)
@@ -98,7 +98,7 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
                            pl.Series("useful_gpus", rt["used"]))
         best.append(x.sort("_row", "_score", "_need", descending=[False, True, False])
                     .group_by("_row", maintain_order=True).first())
-    chosen = pl.concat(best, how="vertical_relaxed") if best else r.head(0)
+    chosen = pl.concat(best, how="vertical_relaxed") if best else r.head(0).join(cand.head(0), how="cross")
     out = r.select("_row").join(chosen, on="_row", how="left")
     missing = out.filter(pl.col("tp").is_null())["_row"]
     if missing.len():                                    # no candidate divides the cluster: one-way, flagged

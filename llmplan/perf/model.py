@@ -9,8 +9,11 @@ step's time on one accelerator is
             + expert FLOPs ÷ (peak of the precision × η_gemm(h/t) × η_moe)    [grouped GEMMs]
             + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn)
             + element-wise bytes ÷ (HBM bandwidth × η_mem)
-    comm    = x_tp·TP + x_dp·(DP + FSDP gathers) + x_ep·EP + x_pp·PP p2p + x_cp·CP   (raw times: comm.comm_seconds)
-    step    = (compute + comm) × (1 + (p − 1)/(v·m)) + optimizer update bytes ÷ (HBM × η_mem)
+    comm    = x_tp·TP + x_ep·EP + x_pp·PP p2p + x_cp·CP + FSDP          (raw times: comm.comm_seconds)
+    FSDP    = Σ over layers and micro-batches of [max(0, AG − fwd) + max(0, AG + RS − bwd)
+              + x_dp·(the hidden part)]                                  (ZeRO-3; dp_exposed)
+    DP      = max(0, RS − last micro-batch's bwd) + max(0, AG − first one's fwd) + x_dp·(hidden)   (ZeRO-0/1/2)
+    step    = (compute + comm) × (1 + (p − 1)/(v·m)) + DP + optimizer update bytes ÷ (HBM × η_mem)
     tokens/s per accelerator = global batch tokens ÷ (step × accelerators) × 10^(u_framework + u_accelerator)
 
 η_gemm(x) = η_max(precision) · x/(x + x½): GEMMs on narrow per-accelerator matrices (x = h/t) run
@@ -121,7 +124,8 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     """Per row (a layout on a cluster): each part of a step's time at efficiency 1 and fully
     exposed communication, in seconds per optimizer step on one accelerator, plus what the learned
     terms act on. Columns: params, active_params, precision, seq_len, global_batch_tokens,
-    gpu_count, the layout (LAYOUT_COLUMNS; dp is derived when absent) and the accelerator's
+    gpu_count, the layout (LAYOUT_COLUMNS; dp is derived when absent; optional fsdp_group, the ranks
+    one ZeRO-3 shard group spans under hybrid sharding, else all of DP) and the accelerator's
     peak_bf16_flops, peak_fp8_flops, hbm_bytes_per_s, nvlink_bytes_per_s, nvlink_domain,
     scaleout_bytes_per_s."""
     shape = shape if shape is not None else shape_frame(frame)
@@ -168,12 +172,16 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     so = f("scaleout_bytes_per_s")
     so = np.where(np.isnan(so), 25e9, so)
     dom = f("nvlink_domain", 8.0)
-    c = comm.comm_seconds(shape, s, mb, m, tp, pp, dp, cp, ep, vp, zero, nv, dom, so)
+    shard = f("fsdp_group")                 # hybrid sharding's shard group (ranks); missing: all of DP
+    c = comm.comm_seconds(shape, s, mb, m, tp, pp, dp, cp, ep, vp, zero, nv, dom, so, shard_group=shard)
     bubble = (pp - 1.0) / (vp * m)
     model_fl = flops.model_flops_per_token(shape, s)
     hw_fl = fl["dense_gemm"] * gemm_mult + fl["logits"] * gemm_mult + fl["expert_gemm"] * gemm_mult + fl["attention"] * attn_mult
     return {"dense": dense, "logits": logits, "expert": expert, "attn": attn, "mem": mem, "opt": opt,
             "tp": c["tp"], "dp": c["dp"] + c["fsdp"], "ep": c["ep"], "pp": c["pp"], "cp": c["cp"],
+            "zero3": zero == 3, "fsdp_ag_layer": c["fsdp_ag_layer"], "fsdp_rs_layer": c["fsdp_rs_layer"],
+            "layer_passes": c["layer_passes"], "dp_rs_step": c["dp_rs_step"], "dp_ag_step": c["dp_ag_step"],
+            "fwd_share": np.where(full, 0.25, 1.0 / 3.0),
             "bubble": bubble, "width": shape["hidden"] / tp, "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
             "m": m, "peak": peak, "model_flops_per_token": model_fl, "hw_flops_per_token": hw_fl,
             "six_n": 6.0 * active}
@@ -186,11 +194,41 @@ def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
     g16 = eta["eta_gemm_bf16"] * size
     compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / (g * eta["eta_moe"]) + rt["attn"] / eta["eta_attn"] \
         + rt["mem"] / eta["eta_mem"]
-    exposed = {k: eta[f"x_{k}"] * rt[k] for k in ("tp", "dp", "ep", "pp", "cp")}
-    busy = compute + sum(exposed.values())
-    step = busy * (1.0 + rt["bubble"]) + rt["opt"] / eta["eta_mem"]
-    return {"compute": compute, **{f"{k}_exposed": v for k, v in exposed.items()}, "bubble": busy * rt["bubble"],
-            "optimizer": rt["opt"] / eta["eta_mem"], "step": step}
+    exposed = {k: eta[f"x_{k}"] * rt[k] for k in ("tp", "ep", "pp", "cp")}
+    fsdp, per_step = dp_exposed(rt, compute, eta["x_dp"])
+    busy = compute + sum(exposed.values()) + fsdp
+    step = busy * (1.0 + rt["bubble"]) + per_step + rt["opt"] / eta["eta_mem"]
+    return {"compute": compute, **{f"{k}_exposed": v for k, v in exposed.items()}, "dp_exposed": fsdp + per_step,
+            "bubble": busy * rt["bubble"], "optimizer": rt["opt"] / eta["eta_mem"], "step": step}
+
+
+def dp_exposed(rt: dict, compute, x_dp) -> tuple[np.ndarray, np.ndarray]:
+    """(per micro-batch, per step) exposed seconds of the data-parallel collectives. Overlap is
+    computed, not learned: what a collective cannot hide behind the compute running beside it is
+    exposed in full, and a learned share x_dp of the hidden part still costs (the collective's
+    kernels take SMs and HBM bandwidth from the compute they overlap).
+    - ZeRO-3 / FSDP prefetches layer i+1's parameters during layer i: per layer and micro-batch,
+      forward max(0, all-gather − forward compute of a layer), backward max(0, all-gather +
+      reduce-scatter − backward compute of a layer), × layers of the stage × micro-batches. It sits
+      inside each micro-batch, so the pipeline bubble stretches it too.
+    - ZeRO-0/1/2 (Megatron's DDP and distributed optimizer, overlap_grad_reduce and
+      overlap_param_gather): the bucketed gradient reduce-scatter (ZeRO-0: all-reduce) hides behind
+      the last micro-batch's backward only, the parameter all-gather behind the first micro-batch's
+      forward: max(0, RS − that backward) + max(0, AG − that forward), once per step, after the
+      pipeline has drained.
+    The forward is ⅓ of a layer's compute (backward twice the forward), ¼ with full recompute (the
+    backward re-runs the forward)."""
+    fwd_share = rt["fwd_share"]
+    passes = np.maximum(rt["layer_passes"], 1e-9)
+    m = np.maximum(rt["m"], 1.0)
+    fwd_l, bwd_l = compute * fwd_share / passes, compute * (1.0 - fwd_share) / passes
+    ag, rs = rt["fsdp_ag_layer"], rt["fsdp_rs_layer"]
+    hide = lambda c, w: (np.maximum(c - w, 0.0), np.minimum(c, w))  # noqa: E731
+    (ef, hf), (eb, hb) = hide(ag, fwd_l), hide(ag + rs, bwd_l)
+    fsdp = np.where(rt["zero3"], passes * (ef + eb + x_dp * (hf + hb)), 0.0)
+    (er, hr), (ea, ha) = hide(rt["dp_rs_step"], compute * (1.0 - fwd_share) / m), hide(rt["dp_ag_step"], compute * fwd_share / m)
+    once = np.where(rt["zero3"], 0.0, er + ea + x_dp * (hr + ha))
+    return fsdp, once
 
 
 def log10_rate(rt: dict, eta: dict) -> np.ndarray:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from llmplan.perf.comm import collective_seconds, comm_seconds, wire_factor
+from llmplan.perf.comm import (collective_seconds, comm_seconds, ring_bandwidth, ring_latency, ring_seconds,
+                               wire_factor)
 from llmplan.perf.shapes import public_shape, params_from_shape
 
 GIB = 2 ** 30
@@ -91,16 +92,21 @@ def test_pp_dp_fsdp_by_hand():
     assert c["pp"][0] == pytest.approx(c["pp_bytes"][0] / 50e9)     # TP·PP = 32 > 8: the NIC
     # DP, distributed optimizer: reduce-scatter fp32 grads (4 B) + all-gather bf16 params (2 B) of N/(8·4), ×31/32.
     assert c["dp_bytes"][0] == pytest.approx(6 * total / 32 * 31 / 32, rel=1e-12)
-    assert c["dp"][0] == pytest.approx(c["dp_bytes"][0] / 50e9)
+    # Time: the bytes at one NIC (TP 8 leaves one DP rank per node) plus NCCL's ring latency per bucket: Megatron's
+    # buckets of max(40M, 32M) = 40M parameters, ceil(N/32 ÷ 40M) of them, each a reduce-scatter and an all-gather
+    # over 32 ranks in 32 nodes: 8.4 µs + 31 network hops × 14 µs = 442.4 µs.
+    buckets = np.ceil(total / 32 / 40e6)
+    assert c["dp"][0] == pytest.approx(c["dp_bytes"][0] / 50e9 + buckets * 2 * 442.4e-6)
     assert c["fsdp"][0] == 0
-    # ZeRO-0 all-reduces the grads: 2·31/32·4 B; ZeRO-3 reduce-scatters them once and gathers params twice per
-    # micro-batch: 2 · 31/32 · 2 B · N/32 · 16.
+    # ZeRO-0 all-reduces the grads: 2·31/32·4 B; ZeRO-3 reduce-scatters them in each micro-batch's backward (16)
+    # and gathers params twice per micro-batch: 2 · 31/32 · 2 B · N/32 · 16.
     c = comm_seconds(s, 8192, 1, 16, tp=8, pp=4, dp=32, cp=1, ep=1, vp=1, zero=np.array([0, 3]), grad_bytes=4.0, **LINKS)
-    np.testing.assert_allclose(c["dp_bytes"], [2 * 31 / 32 * 4 * total / 32, 31 / 32 * 4 * total / 32])
+    np.testing.assert_allclose(c["dp_bytes"], [2 * 31 / 32 * 4 * total / 32, 31 / 32 * 4 * total / 32 * 16])
     np.testing.assert_allclose(c["fsdp_bytes"], [0, 2 * 31 / 32 * 2 * total / 32 * 16])
-    # A DP group inside one NVLink domain with its TP (TP 2 · DP 4 = 8) uses NVLink.
+    # A DP group inside one NVLink domain with its TP (TP 2 · DP 4 = 8) uses NVLink; one node: 8.4 + 3 × 3.4 µs.
     c = comm_seconds(s, 8192, 1, 1, tp=2, pp=1, dp=4, cp=1, ep=1, vp=1, zero=1, **LINKS)
-    assert c["dp"] == pytest.approx(c["dp_bytes"] / 450e9)
+    buckets = np.ceil(total / 2 / 40e6)
+    assert c["dp"] == pytest.approx(c["dp_bytes"] / 450e9 + buckets * 2 * (8.4e-6 + 3 * 3.4e-6))
 
 
 def test_moe_expert_parallel_and_expert_data_parallel_by_hand():
@@ -140,3 +146,48 @@ def test_comm_broadcasts_over_rows_and_layouts():
     for key in ("tp", "pp", "dp", "fsdp", "ep", "cp", "tp_bytes", "dp_bytes"):
         assert np.shape(c[key]) == (2, 4), key
     assert np.all(c["tp"][:, 0] == 0) and np.all(np.diff(c["tp"][0]) > 0)
+
+
+def test_ring_latency_is_nccls_model_by_hand():
+    # NVIDIA/nccl@5067397c2676 src/graph/tuning.cc, ring branch for Simple: latency = baseLat (8.4 µs) +
+    # (nsteps − nInterSteps) · intraLat + nInterSteps · interLat, nsteps = n − 1 for all-gather / reduce-scatter and
+    # 2(n − 1) for all-reduce, nInterSteps = nNodes − 1 (all-reduce 2(nNodes − 1)); NVLink hop 3.4 µs, network hop 14 µs.
+    assert ring_latency("all_gather", 8, 8) == pytest.approx(8.4e-6 + 7 * 3.4e-6)            # one node: 32.2 µs
+    assert ring_latency("all_reduce", 16, 8) == pytest.approx(8.4e-6 + 28 * 3.4e-6 + 2 * 14e-6)   # 131.6 µs
+    assert ring_latency("reduce_scatter", 128, 1) == pytest.approx(8.4e-6 + 127 * 14e-6)        # TP 8: one rank a node
+    # 405B with TP 4 and FSDP over 4,096 ranks, two per node (2,048 nodes): 8.4 + 2,048 × 3.4 + 2,047 × 14 µs
+    # = 35,629.6 µs per all-gather, whatever its size.
+    assert ring_latency("all_gather", 4096, 2) == pytest.approx(35_629.6e-6)
+    assert ring_latency("all_gather", 1, 8) == 0
+    with pytest.raises(ValueError, match="ring latency"):
+        ring_latency("all_to_all", 8, 8)
+
+
+def test_ring_bandwidth_spreads_over_the_nics_of_a_domain():
+    # Inside one domain: NVLink. Across domains with g ranks each: NCCL runs g rings (one per NIC), so the
+    # inter-node traffic moves over g NICs: min(NVLink, g × NIC). H100: 450 GB/s one way, 50 GB/s a NIC.
+    np.testing.assert_allclose(ring_bandwidth(np.array([8, 16, 16, 64, 64]), np.array([8, 8, 1, 2, 4]), 450e9, 50e9),
+                               [450e9, 400e9, 50e9, 100e9, 200e9])
+    # 1 GiB all-gather over 16 ranks on 2 nodes of 8: 15/16 · 2^30 B ÷ 400 GB/s + (8.4 + 14 · 3.4 + 14) µs.
+    want = 15 / 16 * GIB / 400e9 + (8.4 + 14 * 3.4 + 14) * 1e-6
+    assert ring_seconds("all_gather", GIB, 16, 8, 450e9, 50e9) == pytest.approx(want)
+
+
+def test_fsdp_per_layer_collectives_by_hand():
+    # Llama 3.1 405B, TP 4, FSDP over 4,096 ranks (2 a node): one layer's bf16 parameters, (N/4)/126 · 2 bytes,
+    # all-gathered at 2 × 50 GB/s (two NICs a node) plus the 35.6 ms ring latency; gradients reduce-scattered in fp32.
+    s = public_shape("Llama-3.1-405B")
+    total, _ = params_from_shape(s)
+    c = comm_seconds(s, 8192, 1, 2, tp=4, pp=1, dp=4096, cp=1, ep=1, vp=1, zero=3, **LINKS)
+    layer = total / 4 / 126
+    assert c["fsdp_ag_layer"] == pytest.approx(35_629.6e-6 + 4095 / 4096 * 2 * layer / 100e9)
+    assert c["fsdp_rs_layer"] == pytest.approx(35_629.6e-6 + 4095 / 4096 * 4 * layer / 100e9)
+    assert c["layer_passes"] == 126 * 2
+    assert c["fsdp"] == pytest.approx(2 * 126 * 2 * c["fsdp_ag_layer"])
+    # Hybrid sharding over 128 ranks (64 nodes, 2 a node) leaves 32 replicas: a gather pays 127 − 63 = 64 NVLink hops
+    # and 63 network hops; each shard's fp32 grads are all-reduced over the 32 replicas (one a node: 2 · 31 network
+    # steps) once a step, one bucket per layer (126) — a dense model has no expert group to pay for.
+    h = comm_seconds(s, 8192, 1, 2, tp=4, pp=1, dp=4096, cp=1, ep=1, vp=1, zero=3, shard_group=128, **LINKS)
+    assert h["fsdp_ag_layer"] == pytest.approx(8.4e-6 + 64 * 3.4e-6 + 63 * 14e-6 + 127 / 128 * 2 * layer / 100e9)
+    ar = 126 * (8.4e-6 + 62 * 14e-6) + 2 * 31 / 32 * 4 * (total / 4 / 128) / 50e9
+    assert h["dp_rs_step"] == pytest.approx(ar)
