@@ -34,7 +34,8 @@ def main() -> None:
     core = _core()
     acc = core["core.accelerators"]
     sm = step.fit_step(core["core.step_benchmarks"], acc)
-    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
+    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc,
+                              core["core.model_shapes"])
     chain = step.chain_backtest(laid)
     cs = efficiency.backtest_summary(chain)
     print("\nstep × multiplier × goodput chain (what plans use) on the same splits:")
