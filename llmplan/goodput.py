@@ -140,12 +140,12 @@ class Residual:
       the physics here for 16,384 GPUs and 405B), at most 0 (a residual only loses), with spread
       `sd` from Gemini's published 85–97 % range (half its log10 width ÷ z90);
     - step side: everything else, what the step model misses on whole runs (StepSide):
-      `step_level` + `step_slope`·min(year − 2024, 0) + `step_size`·log10(active / 10¹⁰)
-      + `step_cluster`·(log10(accelerators) − 3), plus a random effect per family and a
-      Student-t run scatter (ν = 4), fitted by REML with llmplan.efficiency's machinery; `step_sd`
-      is the normal-equivalent spread of a new run of a new family (family + run, at p10/p90).
-      Older stacks (year), short steps whose fixed per-step costs the tuned benchmarks hide (size)
-      and stragglers and data-parallel overheads beyond the benchmarks' ≤ 512 ranks (cluster).
+      `step_level` + `step_slope`·min(year − 2024, 0) + `step_size`·log10(active / 10¹⁰), plus a
+      random effect per family and a Student-t run scatter (ν = 4), fitted by REML with
+      llmplan.efficiency's machinery; `step_sd` is the normal-equivalent spread of a new run of a
+      new family (family + run, at p10/p90). Year: older frameworks and kernels. Size: the step
+      physics prices every GEMM at the same learned efficiency, so small models (narrow GEMMs,
+      short steps whose fixed per-step costs the tuned benchmarks hide) fall further below it.
     The split leaves the product (step × multiplier × goodput), and so every backtest, unchanged.
     `table` has the per-run split."""
     level: float = 0.0
@@ -157,24 +157,20 @@ class Residual:
     reference_year: int = REFERENCE_YEAR
     n: int = 0
     step_size: float = 0.0
-    step_cluster: float = 0.0
     step_family_sd: float = 0.0
     table: pl.DataFrame | None = field(default=None, repr=False)
 
-    def step_multiplier(self, year, active_params=None, gpus=None) -> np.ndarray:
-        """The step-side factor for runs of `year` with `active_params` on `gpus` accelerators (the
-        level at 2024, a trend before it; size and cluster terms where given)."""
+    def step_multiplier(self, year, active_params=None) -> np.ndarray:
+        """The step-side factor for runs of `year` with `active_params` (the level at 2024 and
+        10B, a trend in year before 2024, the size term where given)."""
         y = np.asarray(year, float)
         x = self.step_level + self.step_slope * np.minimum(y - self.reference_year, 0.0)
         if active_params is not None:
             x = x + self.step_size * (np.log10(np.asarray(active_params, float)) - SIZE_CENTRE)
-        if gpus is not None:
-            x = x + self.step_cluster * (np.log10(np.asarray(gpus, float)) - CLUSTER_CENTRE)
         return 10 ** x
 
 
 SIZE_CENTRE = 10.0         # log10 active parameters the step-side level refers to (10B)
-CLUSTER_CENTRE = 3.0       # log10 accelerators it refers to (1,000)
 STEP_NU = 4.0              # t d.o.f. of the runs' scatter, as in llmplan.efficiency (fixed, not tuned)
 
 
@@ -184,14 +180,13 @@ def _step_side_class():
     from llmplan import efficiency as ef
 
     class StepSide(ef.EfficiencyModel):
-        fixed_terms = ("Intercept", "x_year", "x_size", "x_cluster")
+        fixed_terms = ("Intercept", "x_year", "x_size")
 
         def design(self, frame, terms=None):
             d = frame.select(
                 pl.lit(1.0).alias("Intercept"),
                 (pl.col("year").cast(pl.Float64) - REFERENCE_YEAR).clip(None, 0.0).alias("x_year"),
-                (pl.col("active_params").cast(pl.Float64).log10() - SIZE_CENTRE).alias("x_size"),
-                (pl.col("gpu_count").cast(pl.Float64).log10() - CLUSTER_CENTRE).alias("x_cluster"))
+                (pl.col("active_params").cast(pl.Float64).log10() - SIZE_CENTRE).alias("x_size"))
             return d.select(terms or self.terms).to_numpy()
 
     return StepSide
@@ -236,7 +231,11 @@ def fit_residual(runs: pl.DataFrame, **physics) -> Residual:
     observation of EleutherAI's stack, not eight), and a planned run is a new family. Why no
     accelerator effect, unlike the whole-run model: the step physics already prices the hardware
     (peaks, links, memory), and accelerator and year are nearly the same variable in public runs
-    (V100 until 2021, A100 2021–23, H100 from 2024): the year trend carries the stack's era."""
+    (V100 until 2021, A100 2021–23, H100 from 2024): the year trend carries the stack's era.
+    Why no accelerator-count term: fitted, it comes out positive (bigger clusters closer to the
+    step model), the opposite of what more ranks do to a step; public small-cluster runs are tiny
+    models of small teams, so it would carry team and model size, not the cluster, into plans
+    (a 10B plan on 20 GPUs at 0.55× the same plan on 1,000)."""
     from llmplan import efficiency as ef
 
     level, sd = published_residual(**physics)
@@ -252,9 +251,8 @@ def fit_residual(runs: pl.DataFrame, **physics) -> Residual:
     spread = float(ef._quantile_factor(np.zeros(1), m.sigma2 + m.sigma2_family, m.nu)[0]) / Z90
     res = Residual(level=level, sd=sd, step_level=m.beta.get("Intercept", 0.0), step_slope=m.beta.get("x_year", 0.0),
                    step_slope_se=float(se.get("x_year", 0.0)), step_sd=spread, n=t.height,
-                   step_size=m.beta.get("x_size", 0.0), step_cluster=m.beta.get("x_cluster", 0.0),
-                   step_family_sd=math.sqrt(m.sigma2_family))
-    mult = res.step_multiplier(t["year"].to_numpy(), t["active_params"].to_numpy(), t["gpu_count"].to_numpy())
+                   step_size=m.beta.get("x_size", 0.0), step_family_sd=math.sqrt(m.sigma2_family))
+    mult = res.step_multiplier(t["year"].to_numpy(), t["active_params"].to_numpy())
     return Residual(**{**res.__dict__, "table": t.with_columns(
         pl.Series("step_multiplier", mult),
         pl.Series("goodput_residual", np.full(t.height, 10 ** level)),

@@ -18,9 +18,8 @@ size and the storage, not on the step.
 **Whole-run multiplier.** What public whole runs lose beyond step × goodput is mostly their own
 stacks' step efficiency (older frameworks and kernels): llmplan.goodput.fit_residual splits the
 log ratio achieved ÷ (step × physics goodput) into a step side — a level, a trend in year (before
-2024), terms in active size and accelerator count, a family random effect — and a goodput
-residual anchored on runs that publish their effective training time. Plans take the 2024 level
-at their own size and accelerators; the runs' scatter around it (family and run) is the
+2024), a term in active size, a family random effect — and a goodput residual anchored on runs
+that publish their effective training time. Plans take the 2024 level at their own size; the runs' scatter around it (family and run) is the
 whole-run band (it replaces the per-step framework and row spread, which it contains). Public
 runs are computed at what they published (run_frame: sequence, batch, accelerators, shape).
 
@@ -104,7 +103,7 @@ def rule_rate(frame: pl.DataFrame, mfu: float = 0.40, of_precision: bool = False
 
 
 RESIDUAL_FIELDS = ("level", "sd", "step_level", "step_slope", "step_slope_se", "step_sd", "reference_year", "n",
-                   "step_size", "step_cluster", "step_family_sd")
+                   "step_size", "step_family_sd")
 
 
 def physics_frame(model: pmodel.StepPhysics, residual: "gp.Residual", run_id: str) -> pl.DataFrame:
@@ -249,7 +248,7 @@ class Chain:
         cluster = out["gpu_count"].to_numpy().astype(float)
         step_busy = out["tokens_per_s_per_gpu_p50"].to_numpy() * cluster / busy
         # A plan is a run of today's stack (the reference year) at its own size and busy accelerators.
-        mult = res.step_multiplier(np.full(out.height, float(res.reference_year)), out["active_params"].to_numpy(), busy)
+        mult = res.step_multiplier(np.full(out.height, float(res.reference_year)), out["active_params"].to_numpy())
         per_token = 6.0 * out["active_params"].to_numpy()
         tokens = out["tokens"] if "tokens" in out.columns else out["training_flop"] / pl.Series(per_token)
         # Hours the steps alone take on the busy accelerators: goodput turns them into wall hours
@@ -369,7 +368,7 @@ def chain_backtest(laid: pl.DataFrame, time_split_years: tuple[int, ...] = (2023
         res = gp.fit_residual(train)
         good = gp.goodput(test["useful_gpus"].to_numpy().astype(float), test["params"].to_numpy(),
                           residual_log10=res.level, residual_sd=res.sd)
-        mult = res.step_multiplier(test["year"].to_numpy(), test["active_params"].to_numpy(), test["gpu_count"].to_numpy())
+        mult = res.step_multiplier(test["year"].to_numpy(), test["active_params"].to_numpy())
         mid = np.log10(test["step_tokens_per_s_p50"].to_numpy() * mult * good["goodput_p50"].to_numpy())
         hw = Z90 * math.hypot(res.step_sd, res.sd)
         hours = lambda m: test["tokens"].to_numpy() / (10 ** m * 3600.0)  # noqa: E731
