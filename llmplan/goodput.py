@@ -159,6 +159,7 @@ class Residual:
     step_size: float = 0.0
     step_family_sd: float = 0.0
     table: pl.DataFrame | None = field(default=None, repr=False)
+    fit_state: tuple | None = field(default=None, repr=False, compare=False)   # in memory only (backtest refits)
 
     def step_multiplier(self, year, active_params=None) -> np.ndarray:
         """The step-side factor for runs of `year` with `active_params` (the level at 2024 and
@@ -222,10 +223,11 @@ def residual_table(runs: pl.DataFrame, storage_bytes_per_s: float | None = None,
         pl.Series("log10_ratio", np.log10(achieved / (r["step_tokens_per_s_p50"].to_numpy() * phys))))
 
 
-def fit_residual(runs: pl.DataFrame, **physics) -> Residual:
+def fit_residual(runs: pl.DataFrame, start: tuple | None = None, **physics) -> Residual:
     """The split of log10(achieved ÷ (step × physics goodput)) into the goodput residual and the
     step side (Residual's docstring); `physics` goes to residual_table (storage_bytes_per_s,
-    restart_hours, rate_per_gpu_hour).
+    restart_hours, rate_per_gpu_hour); `start`: another fit's `fit_state` (a backtest's refit on a
+    subset begins where the full fit ended: same optimum, fewer rounds).
 
     Why a family effect: runs of one codebase share a stack (eight Pythia runs are one
     observation of EleutherAI's stack, not eight), and a planned run is a new family. Why no
@@ -245,13 +247,14 @@ def fit_residual(runs: pl.DataFrame, **physics) -> Residual:
         return Residual(level=level, sd=sd, table=t, n=t.height)
     frame = t.with_columns(pl.Series("utilization", 10 ** y), pl.lit("all").alias("accelerator"),
                            pl.col("family").fill_null(pl.col("run_key")))
-    m = ef.fit(frame, nu=STEP_NU, cls=_step_side_class())
+    m = ef.fit(frame, nu=STEP_NU, cls=_step_side_class(), start=start)
     se = dict(zip(m.terms, np.sqrt(np.diag(m.cov))))
     # a new run of a new family: family and run deviations (t, summed scale²) as a normal-equivalent σ
     spread = float(ef._quantile_factor(np.zeros(1), m.sigma2 + m.sigma2_family, m.nu)[0]) / Z90
     res = Residual(level=level, sd=sd, step_level=m.beta.get("Intercept", 0.0), step_slope=m.beta.get("x_year", 0.0),
                    step_slope_se=float(se.get("x_year", 0.0)), step_sd=spread, n=t.height,
-                   step_size=m.beta.get("x_size", 0.0), step_family_sd=math.sqrt(m.sigma2_family))
+                   step_size=m.beta.get("x_size", 0.0), step_family_sd=math.sqrt(m.sigma2_family),
+                   fit_state=m.fit_state)
     mult = res.step_multiplier(t["year"].to_numpy(), t["active_params"].to_numpy())
     return Residual(**{**res.__dict__, "table": t.with_columns(
         pl.Series("step_multiplier", mult),

@@ -364,8 +364,10 @@ def chain_backtest(laid: pl.DataFrame, time_split_years: tuple[int, ...] = (2023
     usable = laid.filter(pl.col("gpu_hours").is_not_null() & pl.col("step_tokens_per_s_p50").is_not_null()
                          & pl.col("fit_exclusion_reason").is_null() if "fit_exclusion_reason" in laid.columns else pl.lit(True))
 
+    full = gp.fit_residual(usable).fit_state          # each refit starts where the fit on every run ended
+
     def score(train: pl.DataFrame, test: pl.DataFrame, split: str) -> pl.DataFrame:
-        res = gp.fit_residual(train)
+        res = gp.fit_residual(train, start=full)
         good = gp.goodput(test["useful_gpus"].to_numpy().astype(float), test["params"].to_numpy(),
                           residual_log10=res.level, residual_sd=res.sd)
         mult = res.step_multiplier(test["year"].to_numpy(), test["active_params"].to_numpy())
