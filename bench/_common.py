@@ -24,5 +24,6 @@ def chain():
     core, table, whole = fitted()
     acc = core["core.accelerators"]
     sm = step.fit_step(core["core.step_benchmarks"], acc)
-    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
+    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc,
+                              core["core.model_shapes"])
     return core, step.Chain(whole, sm, goodput.fit_residual(laid))

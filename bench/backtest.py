@@ -2,7 +2,7 @@
 6ND/(peak×0.40) rule) on whole runs, and the per-step model (beside 40 % of the BF16 peak and 40 %
 of the precision's peak) on benchmark rows it never saw.
 
-    .venv/bin/python bench/backtest.py
+    .venv/bin/python bench/backtest.py [--runs]     (--runs: the chain's predictions run by run)
 """
 
 import math
@@ -34,7 +34,8 @@ def main() -> None:
     core = _core()
     acc = core["core.accelerators"]
     sm = step.fit_step(core["core.step_benchmarks"], acc)
-    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
+    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc,
+                              core["core.model_shapes"])
     chain = step.chain_backtest(laid)
     cs = efficiency.backtest_summary(chain)
     print("\nstep × multiplier × goodput chain (what plans use) on the same splits:")
@@ -42,6 +43,15 @@ def main() -> None:
         cov = "" if r["coverage_p10_p90"] is None else f"{r['coverage_p10_p90']:.0%}"
         print(f"{r['split']:<48} {r['method'] if r['method'] != 'llmplan' else 'chain':<16} {r['n']:>3} "
               f"{r['median_abs_log10_err']:>15.3f} {r['median_abs_pct_err']:>9.0f}% {cov:>11}")
+    if "--runs" in sys.argv:           # per run: the layout the chain assumed, its step MFU, achieved ÷ predicted
+        per = chain.join(laid.select("run_key", "gpu_count", "seq_len", "tp", "pp", "ep", "dp", "zero_stage", "step_mfu_p50"), on="run_key")
+        print(f"\n{'split':<12} {'run':<28} {'year':>4} {'accelerator':<12} {'gpus':>6} {'seq':>5} {'layout':<18} "
+              f"{'step MFU':>8} {'achieved/pred':>13} {'log10 err':>9}")
+        for r in per.sort("split", "year", "run_key").iter_rows(named=True):
+            lay = f"TP{r['tp']} PP{r['pp']} EP{r['ep']} Z{r['zero_stage']}"
+            print(f"{r['split'][:12]:<12} {r['run_key'][:28]:<28} {r['year']:>4} {r['accelerator'][:12]:<12} {r['gpu_count']:>6.0f} "
+                  f"{r['seq_len']:>5} {lay:<18} {r['step_mfu_p50']:>8.3f} {r['pred_p50'] / r['actual_gpu_hours']:>13.2f} "
+                  f"{math.log10(r['pred_p50'] / r['actual_gpu_hours']):>+9.3f}")
     dense = chain.join(laid.select("run_key", (pl.col("params") > pl.col("active_params") * 1.0001).alias("moe")), on="run_key")
     for moe, g in dense.group_by("moe", maintain_order=True):
         print(f"  {'MoE' if moe[0] else 'dense'} runs: median |log10 err| {g['abs_log10_err'].median():.3f} over {g.height} predictions")

@@ -4,8 +4,7 @@ llmplan.goodput), the step-side multiplier and what is left, and the fitted spli
 
     .venv/bin/python bench/goodput.py
 
-The step rates are the step physics' (llmplan.step.runs_with_step: each public run laid out on its
-own cluster), as bench/_common.chain() and the pipeline build them.
+The step rates are the step physics' on each run's searched layout (llmplan.step.runs_with_step).
 """
 
 import sys
@@ -21,11 +20,12 @@ from llmplan import step  # noqa: E402
 
 
 def public_runs() -> pl.DataFrame:
-    """The public whole runs with the step model's p50 for each (as bench/_common.chain builds them)."""
+    """The public whole runs laid out by the step physics at what they published (as pipeline.fit_models builds them)."""
     core, _, _ = fitted()
     acc = core["core.accelerators"]
     sm = step.fit_step(core["core.step_benchmarks"], acc)
-    return step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
+    return step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc,
+                               core["core.model_shapes"])
 
 
 def main() -> None:
@@ -45,8 +45,9 @@ def main() -> None:
     t = res.table.sort("year", "run_key")
     print(f"\n{res.n} public runs: log10(achieved ÷ (step × physics)) = goodput residual + step side")
     print(f"  goodput residual: {10 ** res.level:.3f} (log10 {res.level:+.3f}, sd {res.sd:.3f}) from Llama 3's > 90 % ÷ its physics")
-    print(f"  step side: 10^({res.step_level:+.3f} {res.step_slope:+.3f}·min(year − 2024, 0)), slope se {res.step_slope_se:.3f}, "
-          f"scatter sd {res.step_sd:.3f}")
+    print(f"  step side: 10^({res.step_level:+.3f} {res.step_slope:+.3f}·min(year − 2024, 0) {res.step_size:+.3f}·(log10 active − 10) + family)"
+          f", slope se {res.step_slope_se:.3f}, family sd {res.step_family_sd:.3f}, "
+          f"new run of a new family sd {res.step_sd:.3f}")
     print(f"\n{'run':<34} {'year':>4} {'GPUs':>6} {'achieved':>10} {'step p50':>10} {'physics':>8} {'step ×':>7} "
           f"{'residual':>8} {'left':>6}")
     for r in t.iter_rows(named=True):

@@ -142,10 +142,13 @@ class Residual:
     - goodput side: `level` = log10(published goodput ÷ physics goodput) for Llama 3 405B (0.90 ÷
       the physics here for 16,384 GPUs and 405B), at most 0 (a residual only loses), with spread
       `sd` from Gemini's published 85–97 % range (half its log10 width ÷ z90);
-    - step side: everything else — `step_level` + `step_slope`·min(year − 2024, 0), fitted by OLS
-      (statsmodels) on every public run's log ratio minus the goodput level, with `step_sd` the runs'
-      scatter: older frameworks and kernels (V100/A100-era stacks), each team's own stack, and the
-      gap between tuned benchmark recipes and whole runs. The multiplier belongs to the step model.
+    - step side: everything else, what the step model misses on whole runs (StepSide):
+      `step_level` + `step_slope`·min(year − 2024, 0) + `step_size`·log10(active / 10¹⁰), plus a
+      random effect per family and a Student-t run scatter (ν = 4), fitted by REML with
+      llmplan.efficiency's machinery; `step_sd` is the normal-equivalent spread of a new run of a
+      new family (family + run, at p10/p90). Year: older frameworks and kernels. Size: the step
+      physics prices every GEMM at the same learned efficiency, so small models (narrow GEMMs,
+      short steps whose fixed per-step costs the tuned benchmarks hide) fall further below it.
     The split leaves the product (step × multiplier × goodput), and so every backtest, unchanged.
     `table` has the per-run split."""
     level: float = 0.0
@@ -156,11 +159,41 @@ class Residual:
     step_sd: float = 0.0
     reference_year: int = REFERENCE_YEAR
     n: int = 0
+    step_size: float = 0.0
+    step_family_sd: float = 0.0
     table: pl.DataFrame | None = field(default=None, repr=False)
+    fit_state: tuple | None = field(default=None, repr=False, compare=False)   # in memory only (backtest refits)
 
-    def step_multiplier(self, year) -> np.ndarray:
-        """The step-side factor for runs of `year` (the level at 2024 and a trend before it)."""
-        return 10 ** (self.step_level + self.step_slope * np.minimum(np.asarray(year, float) - self.reference_year, 0.0))
+    def step_multiplier(self, year, active_params=None) -> np.ndarray:
+        """The step-side factor for runs of `year` with `active_params` (the level at 2024 and
+        10B, a trend in year before 2024, the size term where given)."""
+        y = np.asarray(year, float)
+        x = self.step_level + self.step_slope * np.minimum(y - self.reference_year, 0.0)
+        if active_params is not None:
+            x = x + self.step_size * (np.log10(np.asarray(active_params, float)) - SIZE_CENTRE)
+        return 10 ** x
+
+
+SIZE_CENTRE = 10.0         # log10 active parameters the step-side level refers to (10B)
+STEP_NU = 4.0              # t d.o.f. of the runs' scatter, as in llmplan.efficiency (fixed, not tuned)
+
+
+def _step_side_class():
+    """llmplan.efficiency's mixed model with the step side's design (imported late: efficiency
+    is heavier than this module needs for plans)."""
+    from llmplan import efficiency as ef
+
+    class StepSide(ef.EfficiencyModel):
+        fixed_terms = ("Intercept", "x_year", "x_size")
+
+        def design(self, frame, terms=None):
+            d = frame.select(
+                pl.lit(1.0).alias("Intercept"),
+                (pl.col("year").cast(pl.Float64) - REFERENCE_YEAR).clip(None, 0.0).alias("x_year"),
+                (pl.col("active_params").cast(pl.Float64).log10() - SIZE_CENTRE).alias("x_size"))
+            return d.select(terms or self.terms).to_numpy()
+
+    return StepSide
 
 
 def published_residual(storage_bytes_per_s: float | None = None, restart_hours: float | None = None,
@@ -185,30 +218,47 @@ def residual_table(runs: pl.DataFrame, storage_bytes_per_s: float | None = None,
     phys = goodput(gpus, r["params"].to_numpy(), storage_bytes_per_s=storage_bytes_per_s, restart_hours=restart_hours,
                    rate_per_gpu_hour=rate_per_gpu_hour)["goodput_physics"].to_numpy()
     achieved = (r["tokens"] / (r["gpu_hours"] * 3600.0)).to_numpy()
-    return r.select("run_key", "family", "year", "accelerator", "gpu_count", "params", "tokens", "gpu_hours",
+    active = r["active_params"].fill_null(r["params"]) if "active_params" in r.columns else r["params"]
+    return r.select("run_key", "family", "year", "accelerator", "params", "tokens", "gpu_hours",
                     "step_tokens_per_s_p50").with_columns(
+        pl.Series("gpu_count", gpus), pl.Series("active_params", active.cast(pl.Float64).to_numpy()),
         pl.Series("achieved_tokens_per_s", achieved), pl.Series("goodput_physics", phys),
         pl.Series("log10_ratio", np.log10(achieved / (r["step_tokens_per_s_p50"].to_numpy() * phys))))
 
 
-def fit_residual(runs: pl.DataFrame, **physics) -> Residual:
-    """The split of log10(achieved ÷ (step × physics goodput)) into the goodput residual and a
-    step-side year term (Residual's docstring); `physics` goes to residual_table (storage_bytes_per_s,
-    restart_hours, rate_per_gpu_hour)."""
-    import statsmodels.api as sm
+def fit_residual(runs: pl.DataFrame, start: tuple | None = None, **physics) -> Residual:
+    """The split of log10(achieved ÷ (step × physics goodput)) into the goodput residual and the
+    step side (Residual's docstring); `physics` goes to residual_table (storage_bytes_per_s,
+    restart_hours, rate_per_gpu_hour); `start`: another fit's `fit_state` (a backtest's refit on a
+    subset begins where the full fit ended: same optimum, fewer rounds).
+
+    Why a family effect: runs of one codebase share a stack (eight Pythia runs are one
+    observation of EleutherAI's stack, not eight), and a planned run is a new family. Why no
+    accelerator effect, unlike the whole-run model: the step physics already prices the hardware
+    (peaks, links, memory), and accelerator and year are nearly the same variable in public runs
+    (V100 until 2021, A100 2021–23, H100 from 2024): the year trend carries the stack's era.
+    Why no accelerator-count term: fitted, it comes out positive (bigger clusters closer to the
+    step model), the opposite of what more ranks do to a step; public small-cluster runs are tiny
+    models of small teams, so it would carry team and model size, not the cluster, into plans
+    (a 10B plan on 20 GPUs at 0.55× the same plan on 1,000)."""
+    from llmplan import efficiency as ef
 
     level, sd = published_residual(**physics)
     t = residual_table(runs, **physics)
+    y = t["log10_ratio"].to_numpy() - level                       # what the step side has to explain
     if t.height < 3:
         return Residual(level=level, sd=sd, table=t, n=t.height)
-    x = np.minimum(t["year"].to_numpy().astype(float) - REFERENCE_YEAR, 0.0)
-    y = t["log10_ratio"].to_numpy() - level                       # what the step side has to explain
-    X = sm.add_constant(x, has_constant="add") if np.ptp(x) > 0 else np.ones((t.height, 1))
-    fit = sm.OLS(y, X).fit()
-    slope = float(fit.params[1]) if X.shape[1] > 1 else 0.0
-    res = Residual(level=level, sd=sd, step_level=float(fit.params[0]), step_slope=slope,
-                   step_slope_se=float(fit.bse[1]) if X.shape[1] > 1 else 0.0, step_sd=math.sqrt(float(fit.scale)), n=t.height)
-    mult = res.step_multiplier(t["year"].to_numpy())
+    frame = t.with_columns(pl.Series("utilization", 10 ** y), pl.lit("all").alias("accelerator"),
+                           pl.col("family").fill_null(pl.col("run_key")))
+    m = ef.fit(frame, nu=STEP_NU, cls=_step_side_class(), start=start)
+    se = dict(zip(m.terms, np.sqrt(np.diag(m.cov))))
+    # a new run of a new family: family and run deviations (t, summed scale²) as a normal-equivalent σ
+    spread = float(ef._quantile_factor(np.zeros(1), m.sigma2 + m.sigma2_family, m.nu)[0]) / Z90
+    res = Residual(level=level, sd=sd, step_level=m.beta.get("Intercept", 0.0), step_slope=m.beta.get("x_year", 0.0),
+                   step_slope_se=float(se.get("x_year", 0.0)), step_sd=spread, n=t.height,
+                   step_size=m.beta.get("x_size", 0.0), step_family_sd=math.sqrt(m.sigma2_family),
+                   fit_state=m.fit_state)
+    mult = res.step_multiplier(t["year"].to_numpy(), t["active_params"].to_numpy())
     return Residual(**{**res.__dict__, "table": t.with_columns(
         pl.Series("step_multiplier", mult),
         pl.Series("goodput_residual", np.full(t.height, 10 ** level)),

@@ -134,7 +134,8 @@ def fit_models(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         from llmplan import goodput
 
         sm = step.fit_step(steps, acc)
-        laid = step.runs_with_step(runs.filter(pl.col("fit_exclusion_reason").is_null()), sm, acc)
+        laid = step.runs_with_step(runs.filter(pl.col("fit_exclusion_reason").is_null()), sm, acc,
+                                   warehouse.query(con, "SELECT * FROM core.model_shapes"))
         res = goodput.fit_residual(laid)
         warehouse.append(con, "fits.step_physics", step.physics_frame(sm, res, run_id))
         sbt = step.step_backtest(steps, acc, full=sm, units=step.PIPELINE_SPLITS)

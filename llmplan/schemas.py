@@ -60,6 +60,12 @@ TRAINING_RUNS = Kind(
         # bf16 (default when empty; fp16 for V100-era runs counts alike) or fp8: the precision the
         # run trained in, so the per-step model compares it with that precision's peak.
         Col("precision", "precision", required=False, checks=(pa.Check.isin(PRECISIONS + ("fp16",)),)),
+        # What the run published of its configuration (empty: the year's usual context, the batch
+        # law, the shape rule): the whole-run chain computes the step at these (llmplan.step.run_frame).
+        Col("seq_len", "seq_len", pl.Int64, required=False, checks=(POS,)),
+        _f("global_batch_tokens", "global_batch_tokens", required=False),
+        Col("shape_model", "shape_model", required=False),      # a `model` of data/throughput/model_shapes.csv
+        Col("config_source", "config_source", required=False),
     ),
     key=("model",),
 )

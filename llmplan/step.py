@@ -17,10 +17,11 @@ size and the storage, not on the step.
 
 **Whole-run multiplier.** What public whole runs lose beyond step × goodput is mostly their own
 stacks' step efficiency (older frameworks and kernels): llmplan.goodput.fit_residual splits the
-log ratio achieved ÷ (step × physics goodput) into a step-side level and a trend in year (before
-2024) and a goodput residual anchored on runs that publish their effective training time. Plans
-take the 2024 level; the runs' scatter around it is the whole-run band (it replaces the per-step
-framework and row spread, which it contains).
+log ratio achieved ÷ (step × physics goodput) into a step side — a level, a trend in year (before
+2024), a term in active size, a family random effect — and a goodput residual anchored on runs
+that publish their effective training time. Plans take the 2024 level at their own size; the runs' scatter around it (family and run) is the
+whole-run band (it replaces the per-step framework and row spread, which it contains). Public
+runs are computed at what they published (run_frame: sequence, batch, accelerators, shape).
 
 **Global batch.** DeepSeek LLM (Bi et al. 2024, arXiv 2401.02954): B_opt = 0.2920 · C^0.3271
 tokens, or the scenario's value. Data parallelism cannot exceed B ÷ (micro-batch × sequence):
@@ -101,7 +102,8 @@ def rule_rate(frame: pl.DataFrame, mfu: float = 0.40, of_precision: bool = False
     return mfu * peak / (6.0 * frame["active_params"].fill_null(frame["params"]).to_numpy())
 
 
-RESIDUAL_FIELDS = ("level", "sd", "step_level", "step_slope", "step_slope_se", "step_sd", "reference_year", "n")
+RESIDUAL_FIELDS = ("level", "sd", "step_level", "step_slope", "step_slope_se", "step_sd", "reference_year", "n",
+                   "step_size", "step_family_sd")
 
 
 def physics_frame(model: pmodel.StepPhysics, residual: "gp.Residual", run_id: str) -> pl.DataFrame:
@@ -278,7 +280,8 @@ class Chain:
         busy = out["useful_gpus"].to_numpy().astype(float)
         cluster = out["gpu_count"].to_numpy().astype(float)
         step_busy = out["tokens_per_s_per_gpu_p50"].to_numpy() * cluster / busy
-        mult = 10 ** res.step_level
+        # A plan is a run of today's stack (the reference year) at its own size and busy accelerators.
+        mult = res.step_multiplier(np.full(out.height, float(res.reference_year)), out["active_params"].to_numpy())
         per_token = 6.0 * out["active_params"].to_numpy()
         tokens = out["tokens"] if "tokens" in out.columns else out["training_flop"] / pl.Series(per_token)
         # Hours the steps alone take on the busy accelerators: goodput turns them into wall hours
@@ -296,7 +299,7 @@ class Chain:
         hw = np.sqrt(np.clip(coef, 0, None) + (Z90 * whole_sd) ** 2 + hw_g ** 2)
         mid = np.log10(step_busy * mult * g50)
         o = out.with_columns(
-            pl.Series("step_tokens_per_s_per_gpu_p50", step_busy), pl.Series("whole_run_multiplier", np.full(out.height, mult)),
+            pl.Series("step_tokens_per_s_per_gpu_p50", step_busy), pl.Series("whole_run_multiplier", mult),
             *[good[c].alias(c) for c in ("goodput_p10", "goodput_p50", "goodput_p90", "goodput_physics", "goodput_residual",
                                          "checkpoint_overhead", "interruption_loss", "checkpoint_interval_hours", "mtbf_hours",
                                          "interruptions_expected", "hours_lost_interruptions")],
@@ -342,28 +345,44 @@ def min_gpus_for_memory(rows: pl.DataFrame, fp32_grads: bool = True, flash_atten
 
 # -- whole runs through the chain -----------------------------------------------------------
 
-def run_frame(runs: pl.DataFrame, acc: pl.DataFrame) -> pl.DataFrame:
-    """Public whole runs as plan-like rows: precision (bf16 unless fp8), sequence length by year,
-    global batch by the batch law, cluster = the run's accelerator count (IMPUTED_CLUSTER if unknown)."""
+def run_frame(runs: pl.DataFrame, acc: pl.DataFrame, shapes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Public whole runs as plan-like rows, at what each run published where it did: precision
+    (bf16 unless fp8), sequence length (`seq_len`, else the year's usual context), tokens per
+    optimizer step (`global_batch_tokens`, else the batch law), accelerator count (else
+    IMPUTED_CLUSTER) and shape (`shape_model`, a row of core.model_shapes given as `shapes`, else
+    the shape rule). The layout is still searched, as for a plan: the multiplier learned on these
+    runs corrects the step model at the layout plans assume."""
     a = accelerator_columns(acc)
     f = runs.drop([c for c in a.columns if c != "accelerator" and c in runs.columns]).join(a, on="accelerator", how="left")
     f = f.filter(pl.col("peak_bf16_flops").is_not_null() & pl.col("params").is_not_null() & pl.col("tokens").is_not_null())
+    opt = lambda c, t: (pl.col(c) if c in f.columns else pl.lit(None)).cast(t)  # noqa: E731
     f = f.with_columns(
         pl.coalesce(pl.col("precision").replace({"fp16": "bf16"}) if "precision" in f.columns else None, pl.lit("bf16")).alias("precision"),
-        default_seq_len(pl.col("year")).cast(pl.Int64).alias("seq_len"),
+        pl.coalesce(opt("seq_len", pl.Int64), default_seq_len(pl.col("year"))).cast(pl.Int64).alias("seq_len"),
         pl.col("active_params").fill_null(pl.col("params")).alias("active_params"),
         pl.coalesce("gpu_count", pl.lit(float(IMPUTED_CLUSTER))).cast(pl.Float64).alias("gpu_count"),
         pl.lit(None, pl.Utf8).alias("framework"))
     f = f.with_columns(pl.when(pl.col("precision") == "fp8").then(pl.col("precision")).otherwise(pl.lit("bf16")).alias("precision"))
-    return f.with_columns(pl.Series("global_batch_tokens", global_batch_tokens(
-        (6.0 * f["active_params"] * f["tokens"]).to_numpy(), f["seq_len"].to_numpy())))
+    law = global_batch_tokens((6.0 * f["active_params"] * f["tokens"]).to_numpy(), f["seq_len"].to_numpy())
+    given = f["global_batch_tokens"].cast(pl.Float64).fill_null(float("nan")).to_numpy() if "global_batch_tokens" in f.columns \
+        else np.full(f.height, np.nan)
+    f = f.with_columns(pl.Series("global_batch_tokens", np.where(np.isnan(given), law, given)))
+    if shapes is not None and shapes.height and "shape_model" in f.columns:
+        from llmplan.shapes import STEP_SHAPE_COLUMNS
+
+        cols = [c for c in STEP_SHAPE_COLUMNS if c in shapes.columns]
+        sh = shapes.unique("model", keep="first").select(pl.col("model").alias("shape_model"), *cols)
+        f = f.drop([c for c in cols if c in f.columns]).join(sh, on="shape_model", how="left")
+    return f
 
 
-def runs_with_step(runs: pl.DataFrame, step: pmodel.StepPhysics, acc: pl.DataFrame) -> pl.DataFrame:
-    """Each public run laid out by the search on its own cluster, with the step model's rate per
-    busy accelerator (step_tokens_per_s_p50) — what llmplan.goodput.fit_residual compares with the
+def runs_with_step(runs: pl.DataFrame, step: pmodel.StepPhysics, acc: pl.DataFrame,
+                   shapes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Each public run laid out by the search on its own cluster (run_frame: at its published
+    sequence, batch, count and shape where known), with the step model's rate per busy
+    accelerator (step_tokens_per_s_p50) — what llmplan.goodput.fit_residual compares with the
     rate the run achieved."""
-    f = run_frame(runs, acc)
+    f = run_frame(runs, acc, shapes)
     parts = [playout.search(part, step, known_framework=False) for _, part in f.group_by("seq_len", maintain_order=True)]
     out = pl.concat(parts, how="diagonal_relaxed")
     return out.with_columns((pl.col("tokens_per_s_per_gpu_p50") * pl.col("gpu_count") / pl.col("useful_gpus"))
@@ -378,12 +397,14 @@ def chain_backtest(laid: pl.DataFrame, time_split_years: tuple[int, ...] = (2023
     usable = laid.filter(pl.col("gpu_hours").is_not_null() & pl.col("step_tokens_per_s_p50").is_not_null()
                          & pl.col("fit_exclusion_reason").is_null() if "fit_exclusion_reason" in laid.columns else pl.lit(True))
 
+    full = gp.fit_residual(usable).fit_state          # each refit starts where the fit on every run ended
+
     def score(train: pl.DataFrame, test: pl.DataFrame, split: str) -> pl.DataFrame:
-        res = gp.fit_residual(train)
+        res = gp.fit_residual(train, start=full)
         good = gp.goodput(test["useful_gpus"].to_numpy().astype(float), test["params"].to_numpy(),
                           residual_log10=res.level, residual_sd=res.sd)
-        mid = np.log10(test["step_tokens_per_s_p50"].to_numpy() * res.step_multiplier(test["year"].to_numpy())
-                       * good["goodput_p50"].to_numpy())
+        mult = res.step_multiplier(test["year"].to_numpy(), test["active_params"].to_numpy())
+        mid = np.log10(test["step_tokens_per_s_p50"].to_numpy() * mult * good["goodput_p50"].to_numpy())
         hw = Z90 * math.hypot(res.step_sd, res.sd)
         hours = lambda m: test["tokens"].to_numpy() / (10 ** m * 3600.0)  # noqa: E731
         return test.select(

@@ -119,6 +119,10 @@ def _with_efficiency(runs: pl.DataFrame, acc: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+# What a curated run published of its configuration (data/training_runs/, optional columns).
+RUN_CONFIG_COLUMNS = {"seq_len": pl.Int64, "global_batch_tokens": pl.Float64, "shape_model": pl.Utf8, "config_source": pl.Utf8}
+
+
 def curated_runs(tr: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
     runs = normalise(tr, "gpu_type", table).select(
         "model", family_of(pl.col("model"), pl.col("org")).alias("family"), "org", pl.col("year").cast(pl.Int32),
@@ -134,6 +138,7 @@ def curated_runs(tr: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl
         .otherwise(pl.lit("unstated")).alias("source_quality"),
         "source", pl.col("notes").alias("_notes"),
         (pl.col("precision") if "precision" in tr.columns else pl.lit(None, pl.Utf8)).alias("precision"),
+        *[(pl.col(c) if c in tr.columns else pl.lit(None, t)).cast(t).alias(c) for c, t in RUN_CONFIG_COLUMNS.items()],
         "source_file", "source_line",
     )
     runs = _with_efficiency(runs, acc)

@@ -131,3 +131,9 @@ ALTER TABLE raw.throughput_benchmarks ADD COLUMN IF NOT EXISTS framework VARCHAR
 ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS nvlink_bandwidth_gbs VARCHAR;
 ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS scaleout_gbits_per_gpu VARCHAR;
 ALTER TABLE raw.accelerators ADD COLUMN IF NOT EXISTS interconnect_source VARCHAR;
+
+-- What a curated run published of its configuration (issue 19: the whole-run chain computes the step at it).
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS seq_len VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS global_batch_tokens VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS shape_model VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS config_source VARCHAR;

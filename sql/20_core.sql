@@ -123,3 +123,9 @@ ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS dense_layers BIGINT;
 ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS tied_embeddings BOOLEAN;
 ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS mlp VARCHAR;
 ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS attention VARCHAR;
+
+-- What a curated run published of its configuration (NULL: the year's context, the batch law, the shape rule).
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS seq_len BIGINT;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS global_batch_tokens DOUBLE;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS shape_model VARCHAR;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS config_source VARCHAR;

@@ -102,25 +102,33 @@ def test_the_default_rate_is_the_geometric_mean_of_the_data_file():
 
 def test_the_residual_split_recovers_a_known_step_trend():
     """Simulated public runs: achieved = step × physics goodput × 10^(published level) × a step-side
-    factor 10^(a + b·(year − 2024)) × noise. The fit must find a and b, and leave the goodput
+    factor 10^(a + b·min(year − 2024, 0) + c·(log10 active − 10) + family effect) × run noise.
+    The fit must find a, b and c, the family spread, and leave the goodput
     residual at the published runs' level."""
     rng = np.random.default_rng(3)
-    n = 60
+    n, n_fam = 240, 40
+    fam = rng.integers(0, n_fam, n)
+    fam_effect = rng.normal(0, 0.10, n_fam)
     years = rng.integers(2018, 2026, n)
     gpus = rng.choice([64, 256, 1024, 4096], n).astype(float)
     params = 10 ** rng.uniform(9, 11.5, n)
+    active = params * np.where(rng.random(n) < 0.2, 0.1, 1.0)          # some MoE runs
     phys = gp.goodput(gpus, params)["goodput_physics"].to_numpy()
     level, _ = gp.published_residual()
-    a, b = -0.15, 0.12
+    a, b, c = -0.15, 0.12, 0.06
     step = 10 ** rng.uniform(2, 4, n)
-    achieved = step * phys * 10 ** (level + a + b * np.minimum(years - 2024, 0) + rng.normal(0, 0.05, n))
+    x = a + b * np.minimum(years - 2024, 0) + c * (np.log10(active) - 10) + fam_effect[fam] + rng.normal(0, 0.05, n)
+    achieved = step * phys * 10 ** (level + x)
     tokens = 10 ** rng.uniform(11, 13, n)
-    runs = pl.DataFrame({"run_key": [f"r{i}" for i in range(n)], "family": "x", "year": years, "accelerator": "H100-80GB",
-                         "gpu_count": gpus, "params": params, "tokens": tokens, "gpu_hours": tokens / (achieved * 3600),
-                         "step_tokens_per_s_p50": step})
+    runs = pl.DataFrame({"run_key": [f"r{i}" for i in range(n)], "family": [f"f{k}" for k in fam], "year": years,
+                         "accelerator": "H100-80GB", "gpu_count": gpus, "params": params, "active_params": active,
+                         "tokens": tokens, "gpu_hours": tokens / (achieved * 3600), "step_tokens_per_s_p50": step})
     res = gp.fit_residual(runs)
-    assert res.step_level == pytest.approx(a, abs=0.03) and res.step_slope == pytest.approx(b, abs=0.01)
-    assert res.step_sd == pytest.approx(0.05, rel=0.25)
+    assert res.step_level == pytest.approx(a, abs=0.04) and res.step_slope == pytest.approx(b, abs=0.01)
+    assert res.step_size == pytest.approx(c, abs=0.02)
+    assert res.step_family_sd == pytest.approx(0.10, rel=0.35)
+    # a new run of a new family: family and run spread together, √(0.10² + 0.05²) = 0.112
+    assert res.step_sd == pytest.approx(math.hypot(0.10, 0.05), rel=0.3)
     assert res.level == level and res.n == n
     t = res.table
     # per run: achieved = step × multiplier × physics × residual × what is left (≈ 1)

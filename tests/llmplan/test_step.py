@@ -270,3 +270,19 @@ def test_every_measured_row_in_turn_is_the_calibrated_product_path(core, step_mo
         np.testing.assert_allclose(same[c].to_numpy(), first.sort("framework", "source_line")[c].to_numpy(), rtol=1e-9)
     w = every.group_by("framework").agg(pl.col("weight").sum()).join(lead, on="framework")
     np.testing.assert_allclose(w["weight"].to_numpy(), (w["n"] - 1).to_numpy(), rtol=1e-9)
+
+
+def test_public_runs_are_computed_at_what_they_published(core):
+    """run_frame takes a run's published sequence, batch, accelerator count and shape where its row
+    has them: DeepSeek-V3 (report §3.1: 2,048 H800; §4.2: 4K sequences, 15,360 of them per step) gets
+    the shape of model_shapes.csv's DeepSeekV3 row (its config.json: 61 layers, hidden 7,168, 256
+    experts); a row without them keeps the year's context and the batch law."""
+    runs = core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null())
+    f = step.run_frame(runs, core["core.accelerators"], core["core.model_shapes"])
+    v3 = f.filter(pl.col("run_key") == "DeepSeek-V3").row(0, named=True)
+    assert (v3["gpu_count"], v3["seq_len"], v3["global_batch_tokens"]) == (2048, 4096, 15360 * 4096)
+    assert (v3["layers"], v3["hidden"], v3["experts"], v3["top_k"]) == (61, 7168, 256, 8)
+    other = f.filter(pl.col("run_key") == "Phi-4").row(0, named=True)      # states none of them
+    assert other["seq_len"] == 8192 and other["layers"] is None
+    assert other["global_batch_tokens"] == pytest.approx(
+        step.global_batch_tokens(np.array([6 * other["active_params"] * other["tokens"]]), 8192)[0])
