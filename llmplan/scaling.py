@@ -90,6 +90,7 @@ N_STARTS = 20                        # L-BFGS runs from the best grid points of 
 # resample's next N_STARTS_BOOT − 1 grid points are refined too, and the best of all is kept.
 N_STARTS_BOOT = 4
 NEWTON_MAXITER = 1000                # per start, for the batched refits (see _newton_batch)
+BATCH_CELLS = 1_000_000              # starts × runs per batched block (its Hessian terms: 40 MB)
 # Identifiability (see check_identifiable): the tokens-per-parameter ratio must vary across runs,
 # and an exponent whose 95 % bootstrap interval is wider than this is not pinned down.
 MIN_LOG_RATIO_SPREAD = 0.25          # sd of ln(D/N) left after regressing ln D on ln N (≈ ×1.3)
@@ -218,6 +219,11 @@ def _newton_batch(X0, W, logn, logd, logl, maxiter: int | None = None, gtol: flo
     projected gradient is below gtol·max(1, f), when a step no longer lowers f measurably, or
     when no step does (μ exhausted): all three are minima to working precision. Returns
     (X, f, converged) — converged is False for rows that hit `maxiter`."""
+    rows = max(1, BATCH_CELLS // max(1, len(logn)))           # rows × runs per block: bounded memory
+    if len(X0) > rows:
+        parts = [_newton_batch(X0[i:i + rows], W[i:i + rows], logn, logd, logl, maxiter, gtol)
+                 for i in range(0, len(X0), rows)]
+        return tuple(np.concatenate(p) for p in zip(*parts))
     lo, hi = np.array(BOUNDS).T
     maxiter = NEWTON_MAXITER if maxiter is None else maxiter
     X = np.clip(np.array(X0, float), lo, hi)
