@@ -4,7 +4,8 @@ fitting a law to the team's own small runs.
 Constants: Hoffmann et al. 2022 (Chinchilla, approach 3) and Besiroglu et al. 2024 (its
 replication). Fitting follows Hoffmann: Huber loss (δ = 1e-3) on log-loss residuals of the
 log-sum-exp form LSE(a − α·log N, b − β·log D, e) with A = eᵃ, B = eᵇ, E = eᵉ, L-BFGS from a
-grid of initialisations; intervals by bootstrap over runs.
+grid of initialisations; intervals by bootstrap over runs (each resample refitted to its own
+optimum by a batched Newton method; see _newton_batch for why not scipy there).
 Repeated data: Muennighoff et al. 2023 — U unique tokens seen for R repetitions beyond the
 first epoch count as D' = U + U·R*·(1 − e^(−R/R*)), R* ≈ 15.4.
 """
@@ -83,7 +84,13 @@ GRID = np.array(np.meshgrid([0.0, 5.0, 10.0, 15.0, 20.0, 25.0], [0.0, 5.0, 10.0,
                             [-1.0, -0.5, 0.0, 0.5, 1.0], [0.0, 0.5, 1.0, 1.5, 2.0], [0.0, 0.5, 1.0, 1.5, 2.0],
                             indexing="ij")).reshape(5, -1).T
 BOUNDS = [(-10.0, 40.0), (-10.0, 40.0), (-3.0, 3.0), (0.01, 3.0), (0.01, 3.0)]
-N_STARTS, N_STARTS_BOOT = 20, 4      # L-BFGS runs from the best grid points of the data (and of each resample)
+N_STARTS = 20                        # L-BFGS runs from the best grid points of the data
+# Each bootstrap refit starts from the full-data optimum and from its resample's best grid point;
+# when the two end apart (different basins, or one stuck on a flat part of the surface) the
+# resample's next N_STARTS_BOOT − 1 grid points are refined too, and the best of all is kept.
+N_STARTS_BOOT = 4
+NEWTON_MAXITER = 1000                # per start, for the batched refits (see _newton_batch)
+BATCH_CELLS = 1_000_000              # starts × runs per batched block (its Hessian terms: 40 MB)
 # Identifiability (see check_identifiable): the tokens-per-parameter ratio must vary across runs,
 # and an exponent whose 95 % bootstrap interval is wider than this is not pinned down.
 MIN_LOG_RATIO_SPREAD = 0.25          # sd of ln(D/N) left after regressing ln D on ln N (≈ ×1.3)
@@ -153,6 +160,132 @@ def _fit_once(logn, logd, logl, n_starts: int, w=None, grid_values=None):
     return best, len(ok)
 
 
+# -- bootstrap refits, batched --------------------------------------------------------------
+# Why not scipy here: scipy.optimize solves one problem per call, and on these 5-parameter,
+# few-hundred-run problems its per-iteration Python overhead costs more than the arithmetic;
+# the bootstrap is hundreds of such problems (every resample × its starts). A damped Newton step
+# with the exact Hessian, taken for all of them at once in numpy, converges in ~20 iterations
+# from the full-data optimum (L-BFGS needs ~70 evaluations on this kinked Huber surface) and
+# reaches the same minima (tests/llmplan/test_scaling.py compares it with scipy's L-BFGS-B).
+
+
+def _batch_terms(X, logn, logd, logl):
+    """exp of the three LSE terms and the residual r = LSE − log L, for K parameter rows × n runs."""
+    e1 = np.exp(X[:, 0:1] - X[:, 3:4] * logn)
+    e2 = np.exp(X[:, 1:2] - X[:, 4:5] * logd)
+    e3 = np.exp(X[:, 2:3])
+    s = e1 + e2 + e3          # no max-shift needed: within BOUNDS the exponents stay far from overflow
+    return e1, e2, e3, s, np.log(s) - logl
+
+
+def _batch_value(X, W, logn, logd, logl):
+    """The objective (as _objective) of K parameter rows, each with its own run weights W[k]."""
+    r = _batch_terms(X, logn, logd, logl)[4]
+    g = np.clip(r, -HUBER_DELTA, HUBER_DELTA)
+    return np.einsum("kn,kn->k", W, g * (r - 0.5 * g)) / HUBER_DELTA
+
+
+def _batch_derivs(X, W, logn, logd, logl):
+    """Objective, gradient (K×5) and exact Hessian (K×5×5) of K parameter rows. With p the
+    softmax weights of the LSE terms, ∇r = Mᵀp and ∇²r = Mᵀ(diag p − ppᵀ)M (M: each term's
+    derivative in θ), so ∇²Σwρ(r) = Σ w·[ρ''(r)·∇r∇rᵀ + ψ(r)·∇²r], ρ'' = 1 inside δ, 0 outside."""
+    e1, e2, e3, s, r = _batch_terms(X, logn, logd, logl)
+    g = np.clip(r, -HUBER_DELTA, HUBER_DELTA)
+    f = np.einsum("kn,kn->k", W, g * (r - 0.5 * g))
+    gw = g * W
+    p1, p2, p3 = e1 / s, e2 / s, e3 / s
+    q1, q2, q3 = gw * p1, gw * p2, gw * p3
+    l1, l2 = q1 @ logn, q2 @ logd
+    grad = np.stack([q1.sum(1), q2.sum(1), q3.sum(1), -l1, -l2], axis=1)
+    J = np.stack([p1, p2, p3, -p1 * logn, -p2 * logd], axis=1)                  # ∇r, K×5×n
+    H = (J * (np.where(np.abs(r) < HUBER_DELTA, W, 0.0) - gw)[:, None, :]) @ J.transpose(0, 2, 1)
+    H[:, 0, 0] += q1.sum(1)
+    H[:, 1, 1] += q2.sum(1)
+    H[:, 2, 2] += q3.sum(1)
+    H[:, 0, 3] -= l1
+    H[:, 3, 0] -= l1
+    H[:, 1, 4] -= l2
+    H[:, 4, 1] -= l2
+    H[:, 3, 3] += q1 @ logn**2
+    H[:, 4, 4] += q2 @ logd**2
+    return f / HUBER_DELTA, grad / HUBER_DELTA, H / HUBER_DELTA
+
+
+def _newton_batch(X0, W, logn, logd, logl, maxiter: int | None = None, gtol: float = 1e-9):
+    """Minimise the objective from K starts at once (row k weighted by W[k]) within BOUNDS:
+    projected Newton steps (variables on a bound that the gradient pushes outward are held)
+    with |eigenvalues| of the Hessian plus a Levenberg damping μ·max|λ| that shrinks after a
+    step that lowers the objective and grows after one that does not. A row stops when its
+    projected gradient is below gtol·max(1, f), when a step no longer lowers f measurably, or
+    when no step does (μ exhausted): all three are minima to working precision. Returns
+    (X, f, converged) — converged is False for rows that hit `maxiter`."""
+    rows = max(1, BATCH_CELLS // max(1, len(logn)))           # rows × runs per block: bounded memory
+    if len(X0) > rows:
+        parts = [_newton_batch(X0[i:i + rows], W[i:i + rows], logn, logd, logl, maxiter, gtol)
+                 for i in range(0, len(X0), rows)]
+        return tuple(np.concatenate(p) for p in zip(*parts))
+    lo, hi = np.array(BOUNDS).T
+    maxiter = NEWTON_MAXITER if maxiter is None else maxiter
+    X = np.clip(np.array(X0, float), lo, hi)
+    f, grad, H = _batch_derivs(X, W, logn, logd, logl)
+    mu = np.full(len(X), 1e-3)
+    active = np.ones(len(X), bool)
+    converged = np.zeros(len(X), bool)
+    for _ in range(maxiter):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        x, g, fi, mi = X[idx], grad[idx], f[idx], mu[idx]
+        held = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
+        pg = np.where(held, 0.0, g)
+        free = ~held
+        Hf = H[idx] * (free[:, :, None] & free[:, None, :]) + np.eye(5) * held[:, :, None]
+        lam, V = np.linalg.eigh(Hf)
+        lam = np.abs(lam)
+        lam += mi[:, None] * (lam.max(axis=1, keepdims=True) + 1e-12)
+        step = -np.einsum("kij,kj->ki", V, np.einsum("kji,kj->ki", V, pg) / lam)
+        xn = np.clip(x + step, lo, hi)
+        fn = _batch_value(xn, W[idx], logn, logd, logl)
+        at_min = np.abs(pg).max(axis=1) <= gtol * np.maximum(1.0, np.abs(fi))
+        better = (fn < fi) & ~at_min
+        acc = idx[better]
+        if acc.size:
+            X[acc] = xn[better]
+            f[acc], grad[acc], H[acc] = _batch_derivs(X[acc], W[acc], logn, logd, logl)
+        mu[idx] = np.where(better, np.maximum(mi / 4, 1e-12), mi * 10)
+        flat = better & (fi - fn <= 1e-15 * np.maximum(1.0, np.abs(fi)))
+        stop = at_min | flat | (~better & (mi > 1e11))
+        converged[idx[stop]] = True
+        active[idx[stop]] = False
+    return X, f, converged
+
+
+def _bootstrap_refits(logn, logd, logl, x_full, huber, counts):
+    """Refit every resample (rows of `counts`: how often each run was drawn) to its own optimum:
+    from the full-data optimum and from its best grid point, and, where the two disagree, from its
+    next N_STARTS_BOOT − 1 grid points as well; the best end of each resample's starts is kept.
+    Returns the (n_boot × 5) optima and which of them converged."""
+    n_boot = len(counts)
+    grid_values = counts @ huber.T                                        # n_boot × grid
+    order = np.argsort(grid_values, axis=1, kind="stable")[:, :N_STARTS_BOOT]
+    X, f, ok = _newton_batch(np.concatenate([np.repeat(x_full[None], n_boot, 0), GRID[order[:, 0]]]),
+                             np.concatenate([counts, counts]), logn, logd, logl)
+    X, f, ok = X.reshape(2, n_boot, 5), f.reshape(2, n_boot), ok.reshape(2, n_boot)
+    best = np.argmin(f, axis=0)
+    x_best, f_best, ok_best = X[best, np.arange(n_boot)], f[best, np.arange(n_boot)], ok[best, np.arange(n_boot)]
+    split = np.flatnonzero(np.abs(f[0] - f[1]) > 1e-9 * np.maximum(1.0, f_best))
+    if split.size and N_STARTS_BOOT > 1:
+        k = N_STARTS_BOOT - 1
+        Xm, fm, okm = _newton_batch(GRID[order[split, 1:]].reshape(-1, 5), np.repeat(counts[split], k, 0),
+                                    logn, logd, logl)
+        Xm, fm, okm = Xm.reshape(-1, k, 5), fm.reshape(-1, k), okm.reshape(-1, k)
+        j = np.argmin(fm, axis=1)
+        r = np.arange(len(split))
+        lower = fm[r, j] < f_best[split]
+        x_best[split[lower]], ok_best[split[lower]] = Xm[r, j][lower], okm[r, j][lower]
+    return x_best, ok_best
+
+
 @dataclass
 class Fit:
     """A fitted law with what a user must know before trusting it."""
@@ -208,11 +341,12 @@ def _blas():
 def fit_law(params, tokens, losses, n_boot: int = 200, seed: int = 0, name: str = "user") -> Fit:
     """Fit E, A, B, α, β (Hoffmann et al. 2022's method: Huber loss on log-loss residuals of the
     log-sum-exp form, L-BFGS from the best starts of the 4,500-point grid); 95 % intervals from
-    `n_boot` bootstrap resamples, each refitted from the best grid starts of its own data.
+    `n_boot` bootstrap resamples, each refitted to its own optimum (from the full-data optimum
+    and its own best grid starts, all resamples at once: _bootstrap_refits).
 
-    BLAS runs single-threaded here: scipy's L-BFGS-B calls BLAS on 5-element vectors ~10⁵ times,
-    and OpenBLAS's threads waking for each call cost far more than they give (on a busy 2-core
-    machine the ~800 L-BFGS runs took 10× longer; bench/scaling_fit.py prints the ratio)."""
+    BLAS runs single-threaded here: scipy's L-BFGS-B calls BLAS on 5-element vectors thousands
+    of times and the batched refits on 5×5 matrices, and OpenBLAS's threads waking for each call
+    cost far more than they give on a busy machine (bench/scaling_fit.py prints the ratio)."""
     with _blas().limit(limits=1, user_api="blas"):
         return _fit_law(params, tokens, losses, n_boot, seed, name)
 
@@ -232,18 +366,14 @@ def _fit_law(params, tokens, losses, n_boot: int, seed: int, name: str) -> Fit:
     a, b, e, alpha, beta = res.x
     law = Law(name, math.exp(e), math.exp(a), math.exp(b), float(alpha), float(beta), "fit to user runs")
     rng = np.random.default_rng(seed)
-    draws, failed = [], 0
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(params), len(params))
-        counts = np.bincount(idx, minlength=len(params)).astype(float)
-        k = counts > 0                          # the resample as distinct runs × how often each was drawn
-        r, ok = _fit_once(logn[k], logd[k], logl[k], N_STARTS_BOOT, counts[k], huber @ counts)
-        failed += ok == 0
-        a_, b_, e_, al_, be_ = r.x
-        draws.append((math.exp(e_), math.exp(a_), math.exp(b_), al_, be_))
+    # each resample as how often each run was drawn (the same sum as over its repeated rows)
+    counts = np.array([np.bincount(rng.integers(0, len(params), len(params)), minlength=len(params))
+                       for _ in range(n_boot)], float).reshape(n_boot, len(params))
+    x_boot, ok = _bootstrap_refits(logn, logd, logl, res.x, huber, counts)
+    failed = int(np.sum(~ok))
     if failed:
         warnings.append(f"{failed} of {n_boot} bootstrap refits did not converge (their best start is kept)")
-    draws = np.array(draws)
+    draws = np.column_stack([np.exp(x_boot[:, 2]), np.exp(x_boot[:, 0]), np.exp(x_boot[:, 1]), x_boot[:, 3], x_boot[:, 4]])
     ci = {k: (float(np.percentile(draws[:, i], 2.5)), float(np.percentile(draws[:, i], 97.5)))
           for i, k in enumerate(("E", "A", "B", "alpha", "beta"))}
     problems = check_identifiable(logn, logd, res.x, ci)

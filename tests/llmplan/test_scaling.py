@@ -48,22 +48,132 @@ def test_fitter_recovers_known_constants_within_its_intervals():
     assert fit.draws.shape == (150, 5)
 
 
+def _spy_batches(monkeypatch):
+    """Record every call of the batched refits: (starts, run weights)."""
+    from llmplan import scaling
+
+    calls = []
+    real = scaling._newton_batch
+    monkeypatch.setattr(scaling, "_newton_batch",
+                        lambda X0, W, *a, **k: calls.append((np.array(X0), np.array(W))) or real(X0, W, *a, **k))
+    return calls
+
+
+def _resample_rows(counts):
+    return np.repeat(np.arange(len(counts)), counts.astype(int))
+
+
 def test_lbfgs_starts_from_several_grid_points_and_each_resample_from_its_own(monkeypatch):
-    """The main fit refines the N_STARTS best points of the 4,500-point grid, and every bootstrap
-    refit starts from the best grid points of its own resample, not from the full-data optimum."""
+    """The main fit refines the N_STARTS best points of the 4,500-point grid; every bootstrap
+    refit starts from the full-data optimum AND from the best grid point of its own resample
+    (computed here on the resample's repeated rows), so it is not confined to the optimum's basin."""
     from llmplan import scaling
 
     starts = []
     real = scaling._lbfgs
     monkeypatch.setattr(scaling, "_lbfgs", lambda x0, *a: starts.append(np.array(x0)) or real(x0, *a))
+    calls = _spy_batches(monkeypatch)
     n, d, loss = _grid_runs(k=30)
     fit = fit_law(n, d, loss, n_boot=5, seed=2)
-    assert len(starts) == scaling.N_STARTS + 5 * scaling.N_STARTS_BOOT
+    assert len(starts) == scaling.N_STARTS
     grid = {tuple(g) for g in scaling.GRID}
-    assert all(tuple(x) in grid for x in starts)                   # no start is a previous optimum
-    assert len({tuple(x) for x in starts[:scaling.N_STARTS]}) == scaling.N_STARTS
-    assert not any(np.allclose(x, [np.log(fit.law.A), np.log(fit.law.B), np.log(fit.law.E), fit.law.alpha, fit.law.beta])
-                   for x in starts[scaling.N_STARTS:])
+    assert all(tuple(x) in grid for x in starts)
+    assert len({tuple(x) for x in starts}) == scaling.N_STARTS
+    x_full = [np.log(fit.law.A), np.log(fit.law.B), np.log(fit.law.E), fit.law.alpha, fit.law.beta]
+    X0, W = calls[0]
+    assert len(X0) == 10 and np.allclose(X0[:5], x_full) and np.array_equal(W[:5], W[5:])
+    lo, hi = np.array(scaling.BOUNDS).T
+    logn, logd, logl = np.log(n), np.log(d), np.log(loss)
+    for counts, x0 in zip(W[:5], X0[5:]):
+        rows = _resample_rows(counts)
+        own = scaling._grid_objective(logn[rows], logd[rows], logl[rows])
+        assert np.allclose(x0, np.clip(scaling.GRID[np.argmin(own)], lo, hi))
+
+
+def _lbfgs_on_rows(x0, logn, logd, logl):
+    from scipy.optimize import minimize
+
+    from llmplan import scaling
+
+    return minimize(scaling._objective, x0, args=(logn, logd, logl), jac=True, method="L-BFGS-B",
+                    bounds=scaling.BOUNDS, options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-9})
+
+
+def test_each_bootstrap_draw_is_its_resamples_best_optimum(monkeypatch):
+    """Every draw is at least as good, on its resample's repeated rows, as scipy's L-BFGS-B from
+    the full-data optimum and from each of the resample's N_STARTS_BOOT best grid points — and
+    equals the best of those where they agree (the same minimiser, found by another method)."""
+    from llmplan import scaling
+
+    calls = _spy_batches(monkeypatch)
+    n, d, loss = _grid_runs(k=30, seed=3, noise=0.01)
+    fit = fit_law(n, d, loss, n_boot=8, seed=5)
+    logn, logd, logl = np.log(n), np.log(d), np.log(loss)
+    x_full = [np.log(fit.law.A), np.log(fit.law.B), np.log(fit.law.E), fit.law.alpha, fit.law.beta]
+    for counts, (E, A, B, al, be) in zip(calls[0][1][:8], fit.draws):
+        rows = _resample_rows(counts)
+        args = logn[rows], logd[rows], logl[rows]
+        order = np.argsort(scaling._grid_objective(*args), kind="stable")[:scaling.N_STARTS_BOOT]
+        ref = min((_lbfgs_on_rows(x0, *args) for x0 in [x_full, *scaling.GRID[order]]), key=lambda r: r.fun)
+        x = np.array([np.log(A), np.log(B), np.log(E), al, be])
+        f = scaling._objective(x, *args)[0]
+        assert f <= ref.fun + 1e-9 * ref.fun
+        assert f == pytest.approx(ref.fun, rel=1e-9)
+        assert x == pytest.approx(ref.x, rel=1e-4, abs=1e-4)
+
+
+def test_resamples_whose_two_starts_disagree_get_more_grid_starts(monkeypatch):
+    """On a surface with flat parts, a resample's best grid point can end far from the warm start;
+    those resamples (and only those) are refined from their next N_STARTS_BOOT − 1 grid points."""
+    from llmplan import scaling
+
+    calls = _spy_batches(monkeypatch)
+    n = np.array([5e7, 1e8, 2e8, 4e8, 8e8, 1.6e9])
+    loss = BESIROGLU_2024.loss(n, 20 * n) * np.exp(np.random.default_rng(0).normal(0, 0.003, 6))
+    fit_law(n, 20 * n, loss, n_boot=30, seed=1)
+    X0, W = calls[0]
+    f = scaling._batch_value(*[scaling._newton_batch(X0, W, np.log(n), np.log(20 * n), np.log(loss))[0]], W,
+                             np.log(n), np.log(20 * n), np.log(loss))
+    split = np.flatnonzero(np.abs(f[:30] - f[30:]) > 1e-9 * np.maximum(1.0, np.minimum(f[:30], f[30:])))
+    assert split.size > 0                                            # the case this test is about occurs
+    X1, W1 = calls[1]
+    k = scaling.N_STARTS_BOOT - 1
+    assert len(X1) == k * split.size and np.array_equal(W1, np.repeat(W[split], k, 0))
+    lo, hi = np.array(scaling.BOUNDS).T
+    logn, logd, logl = np.log(n), np.log(20 * n), np.log(loss)
+    for j, counts in enumerate(W[split]):
+        rows = _resample_rows(counts)
+        own = np.argsort(scaling._grid_objective(logn[rows], logd[rows], logl[rows]), kind="stable")
+        assert np.allclose(X1[j * k:(j + 1) * k], np.clip(scaling.GRID[own[1:k + 1]], lo, hi))
+
+
+def test_batched_newton_has_the_objectives_derivatives_and_reaches_scipys_minima():
+    """_batch_derivs: value and gradient equal _objective's, the Hessian equals the gradient's
+    central finite differences; _newton_batch from perturbed starts ends where scipy's L-BFGS-B
+    ends."""
+    from llmplan import scaling
+
+    n, d, loss = _grid_runs(k=40, seed=11, noise=0.01)
+    logn, logd, logl = np.log(n), np.log(d), np.log(loss)
+    rng = np.random.default_rng(4)
+    W = np.array([np.bincount(rng.integers(0, 40, 40), minlength=40) for _ in range(6)], float)
+    truth = np.array([np.log(482.01), np.log(2085.43), np.log(1.8172), 0.3478, 0.3658])
+    X0 = truth + rng.normal(0, [0.5, 0.5, 0.05, 0.03, 0.03], (6, 5))
+    f, g, H = scaling._batch_derivs(X0, W, logn, logd, logl)
+    for k in range(6):
+        fk, gk = scaling._objective(X0[k], logn, logd, logl, W[k])
+        assert f[k] == pytest.approx(fk, rel=1e-12) and g[k] == pytest.approx(gk, rel=1e-9, abs=1e-9)
+        h = 1e-6
+        fd = np.array([(scaling._objective(X0[k] + h * e, logn, logd, logl, W[k])[1]
+                        - scaling._objective(X0[k] - h * e, logn, logd, logl, W[k])[1]) / (2 * h) for e in np.eye(5)])
+        assert H[k] == pytest.approx(fd, rel=1e-4, abs=1e-4 * np.abs(fd).max())
+    X, fx, ok = scaling._newton_batch(X0, W, logn, logd, logl)
+    assert ok.all()
+    for k in range(6):
+        rows = _resample_rows(W[k])
+        ref = _lbfgs_on_rows(X0[k], logn[rows], logd[rows], logl[rows])
+        assert fx[k] <= ref.fun * (1 + 1e-9) and fx[k] == pytest.approx(ref.fun, rel=1e-9)
+        assert X[k] == pytest.approx(ref.x, rel=1e-4, abs=1e-4)
 
 
 def test_non_convergence_is_reported(monkeypatch):
@@ -78,9 +188,10 @@ def test_non_convergence_is_reported(monkeypatch):
         return OptimizeResult(x=r.x, fun=r.fun, success=False, message="ABNORMAL_TERMINATION_IN_LNSRCH")
 
     monkeypatch.setattr(scaling, "_lbfgs", stalled)
+    monkeypatch.setattr(scaling, "NEWTON_MAXITER", 1)               # no refit can finish in one step
     n, d, loss = _grid_runs(k=20)
     fit = fit_law(n, d, loss, n_boot=4, seed=0)
-    assert any("did not converge" in w for w in fit.warnings)
+    assert any("none of the 20 L-BFGS starts converged" in w for w in fit.warnings)
     assert "4 of 4 bootstrap refits did not converge" in " ".join(fit.warnings)
     assert not fit.identifiable                                     # a law that did not converge is not used
 
