@@ -70,6 +70,7 @@ PRIORS = {
     "x_ep": (0.6, 1.5, "logit"),
     "x_pp": (0.5, 1.5, "logit"),
     "x_cp": (0.2, 1.5, "logit"),
+    "t_moe": (1e-3, 1.5, "log"),
 }
 TERMS = tuple(PRIORS)
 
@@ -106,7 +107,7 @@ def shape_frame(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     and FLOPs."""
     n = frame.height
     col = lambda c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() if c in frame.columns else np.full(n, np.nan)  # noqa: E731
-    overrides = {k: col(k) for k in shapes.SHAPE_KEYS + shapes.OPTIONAL_KEYS}
+    overrides = {k: col(k) for k in shapes.SHAPE_KEYS + shapes.OPTIONAL_KEYS + shapes.MLA_KEYS}
     dense = ~(overrides["experts"] > 1)
     overrides["experts"] = np.where(np.isnan(overrides["experts"]), np.nan, np.where(dense, 1.0, overrides["experts"]))
     overrides["top_k"] = np.where(dense & ~np.isnan(overrides["experts"]), 1.0, overrides["top_k"])
@@ -162,7 +163,11 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     logits = fl["logits"] * gemm_mult * per_gpu_tokens / peak16
     expert = fl["expert_gemm"] * gemm_mult * per_gpu_tokens / peak
     attn = 0.5 * fl["attention"] * attn_mult * per_gpu_tokens / peak16        # causal: FlashAttention skips half
-    mem = ELEMENTWISE_BYTES * shape["hidden"] * shape["layers"] * gemm_mult * per_gpu_tokens / hbm
+    pp_ = shapes.param_parts(shape)
+    h_, f_, fe_ = shape["hidden"], shape["ffn"], shape["moe_ffn"]
+    kk_ = np.where(shape["experts"] > 1, shape["top_k"] + shape["shared_experts"], 0.0)
+    act_tok = pp_["dense_mlp_layers"] * (18.0 * h_ + 6.0 * f_) + pp_["moe_layers"] * (18.0 * h_ + kk_ * (4.0 * h_ + 6.0 * fe_))
+    mem = 2.0 * act_tok * gemm_mult * per_gpu_tokens / hbm
     total, active = shapes.params_from_shape(shape)
     local = (active + (total - active) / ep) / (tp * pp)
     opt = OPTIMIZER_BYTES * local / np.where(zero >= 1, dp * cp, 1.0) / hbm
@@ -184,7 +189,9 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
             "fwd_share": np.where(full, 0.25, 1.0 / 3.0),
             "bubble": bubble, "width": shape["hidden"] / tp, "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
             "m": m, "peak": peak, "model_flops_per_token": model_fl, "hw_flops_per_token": hw_fl,
-            "six_n": 6.0 * active}
+            "six_n": 6.0 * active,
+            "moe_passes": shapes.param_parts(shape)["moe_layers"] / pp * m * gemm_mult,
+            "local_experts": np.where(shape["experts"] > 1, shape["experts"] / ep, 0.0)}
 
 
 def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
@@ -193,7 +200,7 @@ def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
     g = np.where(rt["fp8"], eta["eta_gemm_fp8"], eta["eta_gemm_bf16"]) * size
     g16 = eta["eta_gemm_bf16"] * size
     compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / (g * eta["eta_moe"]) + rt["attn"] / eta["eta_attn"] \
-        + rt["mem"] / eta["eta_mem"]
+        + rt["mem"] / eta["eta_mem"] + eta["t_moe"] * rt["moe_passes"]
     exposed = {k: eta[f"x_{k}"] * rt[k] for k in ("tp", "ep", "pp", "cp")}
     fsdp, per_step = dp_exposed(rt, compute, eta["x_dp"])
     busy = compute + sum(exposed.values()) + fsdp
