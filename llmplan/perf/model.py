@@ -7,7 +7,7 @@ step's time on one accelerator is
     compute = linear-layer FLOPs ÷ (peak of the precision × η_gemm(h/t))     [FP8 on linear layers only]
             + logits FLOPs ÷ (BF16 peak × η_gemm(h/t))
             + expert FLOPs ÷ (peak of the precision × η_gemm(min(h, f_e/t)))  [grouped GEMMs: an expert's matrices]
-            + t_expert × MoE-layer passes × local experts (E/e)               [per-expert launches of dropless MoE]
+            + t_expert × MoE-layer passes × (local experts E/e − 1)           [per-expert launches of dropless MoE]
             + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn)
             + element-wise bytes (elementwise_bytes_per_token) ÷ (HBM bandwidth × η_mem)
     comm    = x_tp·TP + x_ep·EP + x_pp·PP p2p + x_cp·CP + FSDP          (raw times: comm.comm_seconds)
@@ -61,7 +61,8 @@ OPTIMIZER_BYTES = 36.0     # per local parameter per update: read fp32 master, m
 # per MoE-layer pass (forward + backward) that a dropless grouped-GEMM layer spends beyond its FLOPs —
 # one GEMM launch per local expert in each of fc1/fc2 forward and their data and weight gradients
 # (Transformer Engine's GroupedLinear loops over the local experts), plus each expert's FP8 casts:
-# ~20 kernels of ~10 µs host and tail time ≈ 0.2 ms.
+# ~20 kernels of ~10 µs host and tail time ≈ 0.2 ms. Counted beyond the first local expert: one expert
+# a GPU launches what a dense MLP does.
 PRIORS = {
     "eta_gemm_bf16": (0.75, 1.0, "logit"),
     "eta_gemm_fp8": (0.65, 1.0, "logit"),
@@ -193,8 +194,9 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
             "width_expert": np.where(moe, np.minimum(shape["hidden"], shape["moe_ffn"] / tp), shape["hidden"] / tp),
             "m": m, "peak": peak, "model_flops_per_token": model_fl, "hw_flops_per_token": hw_fl,
             "six_n": 6.0 * active,
-            # MoE-layer passes per step on this GPU (full recompute re-runs each forward) × experts held here
-            "expert_passes": parts["moe_layers"] / pp * m * gemm_mult * np.where(moe, shape["experts"] / ep, 0.0)}
+            # MoE-layer passes per step on this GPU (full recompute re-runs each forward) × the experts held
+            # here beyond one (one local expert launches what a dense MLP does, which η_gemm already carries)
+            "expert_passes": parts["moe_layers"] / pp * m * gemm_mult * np.where(moe, np.maximum(shape["experts"] / ep - 1.0, 0.0), 0.0)}
 
 
 def elementwise_bytes_per_token(shape: dict) -> np.ndarray:

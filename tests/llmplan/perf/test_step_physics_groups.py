@@ -94,13 +94,15 @@ def _row(**kw):
 
 def test_expert_passes_count_local_experts_per_moe_layer_pass():
     """Qwen3-30B-A3B (48 MoE layers, 128 experts) on 8 GPUs, EP 8, 2M-token batches of 4,096-token
-    sequences: 512 sequences over DP 8 = 64 micro-batches of one sequence, 16 experts held per GPU →
-    48 × 64 × 16 = 49,152 expert passes a step; micro-batch 4 quarters them, EP 64 (a 64-GPU cluster)
-    leaves 2 experts a GPU; full recompute re-runs each forward (× 4/3)."""
-    assert pm.raw_times(_row())["expert_passes"][0] == 48 * 64 * 16
-    assert pm.raw_times(_row(micro_batch=4))["expert_passes"][0] == 48 * 16 * 16
-    assert pm.raw_times(_row(gpu_count=64.0, ep=64, global_batch_tokens=2097152.0 * 8))["expert_passes"][0] == 48 * 64 * 2
-    assert pm.raw_times(_row(recompute="full"))["expert_passes"][0] == pytest.approx(48 * 64 * 16 * 4 / 3)
+    sequences: 512 sequences over DP 8 = 64 micro-batches of one sequence, 16 experts held per GPU, 15
+    beyond the one a dense MLP's launches already match → 48 × 64 × 15 = 46,080 extra expert passes a
+    step; micro-batch 4 quarters them, EP 64 (a 64-GPU cluster) leaves 2 experts a GPU (1 extra), EP =
+    experts none; full recompute re-runs each forward (× 4/3)."""
+    assert pm.raw_times(_row())["expert_passes"][0] == 48 * 64 * 15
+    assert pm.raw_times(_row(micro_batch=4))["expert_passes"][0] == 48 * 16 * 15
+    assert pm.raw_times(_row(gpu_count=64.0, ep=64, global_batch_tokens=2097152.0 * 8))["expert_passes"][0] == 48 * 64 * 1
+    assert pm.raw_times(_row(gpu_count=128.0, ep=128, global_batch_tokens=2097152.0 * 16))["expert_passes"][0] == 0.0
+    assert pm.raw_times(_row(recompute="full"))["expert_passes"][0] == pytest.approx(48 * 64 * 15 * 4 / 3)
     dense = _row(params=8.03e9, active_params=8.03e9, experts=0, top_k=None, moe_ffn=None, ep=1, hidden=4096, ffn=14336,
                  layers=32, kv_heads=8, vocab=128256)
     assert pm.raw_times(dense)["expert_passes"][0] == 0.0
@@ -111,7 +113,7 @@ def test_t_expert_adds_its_seconds_to_the_compute():
     eta = pm._to_natural(pm.PRIOR_Z)
     base = pm.step_seconds(rt, {**eta, "t_expert": 0.0})["compute"][0]
     with_term = pm.step_seconds(rt, {**eta, "t_expert": 3e-4})["compute"][0]
-    assert with_term - base == pytest.approx(3e-4 * 48 * 64 * 16, rel=1e-9)
+    assert with_term - base == pytest.approx(3e-4 * 48 * 64 * 15, rel=1e-9)
 
 
 def test_elementwise_bytes_by_hand():
