@@ -47,6 +47,7 @@ import polars as pl
 from scipy import stats
 from scipy.optimize import least_squares
 
+from llmplan.errors import LlmplanError
 from llmplan.perf import comm, flops, shapes
 
 Z90 = 1.2815515655446004
@@ -377,6 +378,10 @@ class StepPhysics:
     @classmethod
     def from_frame(cls, f: pl.DataFrame) -> "StepPhysics":
         term = {r["name"]: r for r in f.filter(pl.col("kind") == "term").iter_rows(named=True)}
+        missing = [k for k in TERMS if k not in term]
+        if missing:
+            raise LlmplanError(f"fits.step_physics was fitted by an older llmplan (no learned term {', '.join(missing)}); "
+                               "run the pipeline again to refit the step model.")
         z = np.array([term[k]["estimate"] for k in TERMS])
         covd = {r["name"]: r["estimate"] for r in f.filter(pl.col("kind") == "cov").iter_rows(named=True)}
         cov = np.array([[covd[f"{a}|{b}"] for b in TERMS] for a in TERMS])

@@ -144,3 +144,15 @@ def test_every_per_step_layout_fits_its_own_batch():
             seqs = float(r["global_batch_tokens"]) / float(r["seq_len"])
             replicas = float(r["gpu_count"]) / (float(r["tp"]) * float(r["pp"]) * float(r["cp"] or 1))
             assert seqs >= replicas * float(r["micro_batch"] or 1) - 1e-9, (name, r["model"], r["gpu_count"], r["seq_len"])
+
+
+def test_a_step_model_persisted_before_t_expert_asks_for_a_refit():
+    from llmplan.errors import LlmplanError
+    n = len(pm.TERMS)
+    m = pm.StepPhysics(pm.PRIOR_Z.copy(), np.eye(n) * 0.01, {"nemo": (0.0, 0.03, 10)}, {"H100-80GB": (0.0, 0.03, 10)},
+                       0.03, 0.03, 0.05, 10)
+    frame = m.to_frame("run")
+    assert pm.StepPhysics.from_frame(frame).z == pytest.approx(m.z)
+    old = frame.filter(~pl.col("name").str.contains("t_expert"))
+    with pytest.raises(LlmplanError, match="t_expert"):
+        pm.StepPhysics.from_frame(old)
