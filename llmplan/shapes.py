@@ -12,7 +12,8 @@ from llmplan.errors import Problem
 
 # The columns core.step_benchmarks carries from the shape table.
 STEP_SHAPE_COLUMNS = ("layers", "hidden", "ffn", "heads", "kv_heads", "head_dim", "vocab", "experts", "top_k",
-                      "moe_ffn", "shared_experts", "dense_layers", "tied_embeddings", "mlp", "attention")
+                      "moe_ffn", "shared_experts", "dense_layers", "tied_embeddings", "mlp", "attention",
+                      "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "v_head_dim")
 
 
 def core_shapes(shapes: pl.DataFrame) -> pl.DataFrame:

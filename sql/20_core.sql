@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS core.step_benchmarks (
     published_mfu DOUBLE,             -- MFU as the source printed or derived it (fraction)
     layers BIGINT, hidden BIGINT, ffn BIGINT, heads BIGINT, kv_heads BIGINT, head_dim BIGINT, vocab BIGINT,
     experts BIGINT, top_k BIGINT, moe_ffn BIGINT, shared_experts BIGINT, dense_layers BIGINT,
-    tied_embeddings BOOLEAN, mlp VARCHAR, attention VARCHAR   -- from core.model_shapes; NULL where unknown
+    tied_embeddings BOOLEAN, mlp VARCHAR, attention VARCHAR,  -- from core.model_shapes; NULL where unknown
+    q_lora_rank BIGINT, kv_lora_rank BIGINT, qk_rope_head_dim BIGINT, v_head_dim BIGINT   -- MLA, where the shape has it
 );
 
 -- Published model architectures (data/throughput/model_shapes.csv).
@@ -123,6 +124,10 @@ ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS dense_layers BIGINT;
 ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS tied_embeddings BOOLEAN;
 ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS mlp VARCHAR;
 ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS attention VARCHAR;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS q_lora_rank BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS kv_lora_rank BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS qk_rope_head_dim BIGINT;
+ALTER TABLE core.step_benchmarks ADD COLUMN IF NOT EXISTS v_head_dim BIGINT;
 
 -- What a curated run published of its configuration (NULL: the year's context, the batch law, the shape rule).
 ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS seq_len BIGINT;

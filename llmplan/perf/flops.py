@@ -10,7 +10,9 @@ recompute). Per token, for the whole model:
 - logits: 6·V·h (the output layer; the input embedding is a lookup, no FLOPs);
 - attention: the core, QKᵀ and A·V, 2 × 2·s·(heads·head_dim) forward per layer, 12·L·s·h_q forward
   + backward, counted WITHOUT the causal mask (the full square), which is the convention of
-  Megatron-LM's and torchtitan's MFU (and Narayanan's s/6h term); FlashAttention's causal kernels
+  Megatron-LM's and torchtitan's MFU (and Narayanan's s/6h term); under multi-head latent attention
+  QKᵀ runs over the query/key width and A·V over the value width (shapes.attention_core_width);
+  FlashAttention's causal kernels
   skip the upper triangle, about half, which `model_flops_per_token(causal=True)` gives.
 Hardware FLOPs add what recomputation re-runs: full recompute one more forward of each
 transformer layer (+1/3 of its GEMMs and attention; the output layer is not recomputed, as in
@@ -21,7 +23,7 @@ only (+1/3 of attention). MFU counts model FLOPs, HFU hardware FLOPs (Chowdhery 
 import numpy as np
 
 from llmplan.perf.comm import common_shape
-from llmplan.perf.shapes import head_dim, param_parts
+from llmplan.perf.shapes import attention_core_width, param_parts
 
 RECOMPUTE = ("none", "selective", "full")
 
@@ -31,7 +33,7 @@ def flops_per_token(shape: dict, seq_len) -> dict:
     total. Broadcasts over the shape's arrays and seq_len."""
     p = param_parts(shape)
     L = np.asarray(shape["layers"], float)
-    h_q = np.asarray(shape["heads"], float) * head_dim(shape)
+    h_q = attention_core_width(shape)
     out = {
         "dense_gemm": 6.0 * (p["attention"] + p["dense_mlp"]),
         "expert_gemm": 6.0 * p["expert_active"],

@@ -6,9 +6,10 @@ step's time on one accelerator is
 
     compute = linear-layer FLOPs ÷ (peak of the precision × η_gemm(h/t))     [FP8 on linear layers only]
             + logits FLOPs ÷ (BF16 peak × η_gemm(h/t))
-            + expert FLOPs ÷ (peak of the precision × η_gemm(h/t) × η_moe)    [grouped GEMMs]
+            + expert FLOPs ÷ (peak of the precision × η_gemm(min(h, f_e/t)))  [grouped GEMMs: an expert's matrices]
+            + t_expert × MoE-layer passes × (local experts E/e − 1)           [per-expert launches of dropless MoE]
             + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn)
-            + element-wise bytes ÷ (HBM bandwidth × η_mem)
+            + element-wise bytes (elementwise_bytes_per_token) ÷ (HBM bandwidth × η_mem)
     comm    = x_tp·TP + x_ep·EP + x_pp·PP p2p + x_cp·CP + FSDP          (raw times: comm.comm_seconds)
     FSDP    = Σ over layers and micro-batches of [max(0, AG − fwd) + max(0, AG + RS − bwd)
               + x_dp·(the hidden part)]                                  (ZeRO-3; dp_exposed)
@@ -46,30 +47,35 @@ import polars as pl
 from scipy import stats
 from scipy.optimize import least_squares
 
+from llmplan.errors import LlmplanError
 from llmplan.perf import comm, flops, shapes
 
 Z90 = 1.2815515655446004
 RECOMPUTE = ("none", "selective", "full")
-ELEMENTWISE_BYTES = 68.0   # per token, per layer, per hidden unit: Korthikanti's 34·s·b·h written forward, read backward
 OPTIMIZER_BYTES = 36.0     # per local parameter per update: read fp32 master, m, v, grad (16) + write master, m, v (12) + bf16 copy... (≈ 36)
 
 # term: (prior centre on the natural scale, prior sd on the transformed scale, transform)
 # Centres: public GEMM benchmarks reach ~75 % of the BF16 and ~65 % of the FP8 dense peak on
 # H100-class parts at large sizes; FlashAttention-2/3 ~50 % of BF16 peak in training (Dao 2023;
 # Shah et al. 2024); element-wise kernels ~60 % of HBM bandwidth; half of TP traffic and a fifth of
-# DP traffic exposed (Calculon's overlap defaults, Isaev et al. 2023).
+# DP traffic exposed (Calculon's overlap defaults, Isaev et al. 2023). t_expert: seconds per local expert
+# per MoE-layer pass (forward + backward) that a dropless grouped-GEMM layer spends beyond its FLOPs —
+# one GEMM launch per local expert in each of fc1/fc2 forward and their data and weight gradients
+# (Transformer Engine's GroupedLinear loops over the local experts), plus each expert's FP8 casts:
+# ~20 kernels of ~10 µs host and tail time ≈ 0.2 ms. Counted beyond the first local expert: one expert
+# a GPU launches what a dense MLP does.
 PRIORS = {
     "eta_gemm_bf16": (0.75, 1.0, "logit"),
     "eta_gemm_fp8": (0.65, 1.0, "logit"),
     "gemm_half_width": (256.0, 1.0, "log"),
     "eta_attn": (0.5, 1.0, "logit"),
     "eta_mem": (0.6, 1.0, "logit"),
-    "eta_moe": (0.6, 1.0, "logit"),
     "x_tp": (0.5, 1.5, "logit"),
     "x_dp": (0.2, 1.5, "logit"),
     "x_ep": (0.6, 1.5, "logit"),
     "x_pp": (0.5, 1.5, "logit"),
     "x_cp": (0.2, 1.5, "logit"),
+    "t_expert": (2e-4, 0.7, "log"),
 }
 TERMS = tuple(PRIORS)
 
@@ -106,7 +112,7 @@ def shape_frame(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     and FLOPs."""
     n = frame.height
     col = lambda c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() if c in frame.columns else np.full(n, np.nan)  # noqa: E731
-    overrides = {k: col(k) for k in shapes.SHAPE_KEYS + shapes.OPTIONAL_KEYS}
+    overrides = {k: col(k) for k in shapes.SHAPE_KEYS + shapes.OPTIONAL_KEYS + shapes.MLA_KEYS}
     dense = ~(overrides["experts"] > 1)
     overrides["experts"] = np.where(np.isnan(overrides["experts"]), np.nan, np.where(dense, 1.0, overrides["experts"]))
     overrides["top_k"] = np.where(dense & ~np.isnan(overrides["experts"]), 1.0, overrides["top_k"])
@@ -154,6 +160,8 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     hbm = np.where(np.isnan(hbm), 2.0e12, hbm)
 
     fl = flops.flops_per_token(shape, s)
+    parts = shapes.param_parts(shape)
+    moe = shape["experts"] > 1
     full, sel = rc == "full", rc == "selective"
     gemm_mult = np.where(full, 4.0 / 3.0, 1.0)                  # full recompute repeats every forward
     attn_mult = np.where(full | sel, 4.0 / 3.0, 1.0)            # selective: the attention core's forward
@@ -162,7 +170,7 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     logits = fl["logits"] * gemm_mult * per_gpu_tokens / peak16
     expert = fl["expert_gemm"] * gemm_mult * per_gpu_tokens / peak
     attn = 0.5 * fl["attention"] * attn_mult * per_gpu_tokens / peak16        # causal: FlashAttention skips half
-    mem = ELEMENTWISE_BYTES * shape["hidden"] * shape["layers"] * gemm_mult * per_gpu_tokens / hbm
+    mem = elementwise_bytes_per_token(shape) * gemm_mult * per_gpu_tokens / hbm
     total, active = shapes.params_from_shape(shape)
     local = (active + (total - active) / ep) / (tp * pp)
     opt = OPTIMIZER_BYTES * local / np.where(zero >= 1, dp * cp, 1.0) / hbm
@@ -183,8 +191,26 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
             "layer_passes": c["layer_passes"], "dp_rs_step": c["dp_rs_step"], "dp_ag_step": c["dp_ag_step"],
             "fwd_share": np.where(full, 0.25, 1.0 / 3.0),
             "bubble": bubble, "width": shape["hidden"] / tp, "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
+            # an expert's GEMMs are h × moe_ffn: the narrower side sets how far from peak they run
+            "width_expert": np.where(moe, np.minimum(shape["hidden"], shape["moe_ffn"] / tp), shape["hidden"] / tp),
             "m": m, "peak": peak, "model_flops_per_token": model_fl, "hw_flops_per_token": hw_fl,
-            "six_n": 6.0 * active}
+            "six_n": 6.0 * active,
+            # MoE-layer passes per step on this GPU (full recompute re-runs each forward) × the experts held
+            # here beyond one (one local expert launches what a dense MLP does, which η_gemm already carries)
+            "expert_passes": parts["moe_layers"] / pp * m * gemm_mult * np.where(moe, np.maximum(shape["experts"] / ep - 1.0, 0.0), 0.0)}
+
+
+def elementwise_bytes_per_token(shape: dict) -> np.ndarray:
+    """HBM bytes of the element-wise work (norms, activation functions, dropout-free residuals, the
+    MoE permutation) per token, forward + backward: each layer's stored activations written in the
+    forward and read in the backward, 2 × Korthikanti et al. 2022's Table 2 bytes per token with
+    SwiGLU (memory.py's count): dense layers 18·h + 6·ffn, MoE layers 18·h + (top_k + shared)·(4·h +
+    6·moe_ffn) — a token routed to k experts is copied k times and each copy runs an expert's
+    activation. Qwen3-30B-A3B: 139 kB a layer where a dense 2048-wide layer would move 74 kB."""
+    parts = shapes.param_parts(shape)
+    h, ffn, f_e = (np.asarray(shape[k], float) for k in ("hidden", "ffn", "moe_ffn"))
+    k = np.where(np.asarray(shape["experts"], float) > 1, np.asarray(shape["top_k"], float) + np.asarray(shape["shared_experts"], float), 0.0)
+    return 2.0 * (parts["dense_mlp_layers"] * (18.0 * h + 6.0 * ffn) + parts["moe_layers"] * (18.0 * h + k * (4.0 * h + 6.0 * f_e)))
 
 
 def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
@@ -192,8 +218,9 @@ def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
     size = rt["width"] / (rt["width"] + eta["gemm_half_width"])
     g = np.where(rt["fp8"], eta["eta_gemm_fp8"], eta["eta_gemm_bf16"]) * size
     g16 = eta["eta_gemm_bf16"] * size
-    compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / (g * eta["eta_moe"]) + rt["attn"] / eta["eta_attn"] \
-        + rt["mem"] / eta["eta_mem"]
+    g_e = np.where(rt["fp8"], eta["eta_gemm_fp8"], eta["eta_gemm_bf16"]) * rt["width_expert"] / (rt["width_expert"] + eta["gemm_half_width"])
+    compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / g_e + rt["attn"] / eta["eta_attn"] \
+        + rt["mem"] / eta["eta_mem"] + eta["t_expert"] * rt["expert_passes"]
     exposed = {k: eta[f"x_{k}"] * rt[k] for k in ("tp", "ep", "pp", "cp")}
     fsdp, per_step = dp_exposed(rt, compute, eta["x_dp"])
     busy = compute + sum(exposed.values()) + fsdp
@@ -351,6 +378,10 @@ class StepPhysics:
     @classmethod
     def from_frame(cls, f: pl.DataFrame) -> "StepPhysics":
         term = {r["name"]: r for r in f.filter(pl.col("kind") == "term").iter_rows(named=True)}
+        missing = [k for k in TERMS if k not in term]
+        if missing:
+            raise LlmplanError(f"fits.step_physics was fitted by an older llmplan (no learned term {', '.join(missing)}); "
+                               "run the pipeline again to refit the step model.")
         z = np.array([term[k]["estimate"] for k in TERMS])
         covd = {r["name"]: r["estimate"] for r in f.filter(pl.col("kind") == "cov").iter_rows(named=True)}
         cov = np.array([[covd[f"{a}|{b}"] for b in TERMS] for a in TERMS])

@@ -14,8 +14,14 @@ Conventions (the Llama/Qwen/Mistral family, which every public config below foll
 - input embedding V·h plus an untied output layer V·h (an optional `tied_embeddings` = 1 counts one);
   norms and biases are left out (< 0.01 %). `head_dim` is an optional key (default hidden ÷ heads):
   carry it where heads·head_dim ≠ hidden (Qwen3-32B, Qwen3-30B-A3B, Qwen3-235B-A22B).
-- Multi-head latent attention (DeepSeek-V2/V3) is not modelled: its ~187 M attention parameters per
-  DeepSeek-V3 layer are approximated by grouped-query attention of the same hidden size.
+- Multi-head latent attention (DeepSeek-V2/V3; DeepSeek-V2 paper §2.1.2) where a shape carries
+  `kv_lora_rank` (with `q_lora_rank`, `qk_rope_head_dim`, `v_head_dim`; head_dim is then the query/key
+  width, nope + rope): per layer h·q_lora + q_lora·heads·head_dim (queries; h·heads·head_dim without
+  a query LoRA) + h·(kv_lora + rope) + kv_lora·heads·(head_dim − rope + v_head_dim) (keys and values
+  up-projected from the latent) + heads·v_head_dim·h (output): 187.1 M per DeepSeek-V3 layer, so its
+  published shape counts 671.3 B total and 37.5 B active (the release says 671 B and 37 B). Shapes
+  without these keys (the size rule, the plan's options) approximate MLA by grouped-query attention
+  of the same hidden size.
 
 The rule (`shape_from_size`): h = 2.214·N^0.3287, the least-squares line of log h on log N over
 the 14 dense configurations in `PUBLIC_CONFIGS` (7B–405B), rounded to a multiple of 1024 from 4096
@@ -42,6 +48,7 @@ import numpy as np
 SHAPE_KEYS = ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "experts", "top_k", "moe_ffn",
               "shared_experts", "dense_layers")
 OPTIONAL_KEYS = ("head_dim", "tied_embeddings")     # read where present; complete_shape returns head_dim
+MLA_KEYS = ("q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "v_head_dim")   # multi-head latent attention, where given
 HEAD_DIM = 128.0
 DEFAULT_VOCAB = 128256.0
 DEFAULT_TOP_K = 8.0
@@ -103,6 +110,34 @@ def _attention_params(h, heads, kv_heads, head_dim):
     return 2.0 * h * heads * head_dim + 2.0 * h * kv_heads * head_dim
 
 
+def _mla(shape: dict):
+    """(is MLA, q_lora, kv_lora, rope, v_head_dim) per row: MLA where kv_lora_rank is given (> 0)."""
+    get = lambda k: _f(shape[k]) if shape.get(k) is not None else np.asarray(np.nan)  # noqa: E731
+    kv_lora = get("kv_lora_rank")
+    mla = ~np.isnan(kv_lora) & (np.nan_to_num(kv_lora) > 0)
+    return (mla, np.nan_to_num(get("q_lora_rank")), np.nan_to_num(kv_lora), np.nan_to_num(get("qk_rope_head_dim")),
+            np.where(np.isnan(get("v_head_dim")), head_dim(shape), get("v_head_dim")))
+
+
+def attention_params(shape: dict):
+    """Attention parameters of one layer: GQA's 2·h·heads·head_dim + 2·h·kv_heads·head_dim, or MLA's
+    (module docstring) where the shape carries kv_lora_rank."""
+    h, heads, kv, d = _f(shape["hidden"]), _f(shape["heads"]), _f(shape["kv_heads"]), head_dim(shape)
+    mla, q_lora, kv_lora, rope, dv = _mla(shape)
+    q = np.where(q_lora > 0, h * q_lora + q_lora * heads * d, h * heads * d)
+    mla_params = q + h * (kv_lora + rope) + kv_lora * heads * (d - rope + dv) + heads * dv * h
+    return np.where(mla, mla_params, _attention_params(h, heads, kv, d))
+
+
+def attention_core_width(shape: dict):
+    """heads × (query/key width + value width) ÷ 2 — the h_q of the attention core's 4·s·h_q FLOPs per
+    token forward (QKᵀ over the query/key width, A·V over the value width): heads·head_dim under GQA,
+    heads·(head_dim + v_head_dim)/2 under MLA (DeepSeek-V3: 128·(192 + 128)/2)."""
+    mla, _, _, _, dv = _mla(shape)
+    d = head_dim(shape)
+    return _f(shape["heads"]) * np.where(mla, (d + dv) / 2.0, d)
+
+
 def head_dim(shape: dict):
     """The shape's head_dim, or hidden ÷ heads where the shape does not carry one."""
     if shape.get("head_dim") is not None:
@@ -136,7 +171,7 @@ def param_parts(shape: dict) -> dict:
     router = h * E
     return {
         "embedding": (2.0 - _f(shape.get("tied_embeddings", 0.0))) * V * h,
-        "attention": L * _attention_params(h, heads, kv, head_dim(shape)),
+        "attention": L * attention_params(shape),
         "dense_mlp": mlp_layers * 3.0 * h * ffn,
         "expert_total": moe_layers * ((E + shared) * per_expert + router),
         "expert_active": moe_layers * ((k + shared) * per_expert + router),
@@ -171,7 +206,7 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     `active_params` (defaults to params: dense) when nothing contradicts them. Broadcasts."""
     n = _f(params)
     a = n if active_params is None else np.where(np.isnan(_f(active_params)), n, _f(active_params))
-    g = {k: _given(overrides, k) for k in SHAPE_KEYS + OPTIONAL_KEYS}
+    g = {k: _given(overrides, k) for k in SHAPE_KEYS + OPTIONAL_KEYS + MLA_KEYS}
     V = _pick(g["vocab"], DEFAULT_VOCAB)
     h = _pick(g["hidden"], _hidden_rule(a))
     # head_dim: given, else hidden ÷ the given heads, else 128 (and then heads = hidden ÷ 128).
@@ -186,7 +221,8 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     dense_layers = np.where(moe, _pick(g["dense_layers"], 0.0), 0.0)
     tied = _pick(g["tied_embeddings"], 0.0)
     embed = (2.0 - tied) * V * h
-    attn = _attention_params(h, heads, kv, hd)
+    mla = {k: g[k] + 0.0 * n for k in MLA_KEYS if g[k] is not None and not np.all(np.isnan(g[k]))}
+    attn = attention_params({"hidden": h, "heads": heads, "kv_heads": kv, "head_dim": hd, **mla})
 
     # Dense: layers from the 3.5·h rule, then ffn re-solved to hit the size exactly.
     layer_rule = attn + 3.0 * h * ffn_rule
@@ -223,6 +259,7 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
         "dense_layers": dense_layers + 0.0 * n,
         "head_dim": hd + 0.0 * n,
         "tied_embeddings": tied + 0.0 * n,
+        **mla,
     }
 
 
