@@ -33,9 +33,13 @@ their config.json), so no masks: Llama 3 405B keeps 12h + 4·g·d + 6f = 31.75·
 not the 37.5·h of Korthikanti's 34 with SwiGLU's 6f/h. Under TP everything is divided by t (sequence
 parallelism shards what the norms and dropouts keep), except K and V when t exceeds the KV heads
 (Megatron replicates a KV head over t/g ranks: one head per rank). An MoE layer keeps, per token,
-the same attention and norms, the MLP input and for each of its k routed copies (and each shared
-expert) the dispatched input 2h, the SwiGLU 6·moe_ffn and the expert output 2h for the weighted
-combine. With full recompute a layer keeps only its input, 2·s·b·h/t, and one layer's full working
+the same attention and norms, the MLP input, for each of its k routed copies and each shared
+expert the SwiGLU 6·moe_ffn, and for each routed copy the dispatched input 2h and the expert output
+2h for the weighted combine. With TP those two are not divided by t: Megatron-Core's token
+dispatcher all-gathers the dispatched tokens over the TP group (NVIDIA/Megatron-LM@0014f13713bf
+megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher: all-to-all over
+EP, then gather_from_sequence_parallel_region over TP), and each rank runs its 1/t of every
+expert's width on all of them: s·b·k·4h per rank, only the 6·moe_ffn divided by t. With full recompute a layer keeps only its input, 2·s·b·h/t, and one layer's full working
 set is live at a time. Context parallelism divides s by c in all of them.
 Pipelining: what the first stage holds is its layers' activations for every micro-batch whose
 forward has run and whose backward has not. 1F1B (Narayanan et al. 2021 §2.2.1): min(p, m) micro-
@@ -68,16 +72,23 @@ def state_bytes_per_param(zero, fp32_grads=True):
     return rep, shard
 
 
-def _activation_per_layer(s, b, h, heads, kv_heads, hd, tp, ffn, moe_fraction, k_eff, moe_ffn, flash, dropout=False):
+def _activation_per_layer(s, b, h, heads, kv_heads, hd, tp, ffn, moe_fraction, k_eff, moe_ffn, flash, dropout=False,
+                          routed=None):
     """Bytes one layer keeps on one TP rank without recompute (s already ÷ c), averaged over dense
-    and MoE layers (module docstring: Korthikanti's 34 written per tensor)."""
+    and MoE layers (module docstring: Korthikanti's 34 written per tensor). `k_eff` experts per token
+    (routed + shared) keep their SwiGLU; the `routed` (k, default k_eff) also their input and output."""
+    routed = k_eff if routed is None else routed
     attn = 4.0 * h + 2.0 * h + 4.0 * heads * hd + 2.0 * h * float(dropout)        # norms, QKV input, Q and output, masks
     kv = 4.0 * kv_heads * hd                                                         # K and V (replicated when t > g)
     dense = 2.0 * h + 6.0 * ffn
-    moe = 2.0 * h + k_eff * (4.0 * h + 6.0 * moe_ffn)
+    moe = 2.0 * h + k_eff * 6.0 * moe_ffn
     scores = np.where(flash, 0.0, 5.0 * heads * s * s * b)
     per_rank = s * b * (attn + (1.0 - moe_fraction) * dense + moe_fraction * moe) + scores
-    return per_rank / tp + s * b * kv / np.minimum(tp, kv_heads)
+    # The routed copies' dispatched inputs and expert outputs are whole on every TP rank: Megatron-Core's
+    # dispatcher all-gathers the tokens over the TP group after the all-to-all (each rank computes its
+    # 1/t of the expert width on all of them), so they are not divided by t.
+    copies = s * b * moe_fraction * routed * 4.0 * h
+    return per_rank / tp + copies + s * b * kv / np.minimum(tp, kv_heads)
 
 
 def first_stage_layers(layers, pp, vp, n_micro=None):
@@ -120,7 +131,8 @@ def layout_bytes(shape: dict, seq_len, micro_batch, tp, pp, vp, dp, cp, ep, zero
     heads = f(shape["heads"])
     kv_heads = f(shape["kv_heads"]) if "kv_heads" in shape else heads
     working = _activation_per_layer(s_local, b, h, heads, kv_heads, f(head_dim(shape)), tp, f(shape["ffn"]), moe_fraction,
-                                    k_eff, f(shape["moe_ffn"]), bool(flash_attention) | (rc == "selective"), dropout)
+                                    k_eff, f(shape["moe_ffn"]), bool(flash_attention) | (rc == "selective"), dropout,
+                                    routed=f(shape["top_k"]))
     kept = np.where(rc == "full", 2.0 * s_local * b * h / tp, working)
     extra = np.where(rc == "full", working, 0.0)
     first_act = first_stage_layers(L, pp, vp, n_micro) * kept + extra
