@@ -91,7 +91,7 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
                                 x["vp"].to_numpy().astype(float), x["dp"].to_numpy().astype(float),
                                 x["cp"].to_numpy().astype(float), x["ep"].to_numpy().astype(float),
                                 x["zero_stage"].to_numpy(), x["recompute"].to_numpy().astype(str), fp32_grads, flash_attention,
-                                n_micro=rt["m"])
+                                n_micro=rt["m"], fp8=rt["fp8"])
         stp = step_seconds(rt, model.eta)["step"]
         fits = mem["total"] <= USABLE_FRACTION * x["memory_bytes"].to_numpy()
         score = np.where(fits, -np.log(stp) - 1e-9 * np.log(rt["used"]), -np.inf)

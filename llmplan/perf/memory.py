@@ -39,7 +39,18 @@ expert the SwiGLU 6·moe_ffn, and for each routed copy the dispatched input 2h a
 dispatcher all-gathers the dispatched tokens over the TP group (NVIDIA/Megatron-LM@0014f13713bf
 megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher: all-to-all over
 EP, then gather_from_sequence_parallel_region over TP), and each rank runs its 1/t of every
-expert's width on all of them: s·b·k·4h per rank, only the 6·moe_ffn divided by t. With full recompute a layer keeps only its input, 2·s·b·h/t, and one layer's full working
+expert's width on all of them: s·b·k·4h per rank, only the 6·moe_ffn divided by t.
+FP8 training keeps the inputs of its linear layers, which the weight-gradient GEMM reads, in FP8:
+1 byte, not 2, for the QKV, projection, fc1 and fc2 inputs and the dispatched expert copies
+(DeepSeek-V3 report, arXiv 2412.19437 §3.3.3 "Low-Precision Storage": "we cache the activations in
+FP8 for the backward pass of the Linear operator", also the dispatched tokens); norms, Q, K, V, the
+gate and up outputs and the expert outputs stay 16-bit.
+Selective recompute is Megatron-Core's (TransformerConfig.recompute_granularity "selective" with
+recompute_modules core_attn, layernorm and the MLP/MoE activation, NVIDIA/Megatron-LM
+megatron/core/transformer/transformer_config.py): besides the attention scores (Korthikanti's
+selective recompute, which FlashAttention already drops), the norms' outputs (the QKV and fc1
+inputs, recomputed from the norms' inputs) and the SwiGLU products (the fc2 inputs, recomputed from
+gate and up) are not kept; these are element-wise and cost no GEMM. With full recompute a layer keeps only its input, 2·s·b·h/t, and one layer's full working
 set is live at a time. Context parallelism divides s by c in all of them.
 Pipelining: what the first stage holds is its layers' activations for every micro-batch whose
 forward has run and whose backward has not. 1F1B (Narayanan et al. 2021 §2.2.1): min(p, m) micro-
@@ -73,21 +84,23 @@ def state_bytes_per_param(zero, fp32_grads=True):
 
 
 def _activation_per_layer(s, b, h, heads, kv_heads, hd, tp, ffn, moe_fraction, k_eff, moe_ffn, flash, dropout=False,
-                          routed=None):
+                          routed=None, fp8=False, selective=False):
     """Bytes one layer keeps on one TP rank without recompute (s already ÷ c), averaged over dense
     and MoE layers (module docstring: Korthikanti's 34 written per tensor). `k_eff` experts per token
     (routed + shared) keep their SwiGLU; the `routed` (k, default k_eff) also their input and output."""
     routed = k_eff if routed is None else routed
-    attn = 4.0 * h + 2.0 * h + 4.0 * heads * hd + 2.0 * h * float(dropout)        # norms, QKV input, Q and output, masks
+    g = np.where(np.asarray(fp8, bool), 1.0, 2.0)        # bytes of a cached linear-layer input (FP8 training: 1)
+    keep = np.where(np.asarray(selective, bool), 0.0, 1.0)   # norm outputs and SwiGLU products (selective: recomputed)
+    attn = 4.0 * h + keep * g * h + 2.0 * heads * hd + g * heads * hd + 2.0 * h * float(dropout)   # norms, QKV in, Q, proj in
     kv = 4.0 * kv_heads * hd                                                         # K and V (replicated when t > g)
-    dense = 2.0 * h + 6.0 * ffn
-    moe = 2.0 * h + k_eff * 6.0 * moe_ffn
+    dense = keep * g * h + 4.0 * ffn + keep * g * ffn                                # fc1 input, gate and up, fc2 input
+    moe = keep * g * h + k_eff * (4.0 * moe_ffn + keep * g * moe_ffn)
     scores = np.where(flash, 0.0, 5.0 * heads * s * s * b)
     per_rank = s * b * (attn + (1.0 - moe_fraction) * dense + moe_fraction * moe) + scores
     # The routed copies' dispatched inputs and expert outputs are whole on every TP rank: Megatron-Core's
     # dispatcher all-gathers the tokens over the TP group after the all-to-all (each rank computes its
     # 1/t of the expert width on all of them), so they are not divided by t.
-    copies = s * b * moe_fraction * routed * 4.0 * h
+    copies = s * b * moe_fraction * routed * (g + 2.0) * h
     return per_rank / tp + copies + s * b * kv / np.minimum(tp, kv_heads)
 
 
@@ -102,11 +115,12 @@ def first_stage_layers(layers, pp, vp, n_micro=None):
 
 
 def layout_bytes(shape: dict, seq_len, micro_batch, tp, pp, vp, dp, cp, ep, zero, recompute,
-                 fp32_grads=True, flash_attention=True, n_micro=None, dropout=False) -> dict:
+                 fp32_grads=True, flash_attention=True, n_micro=None, dropout=False, fp8=False) -> dict:
     """Per-GPU bytes: states, activations (first stage), logits (last stage) and total (the larger
     stage's sum). Broadcasts over rows × candidate layouts. `n_micro`: micro-batches per step (None:
     more than the stages); `dropout`: keep dropout masks (Korthikanti's GPT; not the Llama-style
-    shapes). See the module docstring."""
+    shapes); `fp8` (per row): FP8 training caches the linear layers' inputs in FP8. See the module
+    docstring."""
     f = lambda x: np.asarray(x, float)  # noqa: E731
     tp, pp, vp, dp, cp, ep = f(tp), f(pp), f(vp), f(dp), f(cp), f(ep)
     zero, rc = np.asarray(zero), np.asarray(recompute)
@@ -132,7 +146,7 @@ def layout_bytes(shape: dict, seq_len, micro_batch, tp, pp, vp, dp, cp, ep, zero
     kv_heads = f(shape["kv_heads"]) if "kv_heads" in shape else heads
     working = _activation_per_layer(s_local, b, h, heads, kv_heads, f(head_dim(shape)), tp, f(shape["ffn"]), moe_fraction,
                                     k_eff, f(shape["moe_ffn"]), bool(flash_attention) | (rc == "selective"), dropout,
-                                    routed=f(shape["top_k"]))
+                                    routed=f(shape["top_k"]), fp8=fp8, selective=rc == "selective")
     kept = np.where(rc == "full", 2.0 * s_local * b * h / tp, working)
     extra = np.where(rc == "full", working, 0.0)
     first_act = first_stage_layers(L, pp, vp, n_micro) * kept + extra

@@ -55,8 +55,10 @@ def test_korthikanti_table2_by_hand():
     sbh_t = 2048 * 12288 / 8
     r = _layout(GPT3, tp=8, flash_attention=False, dropout=True)
     assert r["activations"] == pytest.approx(96 * sbh_t * (34 + 80))
+    # Selective recompute (Megatron-Core: core_attn, layernorm, the MLP activation) drops the scores and also the
+    # norms' outputs (QKV and fc1 inputs, 2 + 2) and the MLP product (fc2 input, 2f/h = 2 · 32768/12288).
     r = _layout(GPT3, tp=8, recompute="selective", flash_attention=False, dropout=True)
-    assert r["activations"] == pytest.approx(96 * sbh_t * 34)
+    assert r["activations"] == pytest.approx(96 * sbh_t * (34 - 2 - 2 - 2 * 32768 / 12288))
     r = _layout(GPT3, tp=8, recompute="none", flash_attention=True, dropout=True)
     assert r["activations"] == pytest.approx(96 * sbh_t * 34)
     r = _layout(GPT3, tp=8, recompute="full", flash_attention=True, dropout=True)
@@ -64,10 +66,10 @@ def test_korthikanti_table2_by_hand():
     # The fp32 logits on the last stage: s·b·V·4/t.
     assert r["logits"] == pytest.approx(2048 * 51200 * 4 / 8)
     # 1F1B: the first stage keeps p micro-batches of L/p layers = L layers; interleaved ×(1 + (p−1)/(p·v)).
-    pp = _layout(GPT3, tp=8, pp=8, vp=np.array([1, 3]), recompute="selective", dropout=True)
+    pp = _layout(GPT3, tp=8, pp=8, vp=np.array([1, 3]), recompute="none", dropout=True)
     np.testing.assert_allclose(pp["activations"], 96 * sbh_t * 34 * np.array([1, 1 + 7 / 24]))
     # Context parallel 4 divides every sequence-proportional term by 4.
-    cp = _layout(GPT3, tp=8, cp=4, recompute="selective", dropout=True)
+    cp = _layout(GPT3, tp=8, cp=4, recompute="none", dropout=True)
     assert cp["activations"] == pytest.approx(96 * sbh_t * 34 / 4)
     assert cp["logits"] == pytest.approx(2048 * 51200 * 4 / 8 / 4)
 
@@ -166,3 +168,18 @@ def test_total_is_the_fuller_end_stage_and_broadcasts():
     # PP 1: one stage holds everything.
     np.testing.assert_allclose(r["total"][:, 0], (r["states"] + r["activations"] + r["logits"])[:, 0])
     assert np.all(np.diff(r["total"], axis=0) < 0) and np.all(np.diff(r["total"], axis=1) < 0)
+
+
+def test_fp8_caches_linear_inputs_and_moe_copies_stay_whole_under_tp():
+    # Llama 3 8B per token and layer, TP 1: norms 4h, QKV input h (FP8), Q 2h, projection input h (FP8), K and V h
+    # (GQA), fc1 input h (FP8), gate and up 4f, fc2 input f (FP8) = 12h + 5f; BF16 16h·... = 34h (above).
+    h, f = 4096, 14336
+    r = _layout(public_shape("Llama-3-8B"), seq_len=8192, fp8=True)
+    assert r["activations"] == pytest.approx(32 * 8192 * (4 * h + h + 2 * h + h + h + h + 4 * f + f))
+    # Mixtral-8x7B at TP 2 (BF16): the two routed copies' dispatched input and expert output (4h each) are
+    # whole on each rank (all-gathered over TP by Megatron-Core's dispatcher); the rest is halved. Per token:
+    # (norms 4h + QKV in 2h + Q and proj in 4h + MLP input 2h + 2 × 6 · 14336)/2 + K, V 4·8·128/2 + 2 × 4h.
+    s, hm = 4096, 4096
+    per_token = (12 * hm + 2 * 6 * 14336) / 2 + 4 * 8 * 128 / 2 + 2 * 4 * hm
+    r = _layout(public_shape("Mixtral-8x7B"), seq_len=4096, tp=2, ep=8, dp=8)
+    assert r["activations"] == pytest.approx(32 * s * per_token)
