@@ -34,12 +34,15 @@ not the 37.5·h of Korthikanti's 34 with SwiGLU's 6f/h. Under TP everything is d
 parallelism shards what the norms and dropouts keep), except K and V when t exceeds the KV heads
 (Megatron replicates a KV head over t/g ranks: one head per rank). An MoE layer keeps, per token,
 the same attention and norms, the MLP input, for each of its k routed copies and each shared
-expert the SwiGLU 6·moe_ffn, and for each routed copy the dispatched input 2h and the expert output
-2h for the weighted combine. With TP those two are not divided by t: Megatron-Core's token
+expert the SwiGLU 6·moe_ffn, and for each routed copy the dispatched input 2h. The expert output is
+not kept: Megatron-Core multiplies the routing probability inside the expert's activation
+(NVIDIA/Megatron-LM@329baaca5202 megatron/core/transformer/moe/experts.py,
+activation_func_with_probs), so the combine is a plain sum whose backward needs no expert output.
+With TP the dispatched input is not divided by t: Megatron-Core's token
 dispatcher all-gathers the dispatched tokens over the TP group (NVIDIA/Megatron-LM@0014f13713bf
 megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher: all-to-all over
 EP, then gather_from_sequence_parallel_region over TP), and each rank runs its 1/t of every
-expert's width on all of them: s·b·k·4h per rank, only the 6·moe_ffn divided by t.
+expert's width on all of them: s·b·k·2h per rank, only the 6·moe_ffn divided by t.
 FP8 training keeps the inputs of its linear layers, which the weight-gradient GEMM reads, in FP8:
 1 byte, not 2, for the QKV, projection, fc1 and fc2 inputs and the dispatched expert copies
 (DeepSeek-V3 report, arXiv 2412.19437 §3.3.3 "Low-Precision Storage": "we cache the activations in
@@ -87,7 +90,7 @@ def _activation_per_layer(s, b, h, heads, kv_heads, hd, tp, ffn, moe_fraction, k
                           routed=None, fp8=False, selective=False):
     """Bytes one layer keeps on one TP rank without recompute (s already ÷ c), averaged over dense
     and MoE layers (module docstring: Korthikanti's 34 written per tensor). `k_eff` experts per token
-    (routed + shared) keep their SwiGLU; the `routed` (k, default k_eff) also their input and output."""
+    (routed + shared) keep their SwiGLU; the `routed` (k, default k_eff) also their input."""
     routed = k_eff if routed is None else routed
     g = np.where(np.asarray(fp8, bool), 1.0, 2.0)        # bytes of a cached linear-layer input (FP8 training: 1)
     keep = np.where(np.asarray(selective, bool), 0.0, 1.0)   # norm outputs and SwiGLU products (selective: recomputed)
@@ -97,10 +100,10 @@ def _activation_per_layer(s, b, h, heads, kv_heads, hd, tp, ffn, moe_fraction, k
     moe = keep * g * h + k_eff * (4.0 * moe_ffn + keep * g * moe_ffn)
     scores = np.where(flash, 0.0, 5.0 * heads * s * s * b)
     per_rank = s * b * (attn + (1.0 - moe_fraction) * dense + moe_fraction * moe) + scores
-    # The routed copies' dispatched inputs and expert outputs are whole on every TP rank: Megatron-Core's
+    # The routed copies' dispatched inputs are whole on every TP rank: Megatron-Core's
     # dispatcher all-gathers the tokens over the TP group after the all-to-all (each rank computes its
     # 1/t of the expert width on all of them), so they are not divided by t.
-    copies = s * b * moe_fraction * routed * (g + 2.0) * h
+    copies = s * b * moe_fraction * routed * g * h
     return per_rank / tp + copies + s * b * kv / np.minimum(tp, kv_heads)
 
 

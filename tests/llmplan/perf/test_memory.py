@@ -146,10 +146,11 @@ def test_moe_expert_states_are_sharded_exactly_once():
 
 def test_moe_activations_by_hand():
     # Mixtral-8x7B, s 4096, b 1, TP 1, no recompute, no dropout: norms 4h, QKV input 2h, Q and projection
-    # input 4h, K and V 4·8·128 = h (GQA), the MLP input 2h, and each of the top-2 copies of a token 4h
-    # (dispatched input, expert output) + 6·14336 (SwiGLU gate, up, product).
+    # input 4h, K and V 4·8·128 = h (GQA), the MLP input 2h, and each of the top-2 copies of a token its
+    # dispatched input 2h + 6·14336 (SwiGLU gate, up, product); no expert output (Megatron-Core applies the
+    # routing probability inside the activation, so the combine's backward does not need it).
     s, h = 4096, 4096
-    per_layer = (4 + 2 + 4 + 1 + 2) * s * h + s * 2 * (4 * h + 6 * 14336)
+    per_layer = (4 + 2 + 4 + 1 + 2) * s * h + s * 2 * (2 * h + 6 * 14336)
     r = _layout(public_shape("Mixtral-8x7B"), seq_len=4096, ep=8, dp=8)
     assert r["activations"] == pytest.approx(32 * per_layer)
 
@@ -176,10 +177,10 @@ def test_fp8_caches_linear_inputs_and_moe_copies_stay_whole_under_tp():
     h, f = 4096, 14336
     r = _layout(public_shape("Llama-3-8B"), seq_len=8192, fp8=True)
     assert r["activations"] == pytest.approx(32 * 8192 * (4 * h + h + 2 * h + h + h + h + 4 * f + f))
-    # Mixtral-8x7B at TP 2 (BF16): the two routed copies' dispatched input and expert output (4h each) are
-    # whole on each rank (all-gathered over TP by Megatron-Core's dispatcher); the rest is halved. Per token:
-    # (norms 4h + QKV in 2h + Q and proj in 4h + MLP input 2h + 2 × 6 · 14336)/2 + K, V 4·8·128/2 + 2 × 4h.
+    # Mixtral-8x7B at TP 2 (BF16): the two routed copies' dispatched inputs (2h each) are whole on each rank
+    # (all-gathered over TP by Megatron-Core's dispatcher); the rest is halved. Per token:
+    # (norms 4h + QKV in 2h + Q and proj in 4h + MLP input 2h + 2 × 6 · 14336)/2 + K, V 4·8·128/2 + 2 × 2h.
     s, hm = 4096, 4096
-    per_token = (12 * hm + 2 * 6 * 14336) / 2 + 4 * 8 * 128 / 2 + 2 * 4 * hm
+    per_token = (12 * hm + 2 * 6 * 14336) / 2 + 4 * 8 * 128 / 2 + 2 * 2 * hm
     r = _layout(public_shape("Mixtral-8x7B"), seq_len=4096, tp=2, ep=8, dp=8)
     assert r["activations"] == pytest.approx(32 * s * per_token)
