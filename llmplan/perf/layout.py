@@ -7,7 +7,9 @@ model (llmplan.perf.model) and the memory model (llmplan.perf.memory) run on who
 best candidate per row is kept. A layout must: divide the cluster (t·p·c | accelerators), keep
 TP within one NVLink domain and dividing the attention heads, give each pipeline at least as many
 micro-batches as stages and each virtual stage at least one layer, keep EP within the experts
-and the data-parallel ranks, and fit in memory (90 % of the accelerator's). Among equally fast
+and the data-parallel ranks, and fit in memory (90 % of the accelerator's; llmplan.perf.memory
+with the candidate's micro-batches per step, which set what the first stage holds in flight, and
+its precision, FP8 caching linear-layer inputs in 1 byte). Among equally fast
 layouts the one that keeps fewer accelerators busy wins.
 """
 
