@@ -49,11 +49,13 @@ FP8 training keeps the inputs of its linear layers, which the weight-gradient GE
 FP8 for the backward pass of the Linear operator", also the dispatched tokens); norms, Q, K, V, the
 gate and up outputs and the expert outputs stay 16-bit.
 Selective recompute is Megatron-Core's (TransformerConfig.recompute_granularity "selective" with
-recompute_modules core_attn, layernorm and the MLP/MoE activation, NVIDIA/Megatron-LM
-megatron/core/transformer/transformer_config.py): besides the attention scores (Korthikanti's
-selective recompute, which FlashAttention already drops), the norms' outputs (the QKV and fc1
-inputs, recomputed from the norms' inputs) and the SwiGLU products (the fc2 inputs, recomputed from
-gate and up) are not kept; these are element-wise and cost no GEMM. With full recompute a layer keeps only its input, 2·s·b·h/t, and one layer's full working
+recompute_modules core_attn, layernorm and moe_act, NVIDIA/Megatron-LM
+megatron/core/transformer/transformer_config.py; layernorm and moe_act "use output-discarding
+checkpointing"): besides the attention scores (Korthikanti's selective recompute, which
+FlashAttention already drops), the norms' outputs (the QKV and fc1 inputs, recomputed from the
+norms' inputs) and the experts' SwiGLU products (their fc2 inputs) are not kept; these are
+element-wise and cost no GEMM. The dense MLP has no such module (its "mlp" recomputes the GEMMs
+too), so a dense layer keeps its product. With full recompute a layer keeps only its input, 2·s·b·h/t, and one layer's full working
 set is live at a time. Context parallelism divides s by c in all of them.
 Pipelining: what the first stage holds is its layers' activations for every micro-batch whose
 forward has run and whose backward has not. 1F1B (Narayanan et al. 2021 §2.2.1): min(p, m) micro-
@@ -93,10 +95,10 @@ def _activation_per_layer(s, b, h, heads, kv_heads, hd, tp, ffn, moe_fraction, k
     (routed + shared) keep their SwiGLU; the `routed` (k, default k_eff) also their input."""
     routed = k_eff if routed is None else routed
     g = np.where(np.asarray(fp8, bool), 1.0, 2.0)        # bytes of a cached linear-layer input (FP8 training: 1)
-    keep = np.where(np.asarray(selective, bool), 0.0, 1.0)   # norm outputs and SwiGLU products (selective: recomputed)
+    keep = np.where(np.asarray(selective, bool), 0.0, 1.0)   # norm outputs, expert products (selective: recomputed)
     attn = 4.0 * h + keep * g * h + 2.0 * heads * hd + g * heads * hd + 2.0 * h * float(dropout)   # norms, QKV in, Q, proj in
     kv = 4.0 * kv_heads * hd                                                         # K and V (replicated when t > g)
-    dense = keep * g * h + 4.0 * ffn + keep * g * ffn                                # fc1 input, gate and up, fc2 input
+    dense = keep * g * h + 4.0 * ffn + g * ffn                                       # fc1 input, gate and up, fc2 input
     moe = keep * g * h + k_eff * (4.0 * moe_ffn + keep * g * moe_ffn)
     scores = np.where(flash, 0.0, 5.0 * heads * s * s * b)
     per_rank = s * b * (attn + (1.0 - moe_fraction) * dense + moe_fraction * moe) + scores
