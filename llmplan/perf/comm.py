@@ -59,7 +59,12 @@ Which link, and what a ring pays per step (the data-parallel collectives: dp, fs
 The per-layer and per-step collective times (`fsdp_ag_layer`, `fsdp_rs_layer`, `dp_rs_step`,
 `dp_ag_step`) are what llmplan.perf.model overlaps with the compute that can hide them.
 - ep: the all-to-all's traffic to ranks in the same NVLink domain goes over NVLink, the rest over
-  each rank's own NIC (both at once: the slower sets the time), (g − 1)/e and (e − g)/e of it.
+  each rank's own NIC (both at once: the slower sets the time); across domains a token is sent once
+  per destination domain and forwarded there over NVLink (ep_copies: DeepSeek-V3 §3.2.2, DeepEP),
+  so the NIC carries (N − 1)·(1 − q) copies of a token over N domains (q: the chance a domain holds
+  none of its k experts), not k·(e − g)/e.
+  With TP > 1 the experts are split over the TP group too and the dispatched copies are
+  all-gathered over it (and reduce-scattered back), s·b·k·h·2·(t − 1)/t per layer and pass, on NVLink.
 """
 
 import numpy as np
@@ -138,6 +143,40 @@ def local_params(shape: dict, tp, pp, ep):
     return dense, expert
 
 
+def ep_copies(top_k, ep, per_domain, experts=None):
+    """(near, far): copies of one token a rank's expert all-to-all puts on NVLink and on its NIC.
+
+    Copies to the e − 1 other EP ranks, top_k per token, experts spread evenly over the e ranks:
+    k·(g − 1)/e go to ranks in the same NVLink domain (g of the EP ranks share one). Across domains
+    the dispatch sends a token once per destination domain, not once per expert, and forwards it to
+    the expert's GPU over NVLink there; the combine reduces in the domain first and sends one
+    partial sum back (DeepSeek-V3 report, arXiv 2412.19437 §3.2.2: tokens go over IB to the GPU with
+    the same in-node index on each target node, then over NVLink; deepseek-ai/DeepEP's normal
+    kernels, which Megatron-Core's flex dispatcher and NVIDIA's cross-node EP recipes use). A token
+    whose k distinct experts are drawn evenly from E, E/N in each of N = e/g domains, reaches
+    (N − 1)·(1 − q) other domains on average, q = C(E − E/N, k)/C(E, k) the chance that a given
+    domain holds none of them ((1 − 1/N)^k for E large or not given): far copies. The forwarded
+    ones, (k·(e − g)/e)·(g − 1)/g, ride NVLink on the receiving side beside the direct k·(g − 1)/e.
+    DeepSeek-V3 also caps a token at 4 nodes (node-limited routing); at EP 64 over 8 nodes the
+    uncapped mean is 4.6 other nodes (with the cap at most 4), against 7 per-expert copies."""
+    k, e, g = (np.asarray(x, float) for x in (top_k, ep, per_domain))
+    g = np.clip(g, 1.0, np.maximum(e, 1.0))
+    n = np.maximum(e / g, 1.0)
+    if experts is None:
+        miss = (1.0 - 1.0 / n) ** k
+    else:
+        from scipy.special import gammaln
+
+        big = np.maximum(np.asarray(experts, float), k)
+        rest = big - big / n
+        with np.errstate(invalid="ignore"):
+            miss = np.where(rest >= k, np.exp(gammaln(rest + 1.0) - gammaln(np.maximum(rest - k, 0.0) + 1.0)
+                                              - gammaln(big + 1.0) + gammaln(big - k + 1.0)), 0.0)
+    far = np.where(n > 1, (n - 1.0) * (1.0 - miss), 0.0)
+    near = np.where(e > 1, k * (g - 1.0) / e + k * (e - g) / e * (g - 1.0) / g, 0.0)
+    return near, far
+
+
 def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep, vp, zero,
                  nvlink_bytes_per_s, nvlink_domain, scaleout_bytes_per_s, grad_bytes=4.0,
                  recompute="none", shard_group=None) -> dict:
@@ -213,10 +252,16 @@ def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep,
     passes = stage_layers * m                               # layer passes per step on this GPU
 
     k = f(shape["top_k"])
-    ep_bytes = (4.0 + 2.0 * full) * (act / tp) * k * wire_factor("all_to_all", ep) * moe_stage_layers * m
-    per_ep = np.minimum(ep, np.maximum(np.floor(domain / tp), 1.0))           # EP ranks sharing an NVLink domain
-    ep_near = np.where(ep > 1, (per_ep - 1.0) / np.maximum(ep - 1.0, 1.0), 0.0)   # share of the a2a bytes to them
-    ep_seconds = np.maximum(ep_bytes * ep_near / np.asarray(nv, float), ep_bytes * (1.0 - ep_near) / np.asarray(so, float))
+    near, far = ep_copies(k, ep, np.minimum(ep, np.maximum(np.floor(domain / tp), 1.0)), f(shape["experts"]))
+    passes_moe = (4.0 + 2.0 * full) * moe_stage_layers * m          # dispatch + combine, forward + backward (+ recompute)
+    token = act / tp                                                   # a rank's tokens (its sequence-parallel share) × h × 2 B
+    # Expert TP (= the dense TP): the dispatched copies are all-gathered over the TP group after the all-to-all and
+    # reduce-scattered before it on the way back (Megatron-Core's token dispatcher), inside the NVLink domain.
+    etp_bytes = passes_moe * act * k * wire_factor("all_gather", tp)
+    ep_near_bytes, ep_far_bytes = passes_moe * token * near + etp_bytes, passes_moe * token * far
+    ep_bytes = ep_near_bytes + ep_far_bytes
+    ep_seconds = np.maximum(ep_near_bytes / np.asarray(nv, float),
+                            np.where(ep * tp <= domain, 0.0, ep_far_bytes / np.asarray(so, float)))
 
     kv_width = np.maximum(f(shape["kv_heads"]) / tp, 1.0) * head_dim(shape)
     cp_layer = 2.0 * b * s * kv_width * BF16 * wire_factor("all_gather", cp)
@@ -227,7 +272,7 @@ def comm_seconds(shape: dict, seq_len, micro_batch, n_micro, tp, pp, dp, cp, ep,
         "pp": pp_bytes / _link(tp * pp <= domain, nv, so),
         "dp": np.where(z3, fsdp_rs_layer * passes, 0.0) + dp_rs_step + dp_ag_step,
         "fsdp": np.where(z3, fsdp_ag_layer * 2.0 * passes, 0.0),
-        "ep": np.where(ep * tp <= domain, ep_bytes / np.asarray(nv, float), ep_seconds),
+        "ep": ep_seconds,
         "cp": cp_bytes / _link(tp * cp <= domain, nv, so),
         "fsdp_ag_layer": fsdp_ag_layer, "fsdp_rs_layer": fsdp_rs_layer, "layer_passes": passes,
         "dp_rs_step": dp_rs_step, "dp_ag_step": dp_ag_step,

@@ -7,7 +7,9 @@ model (llmplan.perf.model) and the memory model (llmplan.perf.memory) run on who
 best candidate per row is kept. A layout must: divide the cluster (t·p·c | accelerators), keep
 TP within one NVLink domain and dividing the attention heads, give each pipeline at least as many
 micro-batches as stages and each virtual stage at least one layer, keep EP within the experts
-and the data-parallel ranks, and fit in memory (90 % of the accelerator's). Among equally fast
+and the data-parallel ranks, and fit in memory (90 % of the accelerator's; llmplan.perf.memory
+with the candidate's micro-batches per step, which set what the first stage holds in flight, and
+its precision, FP8 caching linear-layer inputs in 1 byte). Among equally fast
 layouts the one that keeps fewer accelerators busy wins.
 """
 
@@ -90,7 +92,8 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
                                 x["tp"].to_numpy().astype(float), x["pp"].to_numpy().astype(float),
                                 x["vp"].to_numpy().astype(float), x["dp"].to_numpy().astype(float),
                                 x["cp"].to_numpy().astype(float), x["ep"].to_numpy().astype(float),
-                                x["zero_stage"].to_numpy(), x["recompute"].to_numpy().astype(str), fp32_grads, flash_attention)
+                                x["zero_stage"].to_numpy(), x["recompute"].to_numpy().astype(str), fp32_grads, flash_attention,
+                                n_micro=rt["m"], fp8=rt["fp8"])
         stp = step_seconds(rt, model.eta)["step"]
         fits = mem["total"] <= USABLE_FRACTION * x["memory_bytes"].to_numpy()
         score = np.where(fits, -np.log(stp) - 1e-9 * np.log(rt["used"]), -np.inf)

@@ -18,27 +18,62 @@ expert-DP group d·c/e — once: the e that splits the experts is not also in th
 The first pipeline stage holds the input embedding (V·h/t) and the last the output layer; with
 p = 1 one GPU holds both. Layers are split evenly (L/p per stage).
 
-Activations (Korthikanti et al. 2022, Table 2, tensor + sequence parallel, 16-bit): per layer
-s·b·h·34/t, plus 5·a·s²·b/t for the attention scores unless FlashAttention (or selective
-recompute) drops them; with full recompute a layer keeps only its input, 2·s·b·h/t, and one
-layer's full working set is live at a time. Context parallelism divides s by c in all of them.
-The 34 splits into attention and norms 15 and the 4h GeLU MLP 19 = 3 (its input and dropout mask)
-+ 16 (GeLU input and output, 2 bytes × 4h each). A SwiGLU MLP of width f keeps its gate, up and
-product instead, 6·f/h, so a layer keeps (18 + 6·f/h)·s·b·h — exactly 34 at f = 8h/3 (the SwiGLU
-width with a 4h MLP's parameters), 39 for Llama 3's f = 3.5h. An MoE layer keeps, per token, 18·h
-and for each of its k routed copies (and each shared expert) the dispatched input 2h, the SwiGLU
-6·moe_ffn and the expert output 2h for the weighted combine: (18·h + k·(4h + 6·moe_ffn))·s·b.
-Pipelining (1F1B, Narayanan et al. 2021): the first stage holds p micro-batches of its L/p
-layers, L layers' worth; the interleaved schedule ×(1 + (p−1)/(p·v)) (Korthikanti et al. 2022,
-§4.2.3). The last stage holds one micro-batch of its L/p layers plus the fp32 logits,
-s·b·V·4/(t·c) with the real vocabulary.
+Activations (Korthikanti et al. 2022, §4.1 and Table 2, tensor + sequence parallel, 16-bit): per
+layer s·b·h·(34 + 5·a·s/h)/t, where the 34 is attention 11 (QKV input 2, Q and K 4, V 2, projection
+input 2, dropout mask 1), two LayerNorm inputs 4, and the 4h GeLU MLP 19 (input 2, GeLU input and
+output 16, dropout mask 1); the 5·a·s/h are the attention scores, which FlashAttention (or selective
+recompute) does not keep. Written per tensor, so that it holds for the shapes llmplan plans:
+    norms 4h + QKV input 2h + Q 2·a·d + attention output 2·a·d + K and V 4·g·d + MLP input 2h
+    + dropout masks 2h (only with dropout) + the MLP (SwiGLU gate, up and product 6·f)
+which is Korthikanti's 34 exactly for multi-head attention (g·d = a·d = h) with dropout and f = 8h/3
+(the SwiGLU width with a 4h MLP's parameters). Two differences matter for the public shapes: grouped-
+query attention keeps K and V at g·d, not h (Llama 3 405B: 1,024 of 16,384), and the Llama, Mistral,
+Qwen and DeepSeek configurations train without dropout (attention_dropout 0.0, no hidden dropout in
+their config.json), so no masks: Llama 3 405B keeps 12h + 4·g·d + 6f = 31.75·h per token and layer,
+not the 37.5·h of Korthikanti's 34 with SwiGLU's 6f/h. Under TP everything is divided by t (sequence
+parallelism shards what the norms and dropouts keep), except K and V when t exceeds the KV heads
+(Megatron replicates a KV head over t/g ranks: one head per rank). An MoE layer keeps, per token,
+the same attention and norms, the MLP input, for each of its k routed copies and each shared
+expert the SwiGLU 6·moe_ffn, and for each routed copy the dispatched input 2h. The expert output is
+not kept: Megatron-Core multiplies the routing probability inside the expert's activation
+(NVIDIA/Megatron-LM@329baaca5202 megatron/core/transformer/moe/experts.py,
+activation_func_with_probs), so the combine is a plain sum whose backward needs no expert output.
+With TP the dispatched input is not divided by t: Megatron-Core's token
+dispatcher all-gathers the dispatched tokens over the TP group (NVIDIA/Megatron-LM@0014f13713bf
+megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher: all-to-all over
+EP, then gather_from_sequence_parallel_region over TP), and each rank runs its 1/t of every
+expert's width on all of them: s·b·k·2h per rank, only the 6·moe_ffn divided by t.
+FP8 training keeps the inputs of its linear layers, which the weight-gradient GEMM reads, in FP8:
+1 byte, not 2, for the QKV, projection, fc1 and fc2 inputs and the dispatched expert copies
+(DeepSeek-V3 report, arXiv 2412.19437 §3.3.3 "Low-Precision Storage": "we cache the activations in
+FP8 for the backward pass of the Linear operator", also the dispatched tokens); norms, Q, K, V, the
+gate and up outputs and the expert outputs stay 16-bit.
+Selective recompute is Megatron-Core's (TransformerConfig.recompute_granularity "selective" with
+recompute_modules core_attn, layernorm and moe_act, NVIDIA/Megatron-LM
+megatron/core/transformer/transformer_config.py; layernorm and moe_act "use output-discarding
+checkpointing"): besides the attention scores (Korthikanti's selective recompute, which
+FlashAttention already drops), the norms' outputs (the QKV and fc1 inputs, recomputed from the
+norms' inputs) and the experts' SwiGLU products (their fc2 inputs) are not kept; these are
+element-wise and cost no GEMM. The dense MLP has no such module (its "mlp" recomputes the GEMMs
+too), so a dense layer keeps its product. With full recompute a layer keeps only its input, 2·s·b·h/t, and one layer's full working
+set is live at a time. Context parallelism divides s by c in all of them.
+Pipelining: what the first stage holds is its layers' activations for every micro-batch whose
+forward has run and whose backward has not. 1F1B (Narayanan et al. 2021 §2.2.1): min(p, m) micro-
+batches of its L/p layers, L layers' worth when m ≥ p. The interleaved schedule with v chunks of
+L/(p·v) layers (Narayanan et al. 2021 §2.2.2; NVIDIA/Megatron-LM@4dabc6238579
+megatron/core/pipeline_parallel/schedules.py, forward_backward_pipelining_with_interleaving): rank 0
+runs 2(p−1) + (v−1)·p warm-up chunk forwards and one more before its first backward, so v·p + p − 1
+chunks are in flight, L·(1 + (p−1)/(p·v)) layers (Korthikanti et al. 2022 §4.2.3) — but never more
+than the m·v chunks of the step, and when m = p Megatron runs every forward first (all_warmup):
+m·v chunks, exactly L layers. `n_micro` (m) None keeps the m > p case. The last stage holds one
+micro-batch of its L/p layers plus the fp32 logits, s·b·V·4/(t·c) with the real vocabulary.
 `total` is the larger of the first and the last stage.
 """
 
 import numpy as np
 
 from llmplan.perf.comm import common_shape, local_params
-from llmplan.perf.shapes import param_parts
+from llmplan.perf.shapes import head_dim, param_parts
 
 GIB = float(2 ** 30)
 WEIGHT, OPTIMIZER = 2.0, 12.0
@@ -53,18 +88,44 @@ def state_bytes_per_param(zero, fp32_grads=True):
     return rep, shard
 
 
-def _activation_per_layer(s, b, h, heads, tp, ffn, moe_fraction, k_eff, moe_ffn, flash):
-    """Bytes one layer keeps without recompute (s already ÷ c), averaged over dense and MoE layers."""
-    dense = s * b * (18.0 * h + 6.0 * ffn)
-    moe = s * b * (18.0 * h + k_eff * (4.0 * h + 6.0 * moe_ffn))
+def _activation_per_layer(s, b, h, heads, kv_heads, hd, tp, ffn, moe_fraction, k_eff, moe_ffn, flash, dropout=False,
+                          routed=None, fp8=False, selective=False):
+    """Bytes one layer keeps on one TP rank without recompute (s already ÷ c), averaged over dense
+    and MoE layers (module docstring: Korthikanti's 34 written per tensor). `k_eff` experts per token
+    (routed + shared) keep their SwiGLU; the `routed` (k, default k_eff) also their input."""
+    routed = k_eff if routed is None else routed
+    g = np.where(np.asarray(fp8, bool), 1.0, 2.0)        # bytes of a cached linear-layer input (FP8 training: 1)
+    keep = np.where(np.asarray(selective, bool), 0.0, 1.0)   # norm outputs, expert products (selective: recomputed)
+    attn = 4.0 * h + keep * g * h + 2.0 * heads * hd + g * heads * hd + 2.0 * h * float(dropout)   # norms, QKV in, Q, proj in
+    kv = 4.0 * kv_heads * hd                                                         # K and V (replicated when t > g)
+    dense = keep * g * h + 4.0 * ffn + g * ffn                                       # fc1 input, gate and up, fc2 input
+    moe = keep * g * h + k_eff * (4.0 * moe_ffn + keep * g * moe_ffn)
     scores = np.where(flash, 0.0, 5.0 * heads * s * s * b)
-    return ((1.0 - moe_fraction) * dense + moe_fraction * moe + scores) / tp
+    per_rank = s * b * (attn + (1.0 - moe_fraction) * dense + moe_fraction * moe) + scores
+    # The routed copies' dispatched inputs are whole on every TP rank: Megatron-Core's
+    # dispatcher all-gathers the tokens over the TP group after the all-to-all (each rank computes its
+    # 1/t of the expert width on all of them), so they are not divided by t.
+    copies = s * b * moe_fraction * routed * g * h
+    return per_rank / tp + copies + s * b * kv / np.minimum(tp, kv_heads)
+
+
+def first_stage_layers(layers, pp, vp, n_micro=None):
+    """Layer activations of one micro-batch the first pipeline stage holds at its peak (module
+    docstring): 1F1B min(p, m)·L/p; interleaved min(v·p + p − 1, m·v) chunks of L/(p·v), m·v when m = p."""
+    L, p, v = (np.asarray(x, float) for x in (layers, pp, vp))
+    m = np.full(np.broadcast_shapes(L.shape, p.shape, v.shape), np.inf) if n_micro is None else np.asarray(n_micro, float)
+    plain = np.minimum(p, m) * L / p
+    chunks = np.where(np.abs(m - p) < 1e-6, m * v, np.minimum(v * p + p - 1.0, m * v))
+    return np.where(v > 1, chunks * L / (p * v), plain)
 
 
 def layout_bytes(shape: dict, seq_len, micro_batch, tp, pp, vp, dp, cp, ep, zero, recompute,
-                 fp32_grads=True, flash_attention=True) -> dict:
+                 fp32_grads=True, flash_attention=True, n_micro=None, dropout=False, fp8=False) -> dict:
     """Per-GPU bytes: states, activations (first stage), logits (last stage) and total (the larger
-    stage's sum). Broadcasts over rows × candidate layouts. See the module docstring."""
+    stage's sum). Broadcasts over rows × candidate layouts. `n_micro`: micro-batches per step (None:
+    more than the stages); `dropout`: keep dropout masks (Korthikanti's GPT; not the Llama-style
+    shapes); `fp8` (per row): FP8 training caches the linear layers' inputs in FP8. See the module
+    docstring."""
     f = lambda x: np.asarray(x, float)  # noqa: E731
     tp, pp, vp, dp, cp, ep = f(tp), f(pp), f(vp), f(dp), f(cp), f(ep)
     zero, rc = np.asarray(zero), np.asarray(recompute)
@@ -86,12 +147,14 @@ def layout_bytes(shape: dict, seq_len, micro_batch, tp, pp, vp, dp, cp, ep, zero
     s_local, b = f(seq_len) / cp, f(micro_batch)
     moe_fraction = parts["moe_layers"] / L
     k_eff = f(shape["top_k"]) + f(shape.get("shared_experts", 0.0))
-    working = _activation_per_layer(s_local, b, h, f(shape["heads"]), tp, f(shape["ffn"]), moe_fraction, k_eff,
-                                    f(shape["moe_ffn"]), bool(flash_attention) | (rc == "selective"))
+    heads = f(shape["heads"])
+    kv_heads = f(shape["kv_heads"]) if "kv_heads" in shape else heads
+    working = _activation_per_layer(s_local, b, h, heads, kv_heads, f(head_dim(shape)), tp, f(shape["ffn"]), moe_fraction,
+                                    k_eff, f(shape["moe_ffn"]), bool(flash_attention) | (rc == "selective"), dropout,
+                                    routed=f(shape["top_k"]), fp8=fp8, selective=rc == "selective")
     kept = np.where(rc == "full", 2.0 * s_local * b * h / tp, working)
     extra = np.where(rc == "full", working, 0.0)
-    interleave = np.where(vp > 1, 1.0 + (pp - 1.0) / (pp * vp), 1.0)
-    first_act = L * kept * interleave + extra
+    first_act = first_stage_layers(L, pp, vp, n_micro) * kept + extra
     last_act = (L / pp) * kept + extra
     logits = s_local * b * V * 4.0 / tp
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from llmplan.perf.comm import (collective_seconds, comm_seconds, ring_bandwidth, ring_latency, ring_seconds,
-                               wire_factor)
+                               ep_copies, wire_factor)
 from llmplan.perf.shapes import public_shape, params_from_shape
 
 GIB = 2 ** 30
@@ -191,3 +191,37 @@ def test_fsdp_per_layer_collectives_by_hand():
     assert h["fsdp_ag_layer"] == pytest.approx(8.4e-6 + 64 * 3.4e-6 + 63 * 14e-6 + 127 / 128 * 2 * layer / 100e9)
     ar = 126 * (8.4e-6 + 62 * 14e-6) + 2 * 31 / 32 * 4 * (total / 4 / 128) / 50e9
     assert h["dp_rs_step"] == pytest.approx(ar)
+
+
+def test_expert_all_to_all_sends_a_token_once_per_node():
+    # DeepSeek-V3 (arXiv 2412.19437 §3.2.2): EP 64 over 8 nodes of 8 H800, 256 experts (32 a node), top-8. A token's
+    # 8 experts are 8 distinct of 256; a given other node holds none of them with probability
+    # C(224, 8)/C(256, 8) = Π_{i<8} (224 − i)/(256 − i); the token crosses IB once per node it needs.
+    q = np.prod([(224 - i) / (256 - i) for i in range(8)])
+    near, far = ep_copies(8, 64, 8, 256)
+    assert far == pytest.approx(7 * (1 - q))
+    assert 4.6 < far < 4.7                                     # against 8 × 56/64 = 7 copies sent per expert
+    # The same by simulation: route 20,000 tokens to 8 distinct experts of 256 and count the other nodes hit.
+    rng = np.random.default_rng(7)
+    picks = np.argsort(rng.random((20000, 256)), axis=1)[:, :8] // 32       # node of each chosen expert
+    own = rng.integers(0, 8, 20000)[:, None]
+    hit = np.array([len(set(r) - {o}) for r, o in zip(picks, own[:, 0])])
+    assert hit.mean() == pytest.approx(far, rel=0.02)
+    # NVLink: the 8 × 7/64 copies to node peers plus the forwarded share of the 8 × 56/64 remote ones (7 of 8).
+    assert near == pytest.approx(8 * 7 / 64 + 8 * 56 / 64 * 7 / 8)
+    # One node: everything over NVLink, (e − 1)/e of the copies, nothing on the NIC.
+    near, far = ep_copies(8, 8, 8, 256)
+    assert far == 0 and near == pytest.approx(8 * 7 / 8)
+    assert ep_copies(8, 1, 1, 256) == (0, 0)
+
+
+def test_expert_tp_gathers_every_copy():
+    # EP 1, TP 4 on one node (DeepSeek-V3's 256 experts each split 4 ways): no all-to-all, but Megatron-Core's
+    # dispatcher all-gathers the k = 8 copies of the sequence-parallel tokens over TP and reduce-scatters them
+    # back, forward and backward: 4 × s·b·h·2 · 8 · 3/4 bytes per MoE layer and micro-batch on NVLink.
+    s = public_shape("DeepSeek-V3")
+    one = dict(s, layers=1, dense_layers=0)
+    c = comm_seconds(one, 4096, 1, 1, tp=4, pp=1, dp=2, cp=1, ep=1, vp=1, zero=1, **LINKS)
+    want = 4 * 4096 * 7168 * 2 * 8 * 3 / 4
+    assert c["ep_bytes"] == pytest.approx(want)
+    assert c["ep"] == pytest.approx(want / LINKS["nvlink_bytes_per_s"])

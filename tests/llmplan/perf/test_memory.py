@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from llmplan.perf.memory import GIB, layout_bytes, state_bytes_per_param
+from llmplan.perf.memory import GIB, first_stage_layers, layout_bytes, state_bytes_per_param
 from llmplan.perf.shapes import params_from_shape, public_shape
 
 GPT3 = {"layers": 96, "hidden": 12288, "ffn": 32768, "heads": 96, "kv_heads": 96, "vocab": 51200, "experts": 1,
@@ -51,31 +51,73 @@ def test_korthikanti_table2_by_hand():
     # Korthikanti et al. 2022, Table 2, tensor + sequence parallel: sbh/t · (34 + 5as/h) bytes per layer;
     # selective recompute keeps 34; full recompute keeps the layer input 2sbh/t. GPT-3 175B, s 2048, b 1, t 8:
     # sbh/t = 2048·12288/8 = 3,145,728; 5as/h = 5·96·2048/12288 = 80.
+    # GPT-3 trains with dropout (its masks are in the 34), multi-head attention (K and V at h).
     sbh_t = 2048 * 12288 / 8
-    r = _layout(GPT3, tp=8, flash_attention=False)
+    r = _layout(GPT3, tp=8, flash_attention=False, dropout=True)
     assert r["activations"] == pytest.approx(96 * sbh_t * (34 + 80))
-    r = _layout(GPT3, tp=8, recompute="selective", flash_attention=False)
+    # Selective recompute (Megatron-Core: core_attn, layernorm, moe_act) drops the scores and also the norms'
+    # outputs (QKV and fc1 inputs, 2 + 2); a dense MLP keeps its product.
+    r = _layout(GPT3, tp=8, recompute="selective", flash_attention=False, dropout=True)
+    assert r["activations"] == pytest.approx(96 * sbh_t * (34 - 2 - 2))
+    r = _layout(GPT3, tp=8, recompute="none", flash_attention=True, dropout=True)
     assert r["activations"] == pytest.approx(96 * sbh_t * 34)
-    r = _layout(GPT3, tp=8, recompute="none", flash_attention=True)
-    assert r["activations"] == pytest.approx(96 * sbh_t * 34)
-    r = _layout(GPT3, tp=8, recompute="full", flash_attention=True)
+    r = _layout(GPT3, tp=8, recompute="full", flash_attention=True, dropout=True)
     assert r["activations"] == pytest.approx(96 * 2 * sbh_t + 34 * sbh_t)
     # The fp32 logits on the last stage: s·b·V·4/t.
     assert r["logits"] == pytest.approx(2048 * 51200 * 4 / 8)
     # 1F1B: the first stage keeps p micro-batches of L/p layers = L layers; interleaved ×(1 + (p−1)/(p·v)).
-    pp = _layout(GPT3, tp=8, pp=8, vp=np.array([1, 3]), recompute="selective")
+    pp = _layout(GPT3, tp=8, pp=8, vp=np.array([1, 3]), recompute="none", dropout=True)
     np.testing.assert_allclose(pp["activations"], 96 * sbh_t * 34 * np.array([1, 1 + 7 / 24]))
     # Context parallel 4 divides every sequence-proportional term by 4.
-    cp = _layout(GPT3, tp=8, cp=4, recompute="selective")
+    cp = _layout(GPT3, tp=8, cp=4, recompute="none", dropout=True)
     assert cp["activations"] == pytest.approx(96 * sbh_t * 34 / 4)
     assert cp["logits"] == pytest.approx(2048 * 51200 * 4 / 8 / 4)
 
 
 def test_swiglu_width_generalises_the_34():
-    # Llama 3 8B, s 8192, b 1, TP 1, FlashAttention: 15 + 3 + 6·14336/4096 = 39 sbh per layer, 32 layers.
+    # Korthikanti's 34 per tensor: norms 4 + QKV input 2 + Q 2 + K, V 4 + projection input 2 + MLP input 2 +
+    # dropout masks 2 = 18, and the 4h GeLU MLP's 16 = SwiGLU's 6f/h at f = 8h/3. Llama 3 8B (GQA: K and V
+    # 8 × 128 = 1,024 wide, h/4; no dropout), s 8192, b 1, TP 1, FlashAttention:
+    # 4 + 2 + 2 + 4/4 + 2 + 2 + 6·14336/4096 = 13 + 21 = 34 sbh per layer, 32 layers.
     r = _layout(public_shape("Llama-3-8B"), seq_len=8192)
-    assert r["activations"] == pytest.approx(32 * 8192 * 4096 * (18 + 6 * 14336 / 4096))
-    assert 18 + 6 * 14336 / 4096 == 39
+    assert r["activations"] == pytest.approx(32 * 8192 * 4096 * 34)
+    # With dropout and K, V at full width it would be Korthikanti's 18 + 21 = 39.
+    mha = dict(public_shape("Llama-3-8B"), kv_heads=32)
+    r = _layout(mha, seq_len=8192, dropout=True)
+    assert r["activations"] == pytest.approx(32 * 8192 * 4096 * 39)
+
+
+def test_llama3_405b_by_hand():
+    # Llama 3.1 405B (126 layers, h 16,384, f 53,248, 128 heads × 128, 8 KV heads, vocab 128,256) at 8K, TP 8
+    # with sequence parallelism, FlashAttention, no dropout: per token and layer on one rank
+    # (12·16384 + 6·53248)/8 + 4·128·8/8 = (196,608 + 319,488)/8 + 512 = 65,024 bytes — against
+    # Korthikanti's (34 − 16 + 6·3.25)·16384/8 = 76,800 with dropout and full-width K and V (15 % more).
+    s405 = {"layers": 126, "hidden": 16384, "ffn": 53248, "heads": 128, "kv_heads": 8, "head_dim": 128,
+            "vocab": 128256, "experts": 1, "top_k": 1, "moe_ffn": 0, "shared_experts": 0, "dense_layers": 0}
+    per_layer = 8192 * 65024
+    # Llama 3's published layout (§3.3.2): PP 16 with the 16M-token batch over DP 128: m = 2048/128 = 16
+    # micro-batches = p, so Megatron's interleaved schedule runs every forward first: 16 × 8 chunks of
+    # 126/128 layers, exactly L = 126 layers' worth (62.5 GiB), not L·(1 + 15/128) (69.8 GiB).
+    r = layout_bytes(s405, 8192, 1, 8, 16, 8, 128, 1, 1, 1, "none", n_micro=16)
+    assert r["activations"] == pytest.approx(126 * per_layer)
+    assert 62 < r["activations"] / GIB < 63
+    r = layout_bytes(s405, 8192, 1, 8, 16, 8, 128, 1, 1, 1, "none", n_micro=32)
+    assert r["activations"] == pytest.approx(126 * per_layer * (1 + 15 / 128))
+    # Full recompute keeps each layer's input, 2·s·h/t, for the same 126 layers plus one layer's working set.
+    r = layout_bytes(s405, 8192, 1, 8, 16, 8, 128, 1, 1, 1, "full", n_micro=16)
+    assert r["activations"] == pytest.approx(126 * 8192 * 2 * 16384 / 8 + per_layer)
+
+
+def test_in_flight_micro_batches_follow_megatrons_schedules():
+    # NVIDIA/Megatron-LM schedules.py: without interleaving rank 0 runs p − 1 warm-up forwards, so min(p, m)
+    # micro-batches are in flight; with v chunks, 2(p−1) + (v−1)p warm-ups + 1 = v·p + p − 1 chunks, capped
+    # at the m·v chunks of the step, and all m·v when m = p. In layers (L = 32, p = 4): chunks × L/(p·v).
+    L, p = 32.0, 4.0
+    assert first_stage_layers(L, p, 1, 16) == pytest.approx(32)            # 4 micro-batches × 8 layers
+    assert first_stage_layers(L, p, 1, 2) == pytest.approx(16)             # only 2 micro-batches exist
+    assert first_stage_layers(L, p, 2, 4) == pytest.approx(4 * 2 * 4)      # m = p: all 8 chunks of 4 layers
+    assert first_stage_layers(L, p, 2, 8) == pytest.approx((2 * 4 + 4 - 1) * 4)   # 11 chunks of 4 layers
+    assert first_stage_layers(L, p, 2, None) == pytest.approx(L * (1 + 3 / 8))    # Korthikanti §4.2.3
 
 
 def test_real_vocabulary_in_the_logits():
@@ -103,11 +145,12 @@ def test_moe_expert_states_are_sharded_exactly_once():
 
 
 def test_moe_activations_by_hand():
-    # Mixtral-8x7B, s 4096, b 1, TP 1, no recompute: attention + norms keep 15·sbh (Korthikanti's 34 less its
-    # MLP's 19), the MLP input and dropout mask 3·sbh, and each of the top-2 copies of a token 4h (dispatched
-    # input, expert output) + 6·14336 (SwiGLU gate, up, product).
+    # Mixtral-8x7B, s 4096, b 1, TP 1, no recompute, no dropout: norms 4h, QKV input 2h, Q and projection
+    # input 4h, K and V 4·8·128 = h (GQA), the MLP input 2h, and each of the top-2 copies of a token its
+    # dispatched input 2h + 6·14336 (SwiGLU gate, up, product); no expert output (Megatron-Core applies the
+    # routing probability inside the activation, so the combine's backward does not need it).
     s, h = 4096, 4096
-    per_layer = 18 * s * h + s * 2 * (4 * h + 6 * 14336)
+    per_layer = (4 + 2 + 4 + 1 + 2) * s * h + s * 2 * (2 * h + 6 * 14336)
     r = _layout(public_shape("Mixtral-8x7B"), seq_len=4096, ep=8, dp=8)
     assert r["activations"] == pytest.approx(32 * per_layer)
 
@@ -126,3 +169,18 @@ def test_total_is_the_fuller_end_stage_and_broadcasts():
     # PP 1: one stage holds everything.
     np.testing.assert_allclose(r["total"][:, 0], (r["states"] + r["activations"] + r["logits"])[:, 0])
     assert np.all(np.diff(r["total"], axis=0) < 0) and np.all(np.diff(r["total"], axis=1) < 0)
+
+
+def test_fp8_caches_linear_inputs_and_moe_copies_stay_whole_under_tp():
+    # Llama 3 8B per token and layer, TP 1: norms 4h, QKV input h (FP8), Q 2h, projection input h (FP8), K and V h
+    # (GQA), fc1 input h (FP8), gate and up 4f, fc2 input f (FP8) = 12h + 5f; BF16 16h·... = 34h (above).
+    h, f = 4096, 14336
+    r = _layout(public_shape("Llama-3-8B"), seq_len=8192, fp8=True)
+    assert r["activations"] == pytest.approx(32 * 8192 * (4 * h + h + 2 * h + h + h + h + 4 * f + f))
+    # Mixtral-8x7B at TP 2 (BF16): the two routed copies' dispatched inputs (2h each) are whole on each rank
+    # (all-gathered over TP by Megatron-Core's dispatcher); the rest is halved. Per token:
+    # (norms 4h + QKV in 2h + Q and proj in 4h + MLP input 2h + 2 × 6 · 14336)/2 + K, V 4·8·128/2 + 2 × 2h.
+    s, hm = 4096, 4096
+    per_token = (12 * hm + 2 * 6 * 14336) / 2 + 4 * 8 * 128 / 2 + 2 * 2 * hm
+    r = _layout(public_shape("Mixtral-8x7B"), seq_len=4096, tp=2, ep=8, dp=8)
+    assert r["activations"] == pytest.approx(32 * s * per_token)
