@@ -157,7 +157,7 @@ FIT_TABLES = ("fits.efficiency", "fits.efficiency_by_accelerator", "fits.backtes
 STEP_BACKTEST_COLUMNS = ("split", "framework", "source_group", "model", "accelerator", "precision", "actual", "pred_p10", "pred_p50",
                          "pred_p90", "rule_bf16", "rule_precision", "abs_log10_err", "rule_bf16_abs_log10_err",
                          "rule_precision_abs_log10_err", "inside_p10_p90")
-FIT_INPUTS = ("core.training_runs", "core.throughput", "core.step_benchmarks", "core.accelerators")
+FIT_INPUTS = ("core.training_runs", "core.throughput", "core.step_benchmarks", "core.accelerators", "core.model_shapes")
 
 
 def stage_hash(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> str:

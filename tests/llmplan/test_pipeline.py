@@ -38,3 +38,14 @@ def test_fit_stage_is_reused_by_hash_and_recomputed_when_an_input_changes(tmp_pa
     with transaction_file(wh) as con:
         fourth = pipeline.fit(con, "d")
     assert fourth["fits_reused_from"] is None
+
+
+def test_fit_inputs_name_every_core_table_the_fit_reads():
+    """The fit stage is reused when FIT_INPUTS hash the same, so every core table fit_models reads
+    must be among them (core.model_shapes once was not: a corrected published shape would have
+    left last night's whole-run multiplier in place)."""
+    import inspect
+    import re
+
+    read = set(re.findall(r"FROM (core\.\w+)", inspect.getsource(pipeline.fit_models)))
+    assert read and read <= set(pipeline.FIT_INPUTS), read - set(pipeline.FIT_INPUTS)
