@@ -13,12 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import polars as pl  # noqa: E402
 
-from bench._common import fitted  # noqa: E402
+from bench._common import laid  # noqa: E402
 from llmplan import efficiency, step  # noqa: E402
 
 
 def main() -> None:
-    _, table, model = fitted()
+    core, table, model, sm, laid_runs = laid()
     bt = efficiency.backtest(table)
     s = efficiency.backtest_summary(bt)
     print(f"whole-run rows: {table.filter(pl.col('per_step') == 0).height}, per-step rows: {table.filter(pl.col('per_step') == 1).height}")
@@ -31,12 +31,8 @@ def main() -> None:
         r = s.filter((pl.col("split") == split) & (pl.col("method") != "llmplan"))["median_abs_log10_err"][0]
         print(f"ratio llmplan / rule error, {split}: {m / r:.2f}")
     # The chain plans use: step physics × whole-run multiplier × goodput, on the same splits.
-    core = _core()
     acc = core["core.accelerators"]
-    sm = step.fit_step(core["core.step_benchmarks"], acc)
-    laid = step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc,
-                              core["core.model_shapes"])
-    chain = step.chain_backtest(laid)
+    chain = step.chain_backtest(laid_runs)
     cs = efficiency.backtest_summary(chain)
     print("\nstep × multiplier × goodput chain (what plans use) on the same splits:")
     for r in cs.iter_rows(named=True):
@@ -44,7 +40,7 @@ def main() -> None:
         print(f"{r['split']:<48} {r['method'] if r['method'] != 'llmplan' else 'chain':<16} {r['n']:>3} "
               f"{r['median_abs_log10_err']:>15.3f} {r['median_abs_pct_err']:>9.0f}% {cov:>11}")
     if "--runs" in sys.argv:           # per run: the layout the chain assumed, its step MFU, achieved ÷ predicted
-        per = chain.join(laid.select("run_key", "gpu_count", "seq_len", "tp", "pp", "ep", "dp", "zero_stage", "step_mfu_p50"), on="run_key")
+        per = chain.join(laid_runs.select("run_key", "gpu_count", "seq_len", "tp", "pp", "ep", "dp", "zero_stage", "step_mfu_p50"), on="run_key")
         print(f"\n{'split':<12} {'run':<28} {'year':>4} {'accelerator':<12} {'gpus':>6} {'seq':>5} {'layout':<18} "
               f"{'step MFU':>8} {'achieved/pred':>13} {'log10 err':>9}")
         for r in per.sort("split", "year", "run_key").iter_rows(named=True):
@@ -52,7 +48,7 @@ def main() -> None:
             print(f"{r['split'][:12]:<12} {r['run_key'][:28]:<28} {r['year']:>4} {r['accelerator'][:12]:<12} {r['gpu_count']:>6.0f} "
                   f"{r['seq_len']:>5} {lay:<18} {r['step_mfu_p50']:>8.3f} {r['pred_p50'] / r['actual_gpu_hours']:>13.2f} "
                   f"{math.log10(r['pred_p50'] / r['actual_gpu_hours']):>+9.3f}")
-    dense = chain.join(laid.select("run_key", (pl.col("params") > pl.col("active_params") * 1.0001).alias("moe")), on="run_key")
+    dense = chain.join(laid_runs.select("run_key", (pl.col("params") > pl.col("active_params") * 1.0001).alias("moe")), on="run_key")
     for moe, g in dense.group_by("moe", maintain_order=True):
         print(f"  {'MoE' if moe[0] else 'dense'} runs: median |log10 err| {g['abs_log10_err'].median():.3f} over {g.height} predictions")
     # Per step, on benchmark configurations never used in the fit (bench/step_targets.py has the rest).
@@ -71,14 +67,6 @@ def main() -> None:
     oracle = whole.select((pl.col("_y") - pl.col("_y").median().over("accelerator")).abs().median()).item()
     print(f"in-sample floor (fitted on all {whole.height} whole runs, scored on the same runs): "
           f"llmplan {own['model']:.3f}, rule {own['rule']:.3f}; each accelerator's own median: {oracle:.3f}")
-
-
-def _core():
-    from bench._common import DATA
-    from llmplan.ingest import read_all
-    from llmplan.transform import build_core
-
-    return build_core(read_all(DATA))
 
 
 if __name__ == "__main__":

@@ -14,18 +14,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import polars as pl  # noqa: E402
 
-from bench._common import fitted  # noqa: E402
+from bench._common import laid  # noqa: E402
 from llmplan import goodput as gp  # noqa: E402
-from llmplan import step  # noqa: E402
 
 
 def public_runs() -> pl.DataFrame:
-    """The public whole runs laid out by the step physics at what they published (as pipeline.fit_models builds them)."""
-    core, _, _ = fitted()
-    acc = core["core.accelerators"]
-    sm = step.fit_step(core["core.step_benchmarks"], acc)
-    return step.runs_with_step(core["core.training_runs"].filter(pl.col("fit_exclusion_reason").is_null()), sm, acc,
-                               core["core.model_shapes"])
+    """The public whole runs laid out by the step physics at what they published (bench._common.laid)."""
+    return laid()[4]
 
 
 def main() -> None:
