@@ -232,7 +232,9 @@ def predict(
     --per-step: columns model, params_b, active_params_b (optional), gpu_type, gpu_count,
     precision, seq_len, global_batch (optional, tokens), tp, pp, ep, cp, vp, micro_batch,
     zero_stage, recompute (optional; no tp = llmplan's own layout), layers, hidden, ffn, heads,
-    kv_heads, vocab, experts, top_k (optional: the model's shape; missing = llmplan's rule).
+    kv_heads, vocab, experts, top_k, moe_ffn, shared_experts, dense_layers (optional: the model's
+    shape; missing = llmplan's rule), shape (optional: a model of data/throughput/model_shapes.csv,
+    e.g. DeepSeek-V3, whose columns fill the row's empty ones).
     Output per row: model, tokens_per_s_per_gpu_p10/p50/p90, step_mfu_p50 (6·N + the full
     12·L·s·h attention count, Megatron's convention), step_hfu_p50 (with recompute), mfu_6n_p50,
     the layout and the shape used, bubble_share.
@@ -257,6 +259,13 @@ def predict(
             model, _ = pipeline.load_model(con)
             table = con.sql("SELECT * FROM core.accelerator_aliases").pl()
             acc = con.sql("SELECT * FROM core.accelerators").pl()
+            named = con.sql("SELECT * FROM core.model_shapes").pl() if per_step and "shape" in frame.columns else None
+        if named is not None:                      # a `shape` column: the named published shapes fill the rows
+            from llmplan.shapes import with_named_shapes
+
+            frame, problems = with_named_shapes(frame, named, str(runs))
+            if problems:
+                raise InputError(problems, consequence=None)
         mapped, problems = _map_accelerators(frame, runs, table)
         if problems:
             raise InputError(problems, consequence=None)
@@ -271,10 +280,11 @@ def predict(
             if not isinstance(model, Chain):
                 raise LlmplanError("this warehouse has no step model yet; run `llmplan run` to fit one")
             step_model, framework = _with_measured(model.step, measured, framework, table, acc)
-            out = predict_steps(per_step_frame(f, acc), step_model, framework).select(
+            out = predict_steps(per_step_frame(f, acc), step_model, framework)
+            out = out.select(
                 "model", "tokens_per_s_per_gpu_p10", "tokens_per_s_per_gpu_p50", "tokens_per_s_per_gpu_p90", "step_mfu_p50",
                 "step_hfu_p50", "mfu_6n_p50", "tp", "pp", "vp", "cp", "ep", "dp", "zero_stage", "micro_batch", "recompute",
-                *SHAPE_OUT, "bubble_share")
+                *SHAPE_OUT, *[c for c in MOE_SHAPE_OUT if c in out.columns], "bubble_share")
         else:
             from llmplan.flops import training_flop
             from llmplan.step import IMPUTED_CLUSTER
@@ -330,11 +340,18 @@ def predict(
 
 
 SHAPE_OUT = ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "experts", "top_k")
+MOE_SHAPE_OUT = ("moe_ffn", "shared_experts", "dense_layers", "head_dim")
 
 
 def _shape_text(r: dict) -> str:
     text = f"{r['layers']:.0f}·{r['hidden']:.0f}·{r['ffn']:.0f}·{r['heads']:.0f}/{r['kv_heads']:.0f}·{r['vocab']:.0f}"
-    return text + (f" ({r['experts']:.0f}, {r['top_k']:.0f})" if r.get("experts") and r["experts"] > 1 else "")
+    if not (r.get("experts") and r["experts"] > 1):
+        return text
+    moe = f"{r['experts']:.0f}, {r['top_k']:.0f}"
+    if r.get("moe_ffn") is not None:        # expert width, shared experts, dense layers where the row carries them
+        moe += (f"; expert ffn {r['moe_ffn']:.0f}, {r.get('shared_experts') or 0:.0f} shared, "
+                f"{r.get('dense_layers') or 0:.0f} dense layers")
+    return text + f" ({moe})"
 
 
 def _map_accelerators(frame, path: Path, table):
@@ -457,6 +474,14 @@ def plan(
     vocab: Optional[int] = typer.Option(None, min=256, help="Vocabulary size (default: the shape rule's, 128,256)"),
     experts: Optional[int] = typer.Option(None, min=1, help="Mixture of experts: experts per layer (with --active-params)"),
     top_k: Optional[int] = typer.Option(None, min=1, help="Mixture of experts: experts each token uses"),
+    moe_ffn: Optional[int] = typer.Option(None, min=16, help="Mixture of experts: each expert's MLP inner size (default: "
+                                                            "solved so the total and active counts hold)"),
+    shared_experts: Optional[int] = typer.Option(None, min=0, help="Mixture of experts: always-active experts per MoE layer "
+                                                                   "(default: 1 from 64 experts up or with top-1, else 0)"),
+    dense_layers: Optional[int] = typer.Option(None, min=0, help="Mixture of experts: layers with a dense MLP (default 0)"),
+    shape_name: Optional[str] = typer.Option(None, "--shape", help="A published shape by name, e.g. DeepSeek-V3, 'Llama 4 Scout' "
+                                                              "(data/throughput/model_shapes.csv: every column incl. MLA); "
+                                                              "the shape options above override it"),
     framework: Optional[str] = typer.Option(None, help="Your training stack, if the fit knows it (e.g. nemo); default a new "
                                                        "stack, the between-framework spread in the band"),
     measured: Optional[Path] = typer.Option(None, help="CSV of your stack's measured steps (per-step columns + "
@@ -500,12 +525,18 @@ def plan(
         name = acc["accelerator"][0]
         if price is not None:
             acc = acc.with_columns(pl.lit(price).alias("usd_per_hour"))
-        shape = {k: v for k, v in (("layers", layers), ("hidden", hidden), ("ffn", ffn), ("heads", heads),
-                                   ("kv_heads", kv_heads), ("top_k", top_k)) if v is not None}
+        options = {k: v for k, v in (("layers", layers), ("hidden", hidden), ("ffn", ffn), ("heads", heads),
+                                     ("kv_heads", kv_heads), ("top_k", top_k), ("moe_ffn", moe_ffn),
+                                     ("shared_experts", shared_experts), ("dense_layers", dense_layers)) if v is not None}
+        shape = dict(options)
         if experts is not None:
             shape["experts"] = experts
         if vocab is not None:
             shape["vocab_size"] = vocab
+        if shape_name is not None:
+            shape["shape_columns"] = _named_shape_columns(shape_name, warehouse, experts=experts, top_k=top_k, vocab=vocab)
+        if params is not None:
+            _check_plan_shape(params, active_params, shape.get("shape_columns", {}), options, experts, vocab, shape_name)
         if measured is not None or framework is not None:
             from llmplan.step import Chain
 
@@ -542,6 +573,8 @@ def plan(
                                      "max_epochs", "warnings")}
             out.update({k: r.get(k) for k in ("vp", "cp", "micro_batch", "step_hfu_p50", "step_seconds_p50", "framework",
                                               "step_tokens_per_s_per_gpu_p50", "whole_run_multiplier", *SHAPE_OUT)})
+            out.update({k: r.get(k) for k in MOE_SHAPE_OUT})
+            out["shape_source"] = (f"--shape {shape_name}" if shape_name else None)
             out.update({k: r.get(k) for k in ("active_params", "precision", "tp", "pp", "ep", "dp", "zero_stage", "recompute",
                                               "global_batch_tokens", "step_mfu_p50", "goodput_p50", "max_useful_gpus",
                                               "useful_gpus", "tokens_per_s_per_gpu_p50", "billed_gpu_hours_p50")})
@@ -568,6 +601,42 @@ def plan(
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return
     _print_plan(out)
+
+
+def _named_shape_columns(name: str, warehouse, experts=None, top_k=None, vocab=None) -> dict[str, float]:
+    """`--shape NAME`: the named row of core.model_shapes (llmplan.shapes.named_shape), with --experts,
+    --top-k and --vocab overriding its columns (the other shape options override it in Scenario.shape)."""
+    from llmplan.shapes import named_shape
+
+    with _open(warehouse) as con:
+        shapes = con.sql("SELECT * FROM core.model_shapes").pl()
+    cols = named_shape(name, shapes, "--shape")
+    cols.update({k: float(v) for k, v in (("experts", experts), ("top_k", top_k), ("vocab", vocab)) if v is not None})
+    return cols
+
+
+def _check_plan_shape(params: str, active_params: str | None, named: dict, options: dict, experts, vocab,
+                      shape_name: str | None) -> None:
+    """A shape given by options or --shape that contradicts --params/--active-params (llmplan.perf.shapes.check_shape):
+    one sentence naming the options; nothing is planned."""
+    from llmplan.perf.shapes import check_shape, complete_shape
+    from llmplan.units import parse_size
+
+    given = {**named, **{k: float(v) for k, v in options.items()}}
+    if experts is not None:
+        given["experts"] = float(experts)
+    if vocab is not None:
+        given["vocab"] = float(vocab)
+    if not ({"layers", "hidden", "ffn", "heads", "moe_ffn"} & set(given)):
+        return
+    n = parse_size(params, "--params")
+    a = parse_size(active_params, "--active-params") if active_params else None
+    where = f"--shape {shape_name}" if shape_name else "--" + "/--".join(k.replace("_", "-") for k in options if k in
+                                                                        ("layers", "hidden", "ffn", "heads", "kv_heads", "moe_ffn",
+                                                                         "shared_experts", "dense_layers"))
+    msg = check_shape(complete_shape(n, a, given), n, a, where=where)
+    if msg:
+        raise LlmplanError(msg)
 
 
 def _print_plan(out: dict) -> None:
@@ -602,8 +671,9 @@ def _print_plan(out: dict) -> None:
                   if out["cost_usd_p50"] else "no price for this accelerator: pass --price")
         t.add_row("expected loss", f"{loss} ({out['loss_law']})")
         if out.get("tp"):
-            t.add_row("shape", "layers · hidden · ffn · heads/kv · vocab " + _shape_text(out)
-                      + (" (experts, top-k)" if (out.get("experts") or 1) > 1 else "") + " — llmplan's rule unless given")
+            t.add_row("shape", "layers · hidden · ffn · heads/kv · vocab" + (" (experts, top-k)" if (out.get("experts") or 1) > 1 else "")
+                      + " " + _shape_text(out)
+                      + (f" — {out['shape_source']}" if out.get("shape_source") else " — llmplan's rule unless given"))
             t.add_row("layout", f"TP {out['tp']} × PP {out['pp']}" + (f" (virtual {out['vp']})" if (out.get("vp") or 1) > 1 else "")
                       + (f" × CP {out['cp']}" if (out.get("cp") or 1) > 1 else "") + f" × DP {out['dp']}"
                       + (f" (EP {out['ep']})" if out["ep"] > 1 else "")

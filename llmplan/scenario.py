@@ -14,6 +14,9 @@ from llmplan.units import parse_size
 Policy = Literal["chinchilla", "compute-optimal", "fixed", "overtrain", "inference-aware"]
 
 
+SHAPE_FIELDS = ("layers", "hidden", "ffn", "heads", "kv_heads", "moe_ffn", "shared_experts", "dense_layers")
+
+
 class Scenario(BaseModel):
     """Target model sizes, hardware and data for the plan grid."""
 
@@ -71,6 +74,15 @@ class Scenario(BaseModel):
     heads: int | None = Field(default=None, ge=1, le=4096, description="Model shape: attention heads")
     kv_heads: int | None = Field(default=None, ge=1, le=4096, description="Model shape: key/value heads (grouped-query attention)")
     top_k: int | None = Field(default=None, ge=1, le=256, description="Mixture of experts: experts each token uses")
+    moe_ffn: int | None = Field(default=None, ge=16, le=1_000_000, description="Mixture of experts: each expert's MLP "
+                                                                             "(SwiGLU) inner size (default: solved from the sizes)")
+    shared_experts: int | None = Field(default=None, ge=0, le=64, description="Mixture of experts: always-active experts "
+                                                                              "per MoE layer (default: 1 from 64 experts up or with top-1)")
+    dense_layers: int | None = Field(default=None, ge=0, le=1000, description="Mixture of experts: layers with a dense MLP "
+                                                                              "instead of experts (default 0)")
+    shape_columns: dict[str, float] = Field(default={}, description="A published shape (data/throughput/model_shapes.csv; "
+                                                                    "`llmplan plan --shape NAME`), column → value; the "
+                                                                    "fields above override it")
     framework: str | None = Field(default=None, description="Training stack whose fitted multiplier plans use (e.g. nemo, "
                                                             "megatron-bridge, or a name calibrated from measured rows); "
                                                             "default: a new stack, the between-framework spread in the band")
@@ -109,9 +121,11 @@ class Scenario(BaseModel):
             raise ValueError(f"mixture shares must sum to 1, got {total:g}")
         return v
 
-    def shape(self) -> dict[str, int]:
-        """The shape fields the user gave (the rest follow llmplan.perf.shapes' rule)."""
-        return {k: getattr(self, k) for k in ("layers", "hidden", "ffn", "heads", "kv_heads") if getattr(self, k) is not None}
+    def shape(self) -> dict[str, float]:
+        """The shape the user gave: a named published shape's columns, overridden by the shape fields
+        given (the rest follow llmplan.perf.shapes' rule)."""
+        given = {k: getattr(self, k) for k in SHAPE_FIELDS if getattr(self, k) is not None}
+        return {**self.shape_columns, **given}
 
     def target_params(self) -> list[float]:
         return [parse_size(t, "target size") for t in self.targets]
@@ -128,7 +142,8 @@ CLI_OPTIONS = {"targets": "--params", "cluster_sizes": "--gpus", "mixture": "--m
                "seq_len": "--seq-len", "fixed_tokens": "--tokens", "deadline_days": "--days", "budget_usd": "--budget-usd",
                "confidence": "--confidence", "scaling_law": "--law", "price_usd_per_hour": "--price",
                "accelerators": "--gpu", "policies": "--policy",
-               "storage_gbps": "--storage-gbps", "restart_minutes": "--restart-minutes"}
+               "storage_gbps": "--storage-gbps", "restart_minutes": "--restart-minutes", "moe_ffn": "--moe-ffn",
+               "shared_experts": "--shared-experts", "dense_layers": "--dense-layers", "shape_columns": "--shape"}
 
 
 def explain(e, names: dict[str, str] | None = None) -> str:

@@ -284,6 +284,8 @@ PREDICT_STEPS = Kind(
         Col("recompute", "recompute", required=False, checks=(pa.Check.isin(["none", "selective", "full"]),)),
         *[Col(k, k, pl.Int64, required=False, checks=(POS,)) for k in ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab",
                                                                        "experts", "top_k", "moe_ffn")],
+        *[Col(k, k, pl.Int64, required=False, checks=(pa.Check.ge(0),)) for k in ("shared_experts", "dense_layers")],
+        Col("shape", "shape", required=False),    # a model of data/throughput/model_shapes.csv; the row's columns override it
         # Measured rows (`--measured`): what the team's own stack achieved on this configuration.
         _f("tokens_per_s_per_gpu", "tokens_per_s_per_gpu", required=False),
     ),

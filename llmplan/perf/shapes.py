@@ -55,11 +55,20 @@ DEFAULT_TOP_K = 8.0
 ROUTED_SHARE = 0.6          # ρ: routed-expert share of the active non-embedding parameters
 H_COEF, H_EXP = 2.214, 0.3287
 FFN_RATIO = 3.5
+# MoE depth rule L = L_COEF·A^L_EXP_ACTIVE·N^L_EXP_TOTAL: least squares of log L on log A and log N
+# over the MoE rows of PUBLIC_CONFIGS (their own counts).
+L_COEF, L_EXP_ACTIVE, L_EXP_TOTAL = 0.03990, 0.09498, 0.19014
+SHARED_MIN_EXPERTS = 64.0   # a shared expert from this many experts up (DeepSeek-style), or with top-1 (Llama 4)
 
 _LITGPT = "Lightning-AI/litgpt@26857050fe3ff627cd714fe92f5838f51a3d5efa litgpt/config.py"
 _DSV3 = "deepseek-ai/DeepSeek-V3@9b4e9788e4a3a731f7567338ed15d3ec549ce03b inference/configs/"
+_NEMO = "NVIDIA/NeMo@8cfedd7203462cb251a914e700e5605444277561 nemo/collections/llm/gpt/model/"
+_PHIMOE = ("huggingface/transformers@23925e160765f64e73942fe794d73a753c4b5732 src/transformers/models/phimoe/"
+           "configuration_phimoe.py (PhimoeConfig defaults, 'similar to microsoft/Phi-3.5-MoE-instruct')")
+_GROK = ("xai-org/grok-1@be76c959faa3 run.py (via data/throughput/model_shapes.csv; ffn = 8·6144·2/3 rounded up "
+         "to a multiple of 8, model.py ffn_size)")
 # name: (layers, hidden, ffn, heads, kv_heads, vocab, experts, top_k, moe_ffn, shared, dense_layers, head_dim,
-#        source). Sources: litgpt's copy of each Hugging Face config.json (the URL is in its comment) and
+#        source[, extra shape keys]). Sources: litgpt's copy of each Hugging Face config.json (the URL is in its comment) and
 #        DeepSeek's own inference configs. Totals are what params_from_shape makes of them.
 PUBLIC_CONFIGS = {
     "Llama-2-7b": (32, 4096, 11008, 32, 32, 32000, 1, 1, 0, 0, 0, 128, _LITGPT),
@@ -83,11 +92,27 @@ PUBLIC_CONFIGS = {
     # MLA approximated as GQA with h/128 query heads and 8 KV heads (see the module docstring).
     "DeepSeek-V2": (60, 5120, 12288, 40, 8, 102400, 160, 6, 1536, 2, 1, 128, _DSV3 + "config_236B.json"),
     "DeepSeek-V3": (61, 7168, 18432, 56, 8, 129280, 256, 8, 2048, 1, 3, 128, _DSV3 + "config_671B.json"),
+    "DeepSeek-V2-Lite": (27, 2048, 10944, 16, 8, 102400, 64, 6, 1408, 2, 1, 128, _DSV3 + "config_16B.json"),
+    # Llama 4: a shared expert of the routed width beside top-1 routing; Maverick's MoE layers alternate
+    # with dense ones (moe_layer_freq [0, 1]·24), counted here as 24 dense layers (the same parameters).
+    "Llama-4-Scout": (48, 5120, 16384, 40, 8, 202048, 16, 1, 8192, 1, 0, 128, _NEMO + "llama.py Llama4Experts16Config"),
+    "Llama-4-Maverick": (48, 5120, 16384, 40, 8, 202048, 128, 1, 8192, 1, 24, 128,
+                         _NEMO + "llama.py Llama4Experts128Config"),
+    # gpt-oss: 64 heads of 64 on a 2880 model (kv_channels 64), biases left out.
+    "gpt-oss-20b": (24, 2880, 2880, 64, 8, 201088, 32, 4, 2880, 0, 0, 64, _NEMO + "gpt_oss.py GPTOSSConfig20B"),
+    "gpt-oss-120b": (36, 2880, 2880, 64, 8, 201088, 128, 4, 2880, 0, 0, 64, _NEMO + "gpt_oss.py GPTOSSConfig120B"),
+    "Phi-3.5-MoE": (32, 4096, 6400, 32, 8, 32064, 16, 2, 6400, 0, 0, 128, _PHIMOE),
+    # Grok-1's gated-GELU experts counted as SwiGLU (3 matrices); input and output embedding tied.
+    "Grok-1": (64, 6144, 32768, 48, 8, 131072, 8, 2, 32768, 0, 0, 128, _GROK, {"tied_embeddings": 1}),
 }
 # Sizes the developers state (billions, total/active), to compare the shapes' counts with.
 PUBLISHED_SIZES = {"Llama-3-8B": (8.03, 8.03), "Llama-3-70B": (70.6, 70.6), "Llama-3.1-405B": (405.0, 405.0),
                    "Mixtral-8x7B": (46.7, 12.9), "Mixtral-8x22B": (141.0, 39.0), "Qwen3-30B-A3B": (30.5, 3.3),
-                   "Qwen3-235B-A22B": (235.0, 22.0), "DeepSeek-V2": (236.0, 21.0), "DeepSeek-V3": (671.0, 37.0)}
+                   "Qwen3-235B-A22B": (235.0, 22.0), "DeepSeek-V2": (236.0, 21.0), "DeepSeek-V3": (671.0, 37.0),
+                   # Meta's Llama 4 model cards (17B active, 109B / 400B total); Microsoft's Phi-3.5-MoE card (6.6B
+                   # active of 42B). gpt-oss's cards count active parameters without the input embedding; Grok-1's
+                   # release states no active count: both are left out.
+                   "Llama-4-Scout": (109.0, 17.0), "Llama-4-Maverick": (400.0, 17.0), "Phi-3.5-MoE": (42.0, 6.6)}
 
 
 def public_shape(name: str) -> dict:
@@ -95,6 +120,7 @@ def public_shape(name: str) -> dict:
     row = PUBLIC_CONFIGS[name]
     shape = {k: np.asarray(float(v)) for k, v in zip(SHAPE_KEYS, row[:11])}
     shape["head_dim"] = np.asarray(float(row[11]))
+    shape.update({k: np.asarray(float(v)) for k, v in (row[13] if len(row) > 13 else {}).items()})
     return shape
 
 
@@ -181,9 +207,13 @@ def param_parts(shape: dict) -> dict:
     }
 
 
-def _hidden_rule(n):
-    h = H_COEF * np.maximum(_f(n), 1e6) ** H_EXP
+def _round_hidden(h):
+    """To a multiple of 1024 from 4096 up, of 512 from 1024, else of 128 (module docstring)."""
     return np.where(h >= 4096.0, _round_to(h, 1024.0), np.where(h >= 1024.0, _round_to(h, 512.0), _round_to(h, 128.0)))
+
+
+def _hidden_rule(n):
+    return _round_hidden(H_COEF * np.maximum(_f(n), 1e6) ** H_EXP)
 
 
 def _given(overrides, key):
@@ -198,6 +228,69 @@ def _pick(given, default):
     return np.where(np.isnan(given), default, given)
 
 
+def _depth_rule(n, a):
+    """Layers of an MoE by the depth rule: L = L_COEF · A^L_EXP_ACTIVE · N^L_EXP_TOTAL (module docstring)."""
+    return L_COEF * np.maximum(_f(a), 1e6) ** L_EXP_ACTIVE * np.maximum(_f(n), 1e6) ** L_EXP_TOTAL
+
+
+def _heads_at(h, g):
+    """(head_dim, heads, kv_heads) at hidden size h: the given ones, else 128-wide heads, h/128 of them,
+    gcd(heads, 8) KV heads (the dense rule's conventions)."""
+    hd = _pick(g["head_dim"], h / _pick(g["heads"], h / HEAD_DIM))
+    heads = _pick(g["heads"], np.maximum(np.round(h / hd), 1.0))
+    kv = _pick(g["kv_heads"], np.gcd(heads.astype(np.int64), 8).astype(float))
+    return hd, heads, kv
+
+
+def _moe_solve(n, a, E, k, shared, dense_layers, V, tied, g):
+    """(moe_ffn, hidden, layers) of an MoE reproducing total n and active a (module docstring):
+    X = (n − a)/(E − k) is one routed expert's parameters over all MoE layers, so the routed and
+    shared experts activate (k + shared)·X whatever the shape and the rest of the active count —
+    embeddings, attention, router, dense layers — is a quadratic in h at the depth rule's layers."""
+    d, t = dense_layers, tied
+    X = np.maximum(n - a, 0.0) / np.maximum(E - k, 1.0)
+    rest = a - (k + shared) * X
+    # attention per layer = a2·h² + a1·h (query width h, or the given heads × head_dim)
+    hd0 = _pick(g["head_dim"], np.asarray(HEAD_DIM))
+    kv0 = _pick(g["kv_heads"], np.asarray(8.0))
+    width = None if g["heads"] is None else g["heads"] * hd0
+    a2 = np.where(np.isnan(width), 2.0, 0.0) if width is not None else np.asarray(2.0)
+    a1 = 2.0 * kv0 * hd0 + (np.where(np.isnan(width), 0.0, 2.0 * np.nan_to_num(width)) if width is not None else 0.0)
+    # dense layers' MLP per layer = c2·h² + c1·h (3·3.5·h², or 3·h·ffn given)
+    c2 = np.asarray(3.0 * FFN_RATIO) if g["ffn"] is None else np.where(np.isnan(g["ffn"]), 3.0 * FFN_RATIO, 0.0)
+    c1 = np.asarray(0.0) if g["ffn"] is None else 3.0 * np.nan_to_num(g["ffn"])
+    f_given = g["moe_ffn"] is not None and not np.all(np.isnan(g["moe_ffn"]))
+    L0 = _pick(g["layers"], _depth_rule(n, a))
+    emb = (2.0 - t) * V
+    qa = L0 * a2 + d * c2
+    qb = emb + L0 * a1 + (L0 - d) * E + d * c1
+    qc = -rest
+    if f_given:   # moe_ffn given, layers not: h·(L − d) = P from the total, then the same count in h
+        P = X / (3.0 * np.where(np.isnan(g["moe_ffn"]) | (g["moe_ffn"] <= 0), 1.0, g["moe_ffn"]))
+        by_f = np.isnan(_pick(g["layers"], np.full(np.shape(P), np.nan))) & (np.nan_to_num(g["moe_ffn"]) > 0)
+        qa = np.where(by_f, d * a2 + d * c2, qa)
+        qb = np.where(by_f, emb + a2 * P + d * a1 + d * c1, qb)
+        qc = np.where(by_f, a1 * P + P * E - rest, qc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        disc = np.sqrt(np.maximum(qb * qb - 4.0 * qa * qc, 0.0))
+        h_solved = np.where(qa > 0, (-qb + disc) / (2.0 * np.where(qa > 0, qa, 1.0)), -qc / qb)
+    ok = np.isfinite(h_solved) & (h_solved >= 128.0)
+    h = _pick(g["hidden"], np.where(ok, _round_hidden(np.where(ok, h_solved, 128.0)), _hidden_rule(a)))
+    hd, heads, kv = _heads_at(h, g)
+    mla = {key: g[key] for key in MLA_KEYS if g[key] is not None}
+    attn = attention_params({"hidden": h, "heads": heads, "kv_heads": kv, "head_dim": hd, **mla})
+    dense_mlp = d * np.where(np.isnan(_pick(g["ffn"], np.asarray(np.nan))), 3.0 * h * _round_to(FFN_RATIO * h, 256.0),
+                             3.0 * h * np.nan_to_num(_pick(g["ffn"], np.asarray(0.0))))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        L_active = (rest - emb * h - dense_mlp + d * E * h) / (attn + E * h)
+        L_solved = L_active
+        if f_given:
+            L_solved = np.where(by_f, P / h + d, L_active)
+    L = _pick(g["layers"], np.maximum(np.round(np.nan_to_num(L_solved, nan=1.0)), d + 1.0))
+    f = _pick(g["moe_ffn"], np.maximum(_round_to(X / (3.0 * h * np.maximum(L - d, 1.0)), 16.0), 16.0))
+    return f, h, L
+
+
 def complete_shape(params, active_params=None, overrides: dict | None = None) -> dict:
     """A full shape: the overrides (layers, hidden, ffn, heads, kv_heads, vocab, experts, top_k, and also
     moe_ffn, shared_experts, dense_layers, head_dim) where given and not NaN (head_dim defaults to
@@ -210,14 +303,11 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     V = _pick(g["vocab"], DEFAULT_VOCAB)
     h = _pick(g["hidden"], _hidden_rule(a))
     # head_dim: given, else hidden ÷ the given heads, else 128 (and then heads = hidden ÷ 128).
-    hd = _pick(g["head_dim"], h / _pick(g["heads"], h / HEAD_DIM))
-    heads = _pick(g["heads"], np.maximum(np.round(h / hd), 1.0))
-    kv = _pick(g["kv_heads"], np.gcd(heads.astype(np.int64), 8).astype(float))
+    hd, heads, kv = _heads_at(h, g)
     ffn_rule = _round_to(FFN_RATIO * h, 256.0)
     # Experts given as 1 (dense) say nothing about an MoE row's experts: those rows take the rule.
     e_in = None if g["experts"] is None else np.where(g["experts"] > 1, g["experts"], np.nan)
     moe = (n > a * 1.0001) | (_pick(g["experts"], 1.0) > 1)
-    shared = _pick(g["shared_experts"], 0.0)
     dense_layers = np.where(moe, _pick(g["dense_layers"], 0.0), 0.0)
     tied = _pick(g["tied_embeddings"], 0.0)
     embed = (2.0 - tied) * V * h
@@ -229,22 +319,18 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     L_dense = _pick(g["layers"], np.maximum(np.round((n - embed) / layer_rule), 1.0))
     ffn_dense = _pick(g["ffn"], np.maximum(_round_to(((n - embed) / L_dense - attn) / (3.0 * h), 256.0), 256.0))
 
-    # MoE: top_k, experts, then layers and moe_ffn together.
+    # MoE: top_k and experts, then (module docstring) hidden from the non-expert active count at
+    # the depth rule's layers, layers re-solved at the rounded hidden, moe_ffn from total − active.
     k = _pick(g["top_k"], np.where(_pick(e_in, 64.0) < 32, np.maximum(np.floor(_pick(e_in, 64.0) / 4.0), 1.0),
                                    DEFAULT_TOP_K))
-    a_ne = np.maximum(a - embed, 1.0)
+    a_ne = np.maximum(a - (2.0 - tied) * V * _hidden_rule(a), 1.0)
     e_rule = k * (1.0 + (n - a) / (ROUTED_SHARE * a_ne))
     E = _pick(e_in, np.maximum(_round_to(e_rule, 64.0), 2.0 * k))
-    # With dense layers of width ffn (rule: 3.5·h) and shared experts of width moe_ffn:
-    #   total − active = (E − k)·3·h·f·Lm,   active = embed + L·attn + Ld·3·h·ffn + Lm·((k + s)·3·h·f + h·E)
-    # with Lm = L − Ld. Write X = 3·h·f·Lm (fixed by the first equation) and solve the second for L.
-    ffn_moe = _pick(g["ffn"], ffn_rule)
-    X = np.maximum(n - a, 0.0) / np.maximum(E - k, 1.0)
-    rest = a - embed - dense_layers * 3.0 * h * ffn_moe - (k + shared) * X + dense_layers * (h * E)
-    # rest = L·attn + Lm·h·E = L·(attn + h·E) − Ld·h·E  (the + Ld·h·E above moves that term across)
-    L_moe = _pick(g["layers"], np.maximum(np.round(rest / (attn + h * E)), dense_layers + 1.0))
-    f_moe = _pick(g["moe_ffn"], np.maximum(_round_to(X / (3.0 * h * np.maximum(L_moe - dense_layers, 1.0)), 16.0),
-                                           16.0))
+    shared = _pick(g["shared_experts"], np.where((E >= SHARED_MIN_EXPERTS) | (k == 1.0), 1.0, 0.0))
+    f_moe, h_moe, L_moe = _moe_solve(n, a, E, k, shared, dense_layers, V, tied, g)
+    h = np.where(moe, h_moe, h)                      # the given hidden where given (_moe_solve keeps it)
+    hd, heads, kv = _heads_at(h, g)
+    ffn_moe = _pick(g["ffn"], _round_to(FFN_RATIO * h, 256.0))
     return {
         "layers": np.where(moe, L_moe, L_dense),
         "hidden": h + 0.0 * n,

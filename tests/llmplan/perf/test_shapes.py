@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from llmplan.perf.shapes import (PUBLIC_CONFIGS, PUBLISHED_SIZES, SHAPE_KEYS, H_COEF, H_EXP, check_layout,
+from llmplan.perf.shapes import (PUBLIC_CONFIGS, PUBLISHED_SIZES, SHAPE_KEYS, H_COEF, H_EXP, L_COEF, L_EXP_ACTIVE,
+                                 L_EXP_TOTAL, check_layout,
                                  check_shape, complete_shape, params_from_shape, public_shape, shape_from_size)
 
 
@@ -153,3 +154,98 @@ def test_head_dim_and_tied_embeddings():
     assert params_from_shape(s)[0] == pytest.approx(128256 * 2048 + 16 * (2 * 2048 * 2048 + 2 * 2048 * 512 + 3 * 2048 * 8192),
                                                     rel=1e-9)
     assert shape_from_size(8e9)["head_dim"] == 128
+
+
+# --- The MoE rule (module docstring): depth rule, hidden from the non-expert active count, moe_ffn from N − A ---
+
+MOE_NAMES = sorted(n for n, r in PUBLIC_CONFIGS.items() if r[6] > 1)
+# The stated bands: every public MoE configuration's own sizes give a shape whose layers are within a factor
+# 2 and hidden size within a factor 1.6 of the real ones (the depth rule's residual s.d. is 0.26 in ln L).
+LAYER_FACTOR, HIDDEN_FACTOR = 2.0, 1.6
+
+
+def _moe_overrides(name):
+    r = PUBLIC_CONFIGS[name]
+    over = {"experts": float(r[6]), "top_k": float(r[7]), "vocab": float(r[5])}
+    if len(r) > 13:
+        over.update({k: float(v) for k, v in r[13].items()})
+    return over
+
+
+def test_the_moe_configs_are_the_ones_listed():
+    assert {"Mixtral-8x7B", "Mixtral-8x22B", "Qwen3-30B-A3B", "Qwen3-235B-A22B", "DeepSeek-V2", "DeepSeek-V3",
+            "Llama-4-Scout", "Llama-4-Maverick", "Phi-3.5-MoE", "gpt-oss-20b", "gpt-oss-120b", "Grok-1"} <= set(MOE_NAMES)
+    # Hand counts from the configs: Llama 4 Maverick (NeMo Llama4Experts128Config) — embeddings 2·202048·5120,
+    # 48 layers of GQA attention (40 heads of 128, 8 KV heads), 24 dense MLPs of 16384 and 24 MoE layers of
+    # 128 routed + 1 shared expert of 8192 with a 5120 × 128 router.
+    attn = 2 * 5120 * 5120 + 2 * 5120 * 8 * 128
+    expert = 3 * 5120 * 8192
+    total = 2 * 202048 * 5120 + 48 * attn + 24 * 3 * 5120 * 16384 + 24 * (129 * expert + 5120 * 128)
+    active = 2 * 202048 * 5120 + 48 * attn + 24 * 3 * 5120 * 16384 + 24 * (2 * expert + 5120 * 128)
+    t, a = params_from_shape(public_shape("Llama-4-Maverick"))
+    assert (t, a) == (pytest.approx(total, rel=1e-12), pytest.approx(active, rel=1e-12))
+    assert total / 1e9 == pytest.approx(400, rel=0.01) and active / 1e9 == pytest.approx(17, rel=0.02)
+    # Phi-3.5-MoE (PhimoeConfig defaults): 32 layers, 4096, 32 heads / 8 KV, 16 experts of 6400, top-2, vocab 32064.
+    t, a = params_from_shape(public_shape("Phi-3.5-MoE"))
+    per_layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 4096 * 16
+    assert t == pytest.approx(2 * 32064 * 4096 + 32 * (per_layer + 16 * 3 * 4096 * 6400), rel=1e-12)
+    assert a == pytest.approx(2 * 32064 * 4096 + 32 * (per_layer + 2 * 3 * 4096 * 6400), rel=1e-12)
+    # Grok-1: tied embeddings count once.
+    assert params_from_shape(public_shape("Grok-1"))[0] == pytest.approx(
+        131072 * 6144 + 64 * (2 * 6144 * 6144 + 2 * 6144 * 1024 + 8 * 3 * 6144 * 32768 + 6144 * 8), rel=1e-12)
+
+
+def test_depth_rule_is_the_stated_fit_of_the_moe_configs():
+    # Recompute the least-squares fit of ln L on (1, ln A, ln N) over the MoE configurations' own counts.
+    counts = np.array([[float(x) for x in params_from_shape(public_shape(n))] for n in MOE_NAMES])
+    layers = np.array([PUBLIC_CONFIGS[n][0] for n in MOE_NAMES], float)
+    X = np.column_stack([np.ones(len(MOE_NAMES)), np.log(counts[:, 1]), np.log(counts[:, 0])])
+    coef, *_ = np.linalg.lstsq(X, np.log(layers), rcond=None)
+    assert np.exp(coef[0]) == pytest.approx(L_COEF, rel=1e-3)
+    assert coef[1] == pytest.approx(L_EXP_ACTIVE, abs=1e-4)
+    assert coef[2] == pytest.approx(L_EXP_TOTAL, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", MOE_NAMES)
+def test_moe_rule_on_each_public_config(name):
+    r = PUBLIC_CONFIGS[name]
+    total, active = (float(x) for x in params_from_shape(public_shape(name)))
+    s = complete_shape(total, active, _moe_overrides(name))
+    t, a = params_from_shape(s)
+    assert t == pytest.approx(total, rel=0.02) and a == pytest.approx(active, rel=0.02)
+    assert 1 / LAYER_FACTOR <= s["layers"] / r[0] <= LAYER_FACTOR, (name, s["layers"], r[0])
+    assert 1 / HIDDEN_FACTOR <= s["hidden"] / r[1] <= HIDDEN_FACTOR, (name, s["hidden"], r[1])
+    assert (s["experts"], s["top_k"]) == (r[6], r[7])
+    assert np.mod(s["moe_ffn"], 16) == 0 and s["heads"] * s["head_dim"] == s["hidden"]
+    assert check_shape(s, total, active) is None
+
+
+def test_moe_rule_for_deepseek_v3_sizes_is_a_sane_shape():
+    # The release's 671B total, 37B active, 256 experts, top-8 (config_671B.json: 61 layers of 7168).
+    s = complete_shape(671e9, 37e9, {"experts": 256.0, "top_k": 8.0})
+    assert 40 <= s["layers"] <= 100 and 6144 <= s["hidden"] <= 9216
+    assert s["shared_experts"] == 1                      # fine-grained: one shared expert, as DeepSeek-V3
+    t, a = params_from_shape(s)
+    assert t == pytest.approx(671e9, rel=0.02) and a == pytest.approx(37e9, rel=0.02)
+    # The identity the rule rests on: each routed expert over all MoE layers is (N − A)/(E − k) parameters.
+    per_expert = 3 * s["hidden"] * s["moe_ffn"] * (s["layers"] - s["dense_layers"])
+    assert per_expert == pytest.approx((671e9 - 37e9) / (256 - 8), rel=0.02)
+
+
+def test_shared_expert_convention_and_overrides():
+    assert complete_shape(46.7e9, 12.9e9, {"experts": 8.0, "top_k": 2.0})["shared_experts"] == 0     # Mixtral
+    assert complete_shape(109e9, 17e9, {"experts": 16.0, "top_k": 1.0})["shared_experts"] == 1      # Llama 4: top-1
+    assert complete_shape(235e9, 22e9, {"experts": 128.0, "top_k": 8.0})["shared_experts"] == 1
+    # Given expert width, shared experts and dense layers are kept, and the counts still hold.
+    over = {"experts": 256.0, "top_k": 8.0, "moe_ffn": 2048.0, "shared_experts": 2.0, "dense_layers": 3.0}
+    s = complete_shape(671e9, 37e9, over)
+    assert (s["moe_ffn"], s["shared_experts"], s["dense_layers"]) == (2048, 2, 3)
+    t, a = params_from_shape(s)
+    assert t == pytest.approx(671e9, rel=0.03) and a == pytest.approx(37e9, rel=0.03)
+    s = complete_shape(235e9, 22e9, {"experts": 128.0, "top_k": 8.0, "shared_experts": 0.0})
+    assert s["shared_experts"] == 0
+    assert params_from_shape(s)[1] == pytest.approx(22e9, rel=0.02)
+    # A user's layers and hidden size: moe_ffn still takes the total, the active count follows the shape.
+    s = complete_shape(671e9, 37e9, {"layers": 61.0, "hidden": 7168.0, "experts": 256.0, "top_k": 8.0})
+    assert (s["layers"], s["hidden"]) == (61, 7168)
+    assert params_from_shape(s)[0] == pytest.approx(671e9, rel=0.02)
