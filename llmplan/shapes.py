@@ -69,15 +69,16 @@ def _key(name: str) -> str:
 
 
 def _names(shapes: pl.DataFrame) -> pl.DataFrame:
-    """(key, model) for every name a row answers to: its `model`, its `canonical` and the canonical
-    without its parenthesis ('Llama 4 Scout (text model)' → 'Llama 4 Scout'); first row wins."""
+    """(key, name, model) for every name a row answers to: its canonical without its parenthesis
+    ('Llama 4 Scout (text model)' → 'Llama 4 Scout'), its `canonical` and its `model`; the first row
+    (and the first of those forms, the one shown in suggestions) wins."""
     base = shapes.select("model", "canonical").with_row_index("_order")
     plain = base.with_columns(pl.col("canonical").str.replace(r"\s*\(.*\)\s*$", "").alias("canonical"))
-    forms = pl.concat([base.select("_order", pl.col("model").alias("name"), "model"),
-                       base.select("_order", pl.col("canonical").alias("name"), "model"),
-                       plain.select("_order", pl.col("canonical").alias("name"), "model")])
+    forms = pl.concat([plain.select("_order", pl.lit(0).alias("_rank"), pl.col("canonical").alias("name"), "model"),
+                       base.select("_order", pl.lit(1).alias("_rank"), pl.col("canonical").alias("name"), "model"),
+                       base.select("_order", pl.lit(2).alias("_rank"), pl.col("model").alias("name"), "model")])
     return (forms.with_columns(pl.col("name").map_elements(_key, return_dtype=pl.Utf8).alias("key"))
-            .sort("_order").unique("key", keep="first", maintain_order=True))
+            .sort("_order", "_rank").unique("key", keep="first", maintain_order=True))
 
 
 def closest_shape_names(name: str, shapes: pl.DataFrame, n: int = 3) -> list[str]:

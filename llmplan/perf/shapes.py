@@ -32,15 +32,32 @@ that is left after embeddings, then ffn re-solved (multiple of 256) so the shape
 reproduces the requested size. Vocabulary defaults to 128,256, Llama 3's (a 128K-class tokenizer
 like Qwen's 151,936 and DeepSeek-V3's 129,280: every 2024–25 release listed uses 128K–152K, while
 32,000 belongs to 2023's Llama 2/Mistral).
-MoE (active < total): h and kv/heads from the rule at the ACTIVE size (the compute per token is a
-dense model's of that size); top_k 8 (DeepSeek-V3 256/8, Qwen3 128/8, DeepSeek-V2 160/6;
-Mixtral's 8/2 is the old coarse style) or experts/4 when fewer than 32 experts are given; experts,
-when not given, from the sparsity with the routed experts taking ρ = 0.6 of the active
-non-embedding parameters (DeepSeek-V3 0.58, Qwen3-235B-A22B 0.68, Qwen3-30B-A3B 0.67):
-E = k·(1 + (N − A)/(ρ·A_non-embedding)), to a multiple of 64 (so every EP up to 64 divides it; the
-rule gives 128 for Qwen3-235B-A22B's sizes and 256 for DeepSeek-V3's, their real counts) — a
-fixed 64 with top-8 cannot express N/A above ~6; then layers and moe_ffn (a multiple of 16, the tensor-core tile) solved together so that
-both the total and the active count match.
+MoE (active < total), fitted to the 13 public MoE configurations in `PUBLIC_CONFIGS` (Mixtral
+8x7B/8x22B, Qwen3-30B-A3B/235B-A22B, DeepSeek-V2/V2-Lite/V3, Llama 4 Scout/Maverick, gpt-oss-20b/120b,
+Phi-3.5-MoE, Grok-1; 2.6B–84B active):
+- top_k 8 (DeepSeek-V3 256/8, Qwen3 128/8, DeepSeek-V2 160/6; Mixtral's 8/2 is the old coarse style)
+  or experts/4 when fewer than 32 experts are given; experts, when not given, from the sparsity
+  with the routed experts taking ρ = 0.6 of the active non-embedding parameters (DeepSeek-V3 0.58,
+  Qwen3-235B-A22B 0.68, Qwen3-30B-A3B 0.67; the embedding here at the dense rule's h for the active
+  size): E = k·(1 + (N − A)/(ρ·A_non-embedding)), to a multiple of 64 (so every EP up to 64 divides
+  it; 128 for Qwen3-235B-A22B's sizes and 256 for DeepSeek-V3's, their real counts);
+- shared experts (of the routed width): 1 from 64 experts up or with top-1 routing, else 0 — the
+  median of each group (≥ 64 experts: DeepSeek-V3 1, Llama 4 Maverick 1, DeepSeek-V2/V2-Lite 2,
+  Qwen3 and gpt-oss-120b 0; fewer: only Llama 4 Scout, top-1, has one); dense layers 0 (9 of 13);
+- depth: L = 0.03990·A^0.09498·N^0.19014, the least-squares fit of ln L on ln A and ln N over the
+  13 (their own counts; residual RMS 0.23 in ln L, against 0.31 for ln L on ln h alone);
+- the identity that fixes the rest: one routed expert over all MoE layers holds X = (N − A)/(E − k)
+  parameters, so routed and shared experts activate (k + shared)·X whatever the shape, and the
+  remaining active count — embeddings, attention, router, dense layers — is a quadratic in h at the
+  depth rule's L (attention 2·h² + 2·h·kv·128 per layer under the rule's heads): h is its root,
+  rounded as the dense rule's; L is then re-solved at that h, and moe_ffn = X/(3·h·L_MoE) to a
+  multiple of 16 (the tensor-core tile). Both counts come out within ~1 %; over the 13 configs the
+  rule's layers are within a factor 0.52–1.47 of the real ones (Qwen3-235B-A22B's 94 layers are the
+  deepest) and its hidden size within 0.71–1.50 (tests/llmplan/perf/test_shapes.py). DeepSeek-V3's
+  sizes (671B, 37B, 256 experts, top-8) give 78 layers of 8192 (real: 61 of 7168, MLA's larger
+  attention being counted here as a wider GQA model). Given layers, hidden, heads, moe_ffn, shared
+  experts or dense layers are kept: with moe_ffn given (and layers not), h·L_MoE = X/(3·moe_ffn)
+  takes the total and h the active count.
 """
 
 import numpy as np

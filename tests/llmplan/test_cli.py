@@ -248,7 +248,7 @@ def test_predict_per_step_with_given_and_own_layouts(built_warehouse, tmp_path):
     assert [set(x) for x in rows] == [{"model", "tokens_per_s_per_gpu_p10", "tokens_per_s_per_gpu_p50", "tokens_per_s_per_gpu_p90",
                                        "step_mfu_p50", "step_hfu_p50", "mfu_6n_p50", "tp", "pp", "vp", "cp", "ep", "dp", "zero_stage",
                                        "micro_batch", "recompute", "layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "experts",
-                                       "top_k", "bubble_share"}] * 2
+                                       "top_k", "moe_ffn", "shared_experts", "dense_layers", "head_dim", "bubble_share"}] * 2
     assert (rows[0]["tp"], rows[0]["pp"], rows[0]["dp"]) == (4, 8, 2)             # the layout given
     assert rows[1]["tp"] * rows[1]["pp"] * rows[1]["dp"] == 256                     # llmplan's own
     for x in rows:
@@ -384,3 +384,62 @@ def test_measured_rows_calibrate_a_new_stack(built_warehouse, tmp_path):
     m.write_text(cfg.replace("tp,pp\n", "tp,pp,tokens_per_s_per_gpu\n").replace("H100", "Z9000").rstrip("\n") + ",5000\n")
     r = _run("predict", "--per-step", "--runs", str(f), "--measured", str(m), "--warehouse", str(built_warehouse))
     assert r.exit_code == 1 and "line 2" in r.output and "gpu_type" in r.output and "Traceback" not in r.output
+
+
+def test_plan_shape_options_and_a_named_shape(built_warehouse):
+    """--shape NAME takes every column of that row of data/throughput/model_shapes.csv (DeepSeekV3: 61 layers of
+    7,168, 256 experts of 2,048 + 1 shared, 3 dense layers, MLA head_dim 128 + 64), the shape options override it,
+    and the plan prints the shape it used."""
+    wh = str(built_warehouse)
+    ds = ("--params", "671B", "--active-params", "37B", "--tokens", "14.8T", "--gpu", "H100", "--gpus", "2048",
+          "--precision", "fp8", "--json", "--warehouse", wh)
+    r = _run("plan", *ds, "--shape", "deepseek v3")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert (out["layers"], out["hidden"], out["ffn"], out["heads"], out["vocab"], out["experts"], out["top_k"]) == \
+        (61, 7168, 18432, 128, 129280, 256, 8)
+    assert (out["moe_ffn"], out["shared_experts"], out["dense_layers"], out["head_dim"]) == (2048, 1, 3, 192)
+    assert out["shape_source"] == "--shape deepseek v3"
+    r = _run("plan", *ds, "--shape", "DeepSeek-V3", "--layers", "60", "--dense-layers", "1")
+    out = json.loads(r.output)
+    assert (out["layers"], out["dense_layers"], out["moe_ffn"]) == (60, 1, 2048)
+    # The MoE options without a named shape: kept, the rest solved so the counts hold.
+    r = _run("plan", *ds, "--experts", "256", "--top-k", "8", "--moe-ffn", "2048", "--shared-experts", "2",
+             "--dense-layers", "3")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert (out["moe_ffn"], out["shared_experts"], out["dense_layers"], out["experts"]) == (2048, 2, 3, 256)
+    # The table says which expert width, shared experts and dense layers it used.
+    r = _run("plan", *ds[:-3], "--warehouse", wh, "--shape", "DeepSeek-V3")
+    assert "expert ffn 2048, 1 shared, 3 dense layers" in " ".join(r.output.split())
+
+
+def test_plan_shape_errors_are_one_sentence(built_warehouse):
+    wh = str(built_warehouse)
+    r = _run("plan", "--params", "671B", "--active-params", "37B", "--shape", "DeepSek V3", "--warehouse", wh)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and "--shape 'DeepSek V3' is not a shape" in out and "DeepSeek-V3" in out
+    r = _run("plan", "--params", "10B", "--shape", "DeepSeek-V3", "--warehouse", wh)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and out.startswith("error: --shape DeepSeek-V3: the shape") and "stated 10B" in out
+    r = _run("plan", "--params", "7B", "--shared-experts", "-1", "--warehouse", wh)
+    assert r.exit_code != 0 and "--shared-experts" in r.output
+
+
+def test_predict_per_step_named_shape_column(built_warehouse, tmp_path):
+    f = tmp_path / "steps.csv"
+    f.write_text("model,params_b,active_params_b,gpu_type,gpu_count,precision,seq_len,shape,layers,shared_experts\n"
+                 "q,235,22,H100,256,bf16,4096,Qwen3-235B-A22B,,\n"
+                 "q2,235,22,H100,256,bf16,4096,qwen3 235b a22b,90,1\n")
+    r = _run("predict", "--per-step", "--runs", str(f), "--json", "--warehouse", str(built_warehouse))
+    assert r.exit_code == 0, r.output
+    a, b = json.loads(r.output)
+    # model_shapes.csv, Qwen3_235B_a22B: 94 layers of 4096, 64 heads of 128, 4 KV heads, 128 experts of 1536, top-8.
+    assert (a["layers"], a["hidden"], a["heads"], a["kv_heads"], a["experts"], a["top_k"], a["moe_ffn"], a["shared_experts"]) == \
+        (94, 4096, 64, 4, 128, 8, 1536, 0)
+    assert (b["layers"], b["shared_experts"], b["moe_ffn"]) == (90, 1, 1536)        # the row's own columns win
+    f.write_text("model,params_b,active_params_b,gpu_type,gpu_count,precision,seq_len,shape\n"
+                 "q,235,22,H100,256,bf16,4096,Qwen 9\n")
+    r = _run("predict", "--per-step", "--runs", str(f), "--warehouse", str(built_warehouse))
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and "line 2, column 'shape'" in out and "'Qwen 9' is not a shape" in out
