@@ -340,7 +340,7 @@ def complete_shape(params, active_params=None, overrides: dict | None = None) ->
     # the depth rule's layers, layers re-solved at the rounded hidden, moe_ffn from total − active.
     k = _pick(g["top_k"], np.where(_pick(e_in, 64.0) < 32, np.maximum(np.floor(_pick(e_in, 64.0) / 4.0), 1.0),
                                    DEFAULT_TOP_K))
-    a_ne = np.maximum(a - (2.0 - tied) * V * _hidden_rule(a), 1.0)
+    a_ne = np.maximum(a - embed, 1.0)               # embeddings at the given hidden size, else the dense rule's at A
     e_rule = k * (1.0 + (n - a) / (ROUTED_SHARE * a_ne))
     E = _pick(e_in, np.maximum(_round_to(e_rule, 64.0), 2.0 * k))
     shared = _pick(g["shared_experts"], np.where((E >= SHARED_MIN_EXPERTS) | (k == 1.0), 1.0, 0.0))
