@@ -80,6 +80,13 @@ def main() -> None:
     print(f"DeepSeek-V3 configuration on 2,048 H800: {ds['gpu_hours_p50'] / 1e6:.2f}M GPU-hours (p10 {ds['gpu_hours_p10'] / 1e6:.2f}M, "
           f"p90 {ds['gpu_hours_p90'] / 1e6:.2f}M) ÷ reported 2.664M = {ds['gpu_hours_p50'] / 2.664e6:.2f}; layout TP {ds['tp']} × "
           f"PP {ds['pp']} × EP {ds['ep']} × DP {ds['dp']}, step MFU {ds['step_mfu_p50']:.3f}")
+    # The same plan as a team running DeepSeek's schedule would ask for it (llmplan plan --pp-schedule dualpipe).
+    dd = plan(ch, acc, targets=["671B"], active_fraction=37 / 671, accelerators=["H800"], cluster_sizes=[2048], precision="fp8",
+              policies=["fixed"], fixed_tokens="14.8T", seq_len=4096, layers=61, hidden=7168, heads=128, kv_heads=128,
+              experts=256, top_k=8, vocab_size=129280, global_batch_tokens="62.9M", pp_schedule="dualpipe")
+    print(f"  with --pp-schedule dualpipe: {dd['gpu_hours_p50'] / 1e6:.2f}M GPU-hours ÷ reported 2.664M = "
+          f"{dd['gpu_hours_p50'] / 2.664e6:.2f}; layout TP {dd['tp']} × PP {dd['pp']} × EP {dd['ep']} × DP {dd['dp']}, "
+          f"step MFU {dd['step_mfu_p50']:.3f}")
 
 
 if __name__ == "__main__":

@@ -486,6 +486,8 @@ def plan(
                                                        "stack, the between-framework spread in the band"),
     measured: Optional[Path] = typer.Option(None, help="CSV of your stack's measured steps (per-step columns + "
                                                        "tokens_per_s_per_gpu): calibrates its multiplier for this plan"),
+    pp_schedule: Optional[str] = typer.Option(None, help="Pipeline schedule your stack runs: 1f1b | zero-bubble | dualpipe "
+                                                         "(default: interleaved 1F1B, virtual stages searched)"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
     warehouse: Optional[Path] = typer.Option(None, help=WAREHOUSE_HELP),
 ):
@@ -509,6 +511,8 @@ def plan(
             raise LlmplanError(f"--confidence must be p50 or p90, got {confidence!r}")
         if precision not in ("bf16", "fp8"):
             raise LlmplanError(f"--precision must be bf16 or fp8, got {precision!r}")
+        if pp_schedule is not None and pp_schedule not in ("1f1b", "zero-bubble", "dualpipe"):
+            raise LlmplanError(f"--pp-schedule must be 1f1b, zero-bubble or dualpipe, got {pp_schedule!r}")
         for opt, v in (("--storage-gbps", storage_gbps), ("--restart-minutes", restart_minutes)):
             if not v > 0:
                 raise LlmplanError(f"{opt} must be greater than 0, got {v:g}")
@@ -550,7 +554,7 @@ def plan(
                         framework=framework, **shape,
                         scaling_law=law, flash_attention=flash_attention, confidence=confidence, precision=precision,
                         active_fraction=fraction, global_batch_tokens=global_batch, storage_gbps=storage_gbps,
-                        restart_minutes=restart_minutes)
+                        restart_minutes=restart_minutes, pp_schedule=pp_schedule)
         if params is None:
             if gpus is None or (days is None and budget_usd is None):
                 raise LlmplanError("give --params for a plan, or --gpus with --days and/or --budget-usd for the inverse question")
@@ -571,7 +575,7 @@ def plan(
                                      "min_gpus_for_memory", "fits_in_memory", "checkpoint_gib", "predicted_loss",
                                      "predicted_loss_p10", "predicted_loss_p90", "loss_law", "meets_deadline", "within_budget",
                                      "max_epochs", "warnings")}
-            out.update({k: r.get(k) for k in ("vp", "cp", "micro_batch", "step_hfu_p50", "step_seconds_p50", "framework",
+            out.update({k: r.get(k) for k in ("vp", "cp", "micro_batch", "step_hfu_p50", "step_seconds_p50", "framework", "pp_schedule",
                                               "step_tokens_per_s_per_gpu_p50", "whole_run_multiplier", *SHAPE_OUT)})
             out.update({k: r.get(k) for k in MOE_SHAPE_OUT})
             out["shape_source"] = (f"--shape {shape_name}" if shape_name else None)
@@ -675,6 +679,7 @@ def _print_plan(out: dict) -> None:
                       + " " + _shape_text(out)
                       + (f" — {out['shape_source']}" if out.get("shape_source") else " — llmplan's rule unless given"))
             t.add_row("layout", f"TP {out['tp']} × PP {out['pp']}" + (f" (virtual {out['vp']})" if (out.get("vp") or 1) > 1 else "")
+                      + (f" ({out['pp_schedule']})" if out.get("pp_schedule") else "")
                       + (f" × CP {out['cp']}" if (out.get("cp") or 1) > 1 else "") + f" × DP {out['dp']}"
                       + (f" (EP {out['ep']})" if out["ep"] > 1 else "")
                       + f", ZeRO-{out['zero_stage']}, micro-batch {out.get('micro_batch')}, recompute {out['recompute']}, {out['precision']}")

@@ -236,7 +236,7 @@ def _grid(st: pl.DataFrame, accelerators: pl.DataFrame, sc: Scenario, model, yea
                              global_batch=parse_size(sc.global_batch_tokens) if sc.global_batch_tokens else None,
                              vocab=sc.vocab_size, fp32_grads=sc.fp32_grads, flash_attention=sc.flash_attention,
                              experts=sc.experts, top_k=sc.top_k, shape=sc.shape(), framework=sc.framework,
-                             storage_gbps=sc.storage_gbps, restart_minutes=sc.restart_minutes)
+                             storage_gbps=sc.storage_gbps, restart_minutes=sc.restart_minutes, pp_schedule=sc.pp_schedule)
     return model.predict(grid).with_columns(pl.col("gpu_count").alias("useful_gpus"))
 
 

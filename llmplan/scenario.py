@@ -92,6 +92,9 @@ class Scenario(BaseModel):
     restart_minutes: float = Field(default=11.0, gt=0, le=10_000,
                                    description="Minutes to restart after an interruption (default 11: median automatic retry, "
                                                "arXiv 2605.09370; llmplan.goodput)")
+    pp_schedule: Literal["1f1b", "dualpipe", "zero-bubble"] | None = Field(
+        default=None, description="Pipeline schedule your stack runs: 1f1b (plain), zero-bubble (ZB-H1), dualpipe (DeepSeek-V3: "
+                                  "all-to-all hidden behind compute); default: Megatron's interleaved 1F1B (llmplan.perf.model)")
 
     @field_validator("targets", "fixed_tokens", "inference_tokens", "unique_tokens", "global_batch_tokens", "headline_targets")
     @classmethod

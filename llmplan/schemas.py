@@ -9,6 +9,7 @@ import polars as pl
 POS = pa.Check.gt(0)
 SIZE_KINDS = ("utf8_text", "compressed", "unknown")
 PRECISIONS = ("bf16", "fp8")
+PP_SCHEDULES = ("1f1b", "dualpipe", "zero-bubble")   # llmplan.perf.model.PP_SCHEDULES (rows of DeepSeek-V3 Table 2)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,15 @@ TRAINING_RUNS = Kind(
         _f("global_batch_tokens", "global_batch_tokens", required=False),
         Col("shape_model", "shape_model", required=False),      # a `model` of data/throughput/model_shapes.csv
         Col("config_source", "config_source", required=False),
+        # The parallel layout and pipeline schedule the run's paper or launch script states (empty:
+        # unknown, searched as for a plan). Named run_* so they never meet the per-step rows' layout
+        # columns; llmplan.step.run_frame pins the search to them.
+        Col("tp", "run_tp", pl.Int64, required=False, checks=(POS,)),
+        Col("pp", "run_pp", pl.Int64, required=False, checks=(POS,)),
+        Col("ep", "run_ep", pl.Int64, required=False, checks=(POS,)),
+        Col("zero_stage", "run_zero_stage", pl.Int64, required=False, checks=(pa.Check.isin((1, 3)),)),
+        Col("pp_schedule", "pp_schedule", required=False, checks=(pa.Check.isin(PP_SCHEDULES),)),
+        Col("layout_source", "layout_source", required=False),
     ),
     key=("model",),
 )

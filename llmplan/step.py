@@ -249,10 +249,11 @@ class Chain:
                 global_batch: float | None = None, vocab: int | None = None, fp32_grads: bool = True,
                 flash_attention: bool = True, experts: int | None = None, top_k: int | None = None,
                 shape: dict | None = None, framework: str | None = None, layout: dict | None = None,
-                storage_gbps: float | None = None, restart_minutes: float | None = None) -> pl.DataFrame:
+                storage_gbps: float | None = None, restart_minutes: float | None = None,
+                pp_schedule: str | None = None) -> pl.DataFrame:
         if grid.height == 0:
             return grid
-        g = grid.with_columns(
+        g = grid.with_columns(pl.lit(pp_schedule, pl.Utf8).alias("pp_schedule")).with_columns(
             pl.lit(precision).alias("precision"), pl.lit(seq_len).cast(pl.Int64).alias("seq_len"),
             (pl.col("active_params") if "active_params" in grid.columns else pl.lit(None, pl.Float64)).alias("active_params"),
             pl.col("cluster_gpus").cast(pl.Float64).alias("gpu_count"), pl.lit(framework).cast(pl.Utf8).alias("framework"))
@@ -350,8 +351,10 @@ def run_frame(runs: pl.DataFrame, acc: pl.DataFrame, shapes: pl.DataFrame | None
     (bf16 unless fp8), sequence length (`seq_len`, else the year's usual context), tokens per
     optimizer step (`global_batch_tokens`, else the batch law), accelerator count (else
     IMPUTED_CLUSTER) and shape (`shape_model`, a row of core.model_shapes given as `shapes`, else
-    the shape rule). The layout is still searched, as for a plan: the multiplier learned on these
-    runs corrects the step model at the layout plans assume."""
+    the shape rule). The layout is still searched, as for a plan — the multiplier learned on these
+    runs corrects the step model at the layout plans assume — except what the run published of it:
+    its TP, PP, EP and ZeRO stage (run_tp, …: pin_tp, … for llmplan.perf.layout.search) and its
+    pipeline schedule (pp_schedule: DualPipe, ZB-H1, plain 1F1B) are fixed, the rest searched."""
     a = accelerator_columns(acc)
     f = runs.drop([c for c in a.columns if c != "accelerator" and c in runs.columns]).join(a, on="accelerator", how="left")
     f = f.filter(pl.col("peak_bf16_flops").is_not_null() & pl.col("params").is_not_null() & pl.col("tokens").is_not_null())
@@ -361,7 +364,8 @@ def run_frame(runs: pl.DataFrame, acc: pl.DataFrame, shapes: pl.DataFrame | None
         pl.coalesce(opt("seq_len", pl.Int64), default_seq_len(pl.col("year"))).cast(pl.Int64).alias("seq_len"),
         pl.col("active_params").fill_null(pl.col("params")).alias("active_params"),
         pl.coalesce("gpu_count", pl.lit(float(IMPUTED_CLUSTER))).cast(pl.Float64).alias("gpu_count"),
-        pl.lit(None, pl.Utf8).alias("framework"))
+        pl.lit(None, pl.Utf8).alias("framework"),
+        *[opt(f"run_{k}", pl.Int64).alias(f"pin_{k}") for k in playout.PINS], opt("pp_schedule", pl.Utf8).alias("pp_schedule"))
     f = f.with_columns(pl.when(pl.col("precision") == "fp8").then(pl.col("precision")).otherwise(pl.lit("bf16")).alias("precision"))
     law = global_batch_tokens((6.0 * f["active_params"] * f["tokens"]).to_numpy(), f["seq_len"].to_numpy())
     given = f["global_batch_tokens"].cast(pl.Float64).fill_null(float("nan")).to_numpy() if "global_batch_tokens" in f.columns \

@@ -120,7 +120,9 @@ def _with_efficiency(runs: pl.DataFrame, acc: pl.DataFrame) -> pl.DataFrame:
 
 
 # What a curated run published of its configuration (data/training_runs/, optional columns).
-RUN_CONFIG_COLUMNS = {"seq_len": pl.Int64, "global_batch_tokens": pl.Float64, "shape_model": pl.Utf8, "config_source": pl.Utf8}
+RUN_CONFIG_COLUMNS = {"seq_len": pl.Int64, "global_batch_tokens": pl.Float64, "shape_model": pl.Utf8, "config_source": pl.Utf8,
+                      "run_tp": pl.Int64, "run_pp": pl.Int64, "run_ep": pl.Int64, "run_zero_stage": pl.Int64,
+                      "pp_schedule": pl.Utf8, "layout_source": pl.Utf8}
 
 
 def curated_runs(tr: pl.DataFrame, acc: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:

@@ -137,3 +137,10 @@ ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS seq_len VARCHAR;
 ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS global_batch_tokens VARCHAR;
 ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS shape_model VARCHAR;
 ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS config_source VARCHAR;
+-- The parallel layout and pipeline schedule a curated run published (CSV headers tp, pp, ep, zero_stage).
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS run_tp VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS run_pp VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS run_ep VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS run_zero_stage VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS pp_schedule VARCHAR;
+ALTER TABLE raw.training_runs ADD COLUMN IF NOT EXISTS layout_source VARCHAR;

@@ -134,3 +134,10 @@ ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS seq_len BIGINT;
 ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS global_batch_tokens DOUBLE;
 ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS shape_model VARCHAR;
 ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS config_source VARCHAR;
+-- The parallel layout and pipeline schedule a curated run published (NULL: searched as for a plan).
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS run_tp BIGINT;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS run_pp BIGINT;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS run_ep BIGINT;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS run_zero_stage BIGINT;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS pp_schedule VARCHAR;
+ALTER TABLE core.training_runs ADD COLUMN IF NOT EXISTS layout_source VARCHAR;

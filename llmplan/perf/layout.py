@@ -11,6 +11,13 @@ and the data-parallel ranks, and fit in memory (90 % of the accelerator's; llmpl
 with the candidate's micro-batches per step, which set what the first stage holds in flight, and
 its precision, FP8 caching linear-layer inputs in 1 byte). Among equally fast
 layouts the one that keeps fewer accelerators busy wins.
+
+A row may fix part of its layout: columns pin_tp, pin_pp, pin_ep, pin_zero_stage (a published run's
+layout, llmplan.step.run_frame; null: searched) keep only the candidates that match, whatever the
+choice lists say; the rest is searched as usual. A row's `pp_schedule` (llmplan.perf.model.PP_SCHEDULES;
+null: the generic interleaved 1F1B) sets its bubble; a named schedule runs without virtual stages,
+DualPipe needs an even PP (DeepSeek-V3 §3.2.1: "pipeline stages and micro-batches be divisible by 2")
+and holds two copies of its stages' model states and PP + 1 micro-batches of activations (Table 2).
 """
 
 import numpy as np
@@ -29,15 +36,19 @@ ZERO_CHOICES = (1, 3)
 MB_CHOICES = (1, 2)
 RECOMPUTE_CHOICES = ("none", "selective", "full")
 CHUNK = 150_000          # rows × candidates evaluated at once
+PINS = ("tp", "pp", "ep", "zero_stage")     # layout columns a row can fix (pin_<name>)
 
 
-def candidates(moe: bool, long_context: bool) -> pl.DataFrame:
-    """Every layout worth scoring (before the per-row checks)."""
-    c = pl.DataFrame({"tp": list(TP_CHOICES)}).join(pl.DataFrame({"pp": list(PP_CHOICES)}), how="cross") \
+def candidates(moe: bool, long_context: bool, extra: dict | None = None) -> pl.DataFrame:
+    """Every layout worth scoring (before the per-row checks); `extra` adds values to a choice
+    list (a published run's PP 12, say)."""
+    extra = extra or {}
+    ch = lambda k, base: sorted(set(base) | set(extra.get(k, ())))  # noqa: E731
+    c = pl.DataFrame({"tp": ch("tp", TP_CHOICES)}).join(pl.DataFrame({"pp": ch("pp", PP_CHOICES)}), how="cross") \
         .join(pl.DataFrame({"vp": list(VP_CHOICES)}), how="cross") \
         .join(pl.DataFrame({"cp": list(CP_CHOICES if long_context else (1,))}), how="cross") \
-        .join(pl.DataFrame({"ep": list(EP_CHOICES if moe else (1,))}), how="cross") \
-        .join(pl.DataFrame({"zero_stage": list(ZERO_CHOICES)}), how="cross") \
+        .join(pl.DataFrame({"ep": ch("ep", EP_CHOICES if moe else (1,))}), how="cross") \
+        .join(pl.DataFrame({"zero_stage": ch("zero_stage", ZERO_CHOICES)}), how="cross") \
         .join(pl.DataFrame({"micro_batch": list(MB_CHOICES)}), how="cross") \
         .join(pl.DataFrame({"recompute": list(RECOMPUTE_CHOICES)}), how="cross")
     return c.filter((pl.col("pp") > 1) | (pl.col("vp") == 1)).cast({k: pl.Int64 for k in ("tp", "pp", "vp", "cp", "ep", "zero_stage", "micro_batch")})
@@ -56,7 +67,8 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
     r = rows.with_row_index("_row")
     moe = bool((r["params"] > r["active_params"].fill_null(r["params"]) * 1.0001).any()) if "active_params" in r.columns else False
     long_ctx = bool((r["seq_len"] >= 16384).any())
-    cand = candidates(moe, long_ctx)
+    pins = [k for k in PINS if f"pin_{k}" in r.columns]
+    cand = candidates(moe, long_ctx, {k: r[f"pin_{k}"].drop_nulls().cast(pl.Int64).unique().to_list() for k in pins})
     if fixed:
         for k, v in fixed.items():
             if v is not None:
@@ -66,6 +78,7 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
     shape_cols = pl.DataFrame({k: np.asarray(v, float) for k, v in sh.items()})
     r = pl.concat([r.drop([c for c in shape_cols.columns if c in r.columns]), shape_cols], how="horizontal")
     r = r.drop([c for c in cand.columns if c in r.columns])
+    sched = pl.col("pp_schedule").fill_null("") if "pp_schedule" in r.columns else pl.lit("")
     per_chunk = max(CHUNK // max(cand.height, 1), 1)
     best = []
     for start in range(0, r.height, per_chunk):        # chunks bound memory; the work inside is vectorised
@@ -77,7 +90,9 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
             & ((pl.col("heads") % pl.col("tp")) == 0)
             & (pl.col("layers") >= pl.col("pp") * pl.col("vp"))
             & (pl.col("ep") <= pl.col("experts")) & ((pl.col("experts") % pl.col("ep")) == 0)
-            & (pl.col("ep") <= pl.col("dp") * pl.col("cp")) & (((pl.col("dp") * pl.col("cp")) % pl.col("ep")) == 0))
+            & (pl.col("ep") <= pl.col("dp") * pl.col("cp")) & (((pl.col("dp") * pl.col("cp")) % pl.col("ep")) == 0)
+            & pl.all_horizontal(pl.lit(True), *[pl.col(f"pin_{k}").is_null() | (pl.col(k) == pl.col(f"pin_{k}")) for k in pins])
+            & ((sched == "") | (pl.col("vp") == 1)) & ((sched != "dualpipe") | ((pl.col("pp") % 2) == 0)))
         if x.height == 0:
             continue
         seqs = (pl.col("global_batch_tokens") / (pl.col("seq_len") * pl.col("micro_batch"))).floor().clip(1)
@@ -95,9 +110,10 @@ def search(rows: pl.DataFrame, model: StepPhysics, fp32_grads: bool = True, flas
                                 x["zero_stage"].to_numpy(), x["recompute"].to_numpy().astype(str), fp32_grads, flash_attention,
                                 n_micro=rt["m"], fp8=rt["fp8"])
         stp = step_seconds(rt, model.eta)["step"]
-        fits = mem["total"] <= USABLE_FRACTION * x["memory_bytes"].to_numpy()
+        need = mem["total"] + np.where(rt["dualpipe"], mem["states"] + mem["activations"] / x["pp"].to_numpy(), 0.0)
+        fits = need <= USABLE_FRACTION * x["memory_bytes"].to_numpy()
         score = np.where(fits, -np.log(stp) - 1e-9 * np.log(rt["used"]), -np.inf)
-        x = x.with_columns(pl.Series("_score", score), pl.Series("_need", mem["total"]), pl.Series("_fits", fits),
+        x = x.with_columns(pl.Series("_score", score), pl.Series("_need", need), pl.Series("_fits", fits),
                            pl.Series("useful_gpus", rt["used"]))
         best.append(x.sort("_row", "_score", "_need", descending=[False, True, False])
                     .group_by("_row", maintain_order=True).first())

@@ -14,7 +14,10 @@ step's time on one accelerator is
     FSDP    = Σ over layers and micro-batches of [max(0, AG − fwd) + max(0, AG + RS − bwd)
               + x_dp·(the hidden part)]                                  (ZeRO-3; dp_exposed)
     DP      = max(0, RS − last micro-batch's bwd) + max(0, AG − first one's fwd) + x_dp·(hidden)   (ZeRO-0/1/2)
-    step    = (compute + comm) × (1 + (p − 1)/(v·m)) + DP + optimizer update bytes ÷ (HBM × η_mem)
+    step    = (compute + comm) × (1 + bubble) + DP + optimizer update bytes ÷ (HBM × η_mem)
+    bubble  = (p − 1)/(v·m) for the generic (interleaved 1F1B) schedule; the named schedules of
+              DeepSeek-V3's Table 2 (1F1B, ZB-H1, DualPipe) per pipeline_bubble, and DualPipe's
+              all-to-all and p2p hidden behind compute slowed by the SMs they take (step_seconds)
     tokens/s per accelerator = global batch tokens ÷ (step × accelerators) × 10^(u_framework + u_accelerator)
 
 η_gemm(x) = η_max(precision) · x/(x + x½): GEMMs on narrow per-accelerator matrices (x = h/t) run
@@ -103,6 +106,38 @@ PRIOR_SD = np.array([v[1] for v in PRIORS.values()])
 
 LAYOUT_COLUMNS = ("tp", "pp", "vp", "cp", "ep", "dp", "zero_stage", "micro_batch", "recompute")
 
+# Pipeline schedules a run or a plan can name (`pp_schedule`; null = the generic interleaved 1F1B whose
+# virtual stages the layout search picks). The three are the rows of DeepSeek-V3's Table 2 (arXiv
+# 2412.19437 §3.2.1): plain 1F1B (Harlap et al. 2018; PipeDream-Flush), ZB1P = ZB-H1 (Qi et al. 2023,
+# "Zero Bubble Pipeline Parallelism" §3: the backward split into input and weight gradients, W filling
+# 1F1B's drain, same activation memory) and DualPipe (bidirectional; two copies of the parameters).
+PP_SCHEDULES = ("1f1b", "dualpipe", "zero-bubble")
+# DualPipe's all-to-all kernels run on SMs taken from compute: "only 20 SMs are sufficient to fully
+# utilize the bandwidths of IB and NVLink" (§3.2.2); "20 out of the 132 SMs available in the H800 GPU"
+# (§3.5.1). Compute that overlaps them runs on the other 112.
+DUALPIPE_SM_SHARE = 20.0 / 132.0
+
+
+def pipeline_bubble(pp, vp, m, schedule, fwd_share) -> np.ndarray:
+    """Idle time of a pipeline per unit of a stage's busy time m·(F + B), by schedule (DeepSeek-V3
+    Table 2, F: a chunk's forward, B: its full backward, W: its weight-gradient part, F&B: an
+    overlapped forward-backward pair):
+      generic (null) (p − 1)/(v·m)                      Megatron's interleaved 1F1B, v virtual stages
+      1f1b           (p − 1)(F + B)            → (p − 1)/m
+      zero-bubble    (p − 1)(F + B − 2W)       → (p − 1)(1 − 2f)/m         ZB-H1
+      dualpipe       (p/2 − 1)(F&B + B − 3W)   → (p/2 − 1)(2 − 4f)/m       F&B = F + B of compute
+    with f = F/(F + B) the forward's share of a layer's compute (⅓; ¼ with full recompute, whose
+    backward re-runs the forward) and W = F (a weight gradient is one GEMM per forward GEMM). ZB-H1 at
+    f = ⅓ is a third of 1F1B's bubble (Qi et al. 2023); DualPipe at p = 16 is 7·⅔ = 4.7 against 15."""
+    pp, vp, m, f = (np.asarray(x, float) for x in (pp, vp, m, fwd_share))
+    sched = np.asarray(schedule).astype(str)
+    m = np.maximum(m, 1.0)
+    generic = (pp - 1.0) / (vp * m)
+    plain = (pp - 1.0) / m
+    zb = (pp - 1.0) * (1.0 - 2.0 * f) / m
+    dual = np.maximum(pp / 2.0 - 1.0, 0.0) * (2.0 - 4.0 * f) / m
+    return np.where(sched == "1f1b", plain, np.where(sched == "zero-bubble", zb, np.where(sched == "dualpipe", dual, generic)))
+
 
 def shape_frame(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     """The model shape per row: columns named like shapes.SHAPE_KEYS where present and not null,
@@ -182,7 +217,8 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     dom = f("nvlink_domain", 8.0)
     shard = f("fsdp_group")                 # hybrid sharding's shard group (ranks); missing: all of DP
     c = comm.comm_seconds(shape, s, mb, m, tp, pp, dp, cp, ep, vp, zero, nv, dom, so, shard_group=shard)
-    bubble = (pp - 1.0) / (vp * m)
+    sched = frame["pp_schedule"].fill_null("").to_numpy().astype(str) if "pp_schedule" in frame.columns else np.full(frame.height, "")
+    bubble = pipeline_bubble(pp, vp, m, sched, np.where(full, 0.25, 1.0 / 3.0))
     model_fl = flops.model_flops_per_token(shape, s)
     hw_fl = fl["dense_gemm"] * gemm_mult + fl["logits"] * gemm_mult + fl["expert_gemm"] * gemm_mult + fl["attention"] * attn_mult
     return {"dense": dense, "logits": logits, "expert": expert, "attn": attn, "mem": mem, "opt": opt,
@@ -190,7 +226,7 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
             "zero3": zero == 3, "fsdp_ag_layer": c["fsdp_ag_layer"], "fsdp_rs_layer": c["fsdp_rs_layer"],
             "layer_passes": c["layer_passes"], "dp_rs_step": c["dp_rs_step"], "dp_ag_step": c["dp_ag_step"],
             "fwd_share": np.where(full, 0.25, 1.0 / 3.0),
-            "bubble": bubble, "width": shape["hidden"] / tp, "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
+            "bubble": bubble, "dualpipe": (sched == "dualpipe") & (pp > 1), "width": shape["hidden"] / tp, "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
             # an expert's GEMMs are h × moe_ffn: the narrower side sets how far from peak they run
             "width_expert": np.where(moe, np.minimum(shape["hidden"], shape["moe_ffn"] / tp), shape["hidden"] / tp),
             "m": m, "peak": peak, "model_flops_per_token": model_fl, "hw_flops_per_token": hw_fl,
@@ -222,11 +258,27 @@ def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
     compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / g_e + rt["attn"] / eta["eta_attn"] \
         + rt["mem"] / eta["eta_mem"] + eta["t_expert"] * rt["expert_passes"]
     exposed = {k: eta[f"x_{k}"] * rt[k] for k in ("tp", "ep", "pp", "cp")}
+    if "dualpipe" in rt:
+        compute, exposed["ep"], exposed["pp"] = dualpipe_overlap(rt, compute, exposed["ep"], exposed["pp"])
     fsdp, per_step = dp_exposed(rt, compute, eta["x_dp"])
     busy = compute + sum(exposed.values()) + fsdp
     step = busy * (1.0 + rt["bubble"]) + per_step + rt["opt"] / eta["eta_mem"]
     return {"compute": compute, **{f"{k}_exposed": v for k, v in exposed.items()}, "dp_exposed": fsdp + per_step,
             "bubble": busy * rt["bubble"], "optimizer": rt["opt"] / eta["eta_mem"], "step": step}
+
+
+def dualpipe_overlap(rt: dict, compute, ep_exposed, pp_exposed):
+    """(compute, exposed all-to-all, exposed p2p) where a row runs DualPipe (rt["dualpipe"]), else
+    as given. DualPipe runs one micro-batch's forward beside another's backward so that "both
+    all-to-all and PP communication can be fully hidden" (DeepSeek-V3 §3.2.1) — by compute that has
+    given DUALPIPE_SM_SHARE of its SMs to the communication kernels. Overlap is computed, not
+    learned: compute ÷ (1 − 20/132), and the raw all-to-all and p2p seconds exposed only beyond it
+    (all-to-all first)."""
+    on = np.asarray(rt["dualpipe"], bool)
+    slowed = compute / (1.0 - DUALPIPE_SM_SHARE)
+    ep_over = np.maximum(rt["ep"] - slowed, 0.0)
+    pp_over = np.maximum(rt["ep"] + rt["pp"] - slowed, 0.0) - ep_over
+    return np.where(on, slowed, compute), np.where(on, ep_over, ep_exposed), np.where(on, pp_over, pp_exposed)
 
 
 def dp_exposed(rt: dict, compute, x_dp) -> tuple[np.ndarray, np.ndarray]:

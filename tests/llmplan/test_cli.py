@@ -134,7 +134,8 @@ def test_plan_errors(built_warehouse):
     # every validation error is one plain sentence naming the option: no pydantic text, no link
     for args, words in ((["--gpus", "0"], "'--gpus'"), (["--gpus", "-4"], "'--gpus'"),
                         (["--mix", "ja=0.6,en=0.5"], "--mix: mixture shares must sum to 1, got 1.1"),
-                        (["--unique", "ja=lots"], "--unique value for 'ja'"), (["--confidence", "p99"], "--confidence")):
+                        (["--unique", "ja=lots"], "--unique value for 'ja'"), (["--confidence", "p99"], "--confidence"),
+                        (["--pp-schedule", "gpipe"], "--pp-schedule must be 1f1b, zero-bubble or dualpipe")):
         r = _run("plan", "--params", "7B", *args, "--warehouse", wh)
         assert r.exit_code != 0 and words in r.output, (args, r.output)
         assert "pydantic" not in r.output and "http" not in r.output and "Traceback" not in r.output
@@ -235,6 +236,17 @@ def test_plan_reports_its_layout_batch_precision_and_moe(built_warehouse):
     assert r.exit_code == 1 and "no FP8 peak" in r.output
     r = _run("plan", "--params", "7B", "--active-params", "8B", "--gpu", "H100", "--gpus", "8", "--warehouse", wh)
     assert r.exit_code == 1 and "exceeds --params" in r.output
+
+
+def test_plan_runs_the_pipeline_schedule_a_team_names(built_warehouse):
+    """--pp-schedule dualpipe: the plan's layout runs DualPipe (an even PP without virtual stages,
+    DeepSeek-V3 §3.2.1) and says so; the default keeps the generic schedule (no name)."""
+    wh = str(built_warehouse)
+    args = ("plan", "--params", "671B", "--active-params", "37B", "--tokens", "14.8T", "--gpu", "H100", "--gpus", "2048",
+            "--json", "--warehouse", wh)
+    dual = json.loads(_run(*args[:-3], "--pp-schedule", "dualpipe", *args[-3:]).output)
+    assert dual["pp_schedule"] == "dualpipe" and dual["pp"] % 2 == 0 and dual["vp"] == 1
+    assert json.loads(_run(*args).output)["pp_schedule"] is None
 
 
 def test_predict_per_step_with_given_and_own_layouts(built_warehouse, tmp_path):

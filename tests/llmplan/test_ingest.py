@@ -59,6 +59,8 @@ CURATED = "training_runs/training_runs_through_2023.csv"
         ("duplicate key", CURATED, lambda b: b.replace(b"Llama 2 13B,", b"Llama 2 7B,", 1), 3, "model", "duplicate run key 'Llama 2 7B'"),
         ("bad utf-8", CURATED, lambda b: b.replace(b"Llama 2 13B", b"Llama 2 \xff13B", 1), 3, "byte 9", "invalid UTF-8"),
         ("empty file", CURATED, lambda b: b"", 1, None, "file is empty"),
+        ("unknown pipeline schedule", CURATED, lambda b: b.replace(b",1,1f1b,\"bigscience", b",1,gpipe,\"bigscience", 1), 20, "pp_schedule",
+         "expected one of"),
         ("bad throughput value", "throughput/mpt_throughput_llm_foundry.csv", lambda b: b.replace(b",41.25,", b",abc,", 1), 2, "MFU", "expected a number"),
     ],
 )
