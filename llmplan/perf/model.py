@@ -9,7 +9,7 @@ step's time on one accelerator is
             + expert FLOPs ÷ (peak of the precision × η_gemm(min(h, f_e/t)))  [grouped GEMMs: an expert's matrices]
             + t_expert × MoE-layer passes × (local experts E/e − 1)           [per-expert launches of dropless MoE]
             + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn)
-            + element-wise bytes (elementwise_bytes_per_token) ÷ (HBM bandwidth × η_mem)
+            + element-wise bytes (elementwise_bytes_per_token: memory.py's tensors) ÷ (HBM bandwidth × η_mem)
     comm    = x_tp·TP + x_ep·EP + x_pp·PP p2p + x_cp·CP + FSDP          (raw times: comm.comm_seconds)
     FSDP    = Σ over layers and micro-batches of [max(0, AG − fwd) + max(0, AG + RS − bwd)
               + x_dp·(the hidden part)]                                  (ZeRO-3; dp_exposed)
@@ -48,7 +48,7 @@ from scipy import stats
 from scipy.optimize import least_squares
 
 from llmplan.errors import LlmplanError
-from llmplan.perf import comm, flops, shapes
+from llmplan.perf import comm, flops, memory, shapes
 
 Z90 = 1.2815515655446004
 RECOMPUTE = ("none", "selective", "full")
@@ -170,7 +170,7 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     logits = fl["logits"] * gemm_mult * per_gpu_tokens / peak16
     expert = fl["expert_gemm"] * gemm_mult * per_gpu_tokens / peak
     attn = 0.5 * fl["attention"] * attn_mult * per_gpu_tokens / peak16        # causal: FlashAttention skips half
-    mem = elementwise_bytes_per_token(shape) * gemm_mult * per_gpu_tokens / hbm
+    mem = elementwise_bytes_per_token(shape, fp8) * gemm_mult * per_gpu_tokens / hbm
     total, active = shapes.params_from_shape(shape)
     local = (active + (total - active) / ep) / (tp * pp)
     opt = OPTIMIZER_BYTES * local / np.where(zero >= 1, dp * cp, 1.0) / hbm
@@ -200,17 +200,17 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
             "expert_passes": parts["moe_layers"] / pp * m * gemm_mult * np.where(moe, np.maximum(shape["experts"] / ep - 1.0, 0.0), 0.0)}
 
 
-def elementwise_bytes_per_token(shape: dict) -> np.ndarray:
-    """HBM bytes of the element-wise work (norms, activation functions, dropout-free residuals, the
-    MoE permutation) per token, forward + backward: each layer's stored activations written in the
-    forward and read in the backward, 2 × Korthikanti et al. 2022's Table 2 bytes per token with
-    SwiGLU (memory.py's count): dense layers 18·h + 6·ffn, MoE layers 18·h + (top_k + shared)·(4·h +
-    6·moe_ffn) — a token routed to k experts is copied k times and each copy runs an expert's
-    activation. Qwen3-30B-A3B: 139 kB a layer where a dense 2048-wide layer would move 74 kB."""
-    parts = shapes.param_parts(shape)
-    h, ffn, f_e = (np.asarray(shape[k], float) for k in ("hidden", "ffn", "moe_ffn"))
-    k = np.where(np.asarray(shape["experts"], float) > 1, np.asarray(shape["top_k"], float) + np.asarray(shape["shared_experts"], float), 0.0)
-    return 2.0 * (parts["dense_mlp_layers"] * (18.0 * h + 6.0 * ffn) + parts["moe_layers"] * (18.0 * h + k * (4.0 * h + 6.0 * f_e)))
+def elementwise_bytes_per_token(shape: dict, fp8=False) -> np.ndarray:
+    """HBM bytes of the element-wise work (norms, activation functions, residuals, the MoE
+    permutation, the FP8 casts) per token, forward + backward: each layer's stored activations
+    written in the forward and read in the backward, 2 × the bytes memory.py counts a token keeps
+    (memory.activation_bytes_per_token: per tensor, grouped-query K and V at their width, no dropout
+    masks — the Llama-style shapes train without dropout — and, in FP8 training, the linear layers'
+    cached inputs at 1 byte; a token routed to k experts is copied k times and each copy runs an
+    expert's activation). One count of a layer's tensors for memory and time. Llama 3 8B:
+    2 × 32 × (13·h + 6·f) in BF16 (h 4,096, f 14,336), 2 × 32 × (10·h + 5·f) in FP8, where
+    Korthikanti's multi-head, dropout count would say 2 × 32 × (18·h + 6·f)."""
+    return 2.0 * memory.activation_bytes_per_token(shape, fp8=fp8)
 
 
 def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:

@@ -117,13 +117,40 @@ def test_t_expert_adds_its_seconds_to_the_compute():
 
 
 def test_elementwise_bytes_by_hand():
-    """2 × Korthikanti et al. 2022 Table 2 per token (SwiGLU): Llama 3 8B 32 × 2 × (18·4096 + 6·14336);
-    Qwen3-30B-A3B 48 × 2 × (18·2048 + 8·(4·2048 + 6·768)) — a routed token is copied to its 8 experts."""
-    llama = {"layers": 32, "hidden": 4096, "ffn": 14336, "heads": 32, "kv_heads": 8, "vocab": 128256, "experts": 1,
+    """2 × the bytes a token's stored activations take, per tensor (Korthikanti et al. 2022 §4.1 written
+    out for SwiGLU and grouped-query attention, no dropout). Llama 3 8B (h 4,096, 32 heads × 128, 8 KV
+    heads, f 14,336), per layer: norms 4h, QKV input 2h, Q 2h, projection input 2h, K and V 4·8·128 = h,
+    MLP input 2h, gate and up 4f, fc2 input 2f = 13h + 6f (34h: Korthikanti's 34 without the dropout
+    masks 2h, K and V at a quarter); FP8 caches the four linear inputs at 1 byte: 4h + h + 2h + h + h + h
+    + 4f + f = 10h + 5f. Qwen3-30B-A3B-like (h 2,048, 32 heads × 64, 4 KV heads, 8 of 128 experts of
+    768): 4h + 2h + 2h + 2h + 4·4·64 + MLP input 2h + 8 routed copies × (dispatched input 2h + 6·768)."""
+    h, f = 4096, 14336
+    llama = {"layers": 32, "hidden": h, "ffn": f, "heads": 32, "kv_heads": 8, "vocab": 128256, "experts": 1,
              "top_k": 1, "moe_ffn": 0, "shared_experts": 0, "dense_layers": 0}
-    assert float(elementwise_bytes_per_token(_shape(llama))) == 32 * 2 * (18 * 4096 + 6 * 14336)
-    qwen = {**llama, "layers": 48, "hidden": 2048, "ffn": 6144, "kv_heads": 4, "experts": 128, "top_k": 8, "moe_ffn": 768}
-    assert float(elementwise_bytes_per_token(_shape(qwen))) == 48 * 2 * (18 * 2048 + 8 * (4 * 2048 + 6 * 768))
+    assert float(elementwise_bytes_per_token(_shape(llama))) == 32 * 2 * (13 * h + 6 * f)
+    assert float(elementwise_bytes_per_token(_shape(llama), fp8=True)) == 32 * 2 * (10 * h + 5 * f)
+    # Korthikanti's multi-head count with dropout masks (the previous rule) moved 2 × (18h + 6f): 8 % more here.
+    assert 2 * (18 * h + 6 * f) / (2 * (13 * h + 6 * f)) == pytest.approx(1.147, abs=1e-3)
+    hq = 2048
+    qwen = {**llama, "layers": 48, "hidden": hq, "ffn": 6144, "kv_heads": 4, "experts": 128, "top_k": 8, "moe_ffn": 768}
+    per_layer = 4 * hq + 2 * hq + 2 * hq + 2 * hq + 4 * 4 * 64 + 2 * hq + 8 * (2 * hq + 6 * 768)
+    assert float(elementwise_bytes_per_token(_shape(qwen))) == 48 * 2 * per_layer
+    # Per row: a BF16 and an FP8 row of one shape differ by the FP8 caches only.
+    both = elementwise_bytes_per_token(_shape(llama), fp8=np.array([False, True]))
+    np.testing.assert_allclose(both, [32 * 2 * (13 * h + 6 * f), 32 * 2 * (10 * h + 5 * f)])
+
+
+def test_elementwise_traffic_is_the_memory_models_activations():
+    """One count of a layer's tensors for time and memory: with no parallelism, no recompute and
+    FlashAttention, the activations layout_bytes keeps for a micro-batch of s tokens are s × half the
+    element-wise bytes per token."""
+    from llmplan.perf.memory import layout_bytes
+    from llmplan.perf.shapes import public_shape
+    for name in ("Llama-3-70B", "Mixtral-8x7B"):
+        s = public_shape(name)
+        for fp8 in (False, True):
+            r = layout_bytes(s, 4096, 1, 1, 1, 1, 1, 1, 1, 1, "none", fp8=fp8)
+            assert float(r["activations"]) == pytest.approx(4096 * float(elementwise_bytes_per_token(s, fp8=fp8)) / 2)
 
 
 def test_expert_gemms_run_at_the_width_of_their_narrower_side():
