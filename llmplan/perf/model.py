@@ -63,12 +63,20 @@ OPTIMIZER_BYTES = 36.0     # per local parameter per update: read fp32 master, m
 # one GEMM launch per local expert in each of fc1/fc2 forward and their data and weight gradients
 # (Transformer Engine's GroupedLinear loops over the local experts), plus each expert's FP8 casts:
 # ~20 kernels of ~10 µs host and tail time ≈ 0.2 ms. Counted beyond the first local expert: one expert
-# a GPU launches what a dense MLP does.
+# a GPU launches what a dense MLP does. attn_half_dim: the per-head width d½ at which the attention
+# core's softmax takes as long as its matrix multiplies, so that the core runs at η_attn·d/(d + d½).
+# The exponentials run on the special-function units, not the tensor cores: the H100 SXM5 does 989
+# TFLOP/s of BF16 matmul but 3.9 T exponentials/s (Shah et al. 2024, FlashAttention-3,
+# arXiv:2407.08608 §3.2: at head dimension 128 "exponential can take 50% of the cycle time compared
+# to matmul"). Per score element the forward does 4·d GEMM FLOPs (QKᵀ, A·V) and one exponential;
+# the backward recomputes the probabilities (one more exponential) beside 10·d FLOPs (S again, dV,
+# dP, dQ, dK): 14·d FLOPs per 2 exponentials, d½ = 989/(3.9 · 7) ≈ 36 where the two do not overlap.
 PRIORS = {
     "eta_gemm_bf16": (0.75, 1.0, "logit"),
     "eta_gemm_fp8": (0.65, 1.0, "logit"),
     "gemm_half_width": (256.0, 1.0, "log"),
     "eta_attn": (0.5, 1.0, "logit"),
+    "attn_half_dim": (36.2, 1.0, "log"),
     "eta_mem": (0.6, 1.0, "logit"),
     "x_tp": (0.5, 1.5, "logit"),
     "x_dp": (0.2, 1.5, "logit"),
@@ -190,7 +198,8 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
             "zero3": zero == 3, "fsdp_ag_layer": c["fsdp_ag_layer"], "fsdp_rs_layer": c["fsdp_rs_layer"],
             "layer_passes": c["layer_passes"], "dp_rs_step": c["dp_rs_step"], "dp_ag_step": c["dp_ag_step"],
             "fwd_share": np.where(full, 0.25, 1.0 / 3.0),
-            "bubble": bubble, "width": shape["hidden"] / tp, "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
+            "bubble": bubble, "width": shape["hidden"] / tp,
+            "attn_dim": shapes.attention_core_width(shape) / shape["heads"] * np.ones(frame.height), "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
             # an expert's GEMMs are h × moe_ffn: the narrower side sets how far from peak they run
             "width_expert": np.where(moe, np.minimum(shape["hidden"], shape["moe_ffn"] / tp), shape["hidden"] / tp),
             "m": m, "peak": peak, "model_flops_per_token": model_fl, "hw_flops_per_token": hw_fl,
@@ -219,7 +228,9 @@ def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
     g = np.where(rt["fp8"], eta["eta_gemm_fp8"], eta["eta_gemm_bf16"]) * size
     g16 = eta["eta_gemm_bf16"] * size
     g_e = np.where(rt["fp8"], eta["eta_gemm_fp8"], eta["eta_gemm_bf16"]) * rt["width_expert"] / (rt["width_expert"] + eta["gemm_half_width"])
-    compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / g_e + rt["attn"] / eta["eta_attn"] \
+    # the attention core at η_attn · d/(d + d½): its softmax's exponentials do not run on the tensor cores
+    g_attn = eta["eta_attn"] * rt["attn_dim"] / (rt["attn_dim"] + eta["attn_half_dim"])
+    compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / g_e + rt["attn"] / g_attn \
         + rt["mem"] / eta["eta_mem"] + eta["t_expert"] * rt["expert_passes"]
     exposed = {k: eta[f"x_{k}"] * rt[k] for k in ("tp", "ep", "pp", "cp")}
     fsdp, per_step = dp_exposed(rt, compute, eta["x_dp"])

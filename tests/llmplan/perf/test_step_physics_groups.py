@@ -183,3 +183,30 @@ def test_a_step_model_persisted_before_t_expert_asks_for_a_refit():
     old = frame.filter(~pl.col("name").str.contains("t_expert"))
     with pytest.raises(LlmplanError, match="t_expert"):
         pm.StepPhysics.from_frame(old)
+
+
+def test_attention_core_runs_at_eta_attn_times_d_over_d_plus_half():
+    """The attention core at η_attn · d/(d + d½), d the per-head width of the core. Qwen3-30B-A3B on 8
+    B200 (32 heads × 128, 48 layers, 4,096-token sequences, 2,097,152 tokens a step over 8 GPUs):
+    causal FLOPs ½ · 12 · 48 · 4096 · 32 · 128 a token × 262,144 tokens a GPU ÷ 2.25 PFLOP/s BF16, at
+    η_attn 0.4 and d½ 36: × (128 + 36)/(0.4 · 128). Halving the head width (64) halves the FLOPs but
+    not the softmax's exponentials: (64 + 36)/64 ÷ (128 + 36)/128 = 1.22× the seconds per FLOP."""
+    eta = {**pm._to_natural(pm.PRIOR_Z), "eta_attn": 0.4, "attn_half_dim": 36.0}
+    attention = lambda rt: pm.step_seconds(rt, eta)["compute"][0] - pm.step_seconds(rt, {**eta, "eta_attn": 1e30})["compute"][0]  # noqa: E731
+    flops = 0.5 * 12 * 48 * 4096 * 32 * 128
+    t128 = attention(pm.raw_times(_row()))
+    assert t128 == pytest.approx(flops * 262144 / 2.25e15 * (128 + 36) / (0.4 * 128), rel=1e-9)
+    t64 = attention(pm.raw_times(_row(head_dim=64)))
+    assert (t64 / (flops / 2)) / (t128 / flops) == pytest.approx((100 / 64) / (164 / 128), rel=1e-9)
+    # The prior's centre is the H100's exponential-vs-matmul balance over forward + backward: 14·d GEMM FLOPs
+    # per 2 exponentials (Shah et al. 2024: 989 TFLOP/s BF16, 3.9 T exponentials/s).
+    assert pm.PRIORS["attn_half_dim"][0] == pytest.approx(989 / 3.9 * 2 / 14, rel=2e-3)
+
+
+def test_mla_core_width_per_head_sets_the_softmax_balance():
+    """Under MLA a score costs 2·192 (QKᵀ) + 2·128 (A·V) forward FLOPs: per head the core is (192 + 128)/2
+    = 160 wide, the d of η_attn · d/(d + d½)."""
+    row = _row(params=671e9, active_params=37e9, layers=61, hidden=7168, ffn=18432, heads=128, kv_heads=128, head_dim=192,
+               vocab=129280, experts=256, top_k=8, moe_ffn=2048, shared_experts=1, dense_layers=3, q_lora_rank=1536,
+               kv_lora_rank=512, qk_rope_head_dim=64, v_head_dim=128, gpu_count=64.0, ep=64)
+    assert pm.raw_times(row)["attn_dim"][0] == 160.0
