@@ -8,7 +8,8 @@ step's time on one accelerator is
             + logits FLOPs ÷ (BF16 peak × η_gemm(h/t))
             + expert FLOPs ÷ (peak of the precision × η_gemm(min(h, f_e/t)))  [grouped GEMMs: an expert's matrices]
             + t_expert × MoE-layer passes × (local experts E/e − 1)           [per-expert launches of dropless MoE]
-            + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn)
+            + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn · d/(d + d½))
+                                                                      [d: per-head width; the softmax's exponentials]
             + element-wise bytes (elementwise_bytes_per_token: memory.py's tensors) ÷ (HBM bandwidth × η_mem)
     comm    = x_tp·TP + x_ep·EP + x_pp·PP p2p + x_cp·CP + FSDP          (raw times: comm.comm_seconds)
     FSDP    = Σ over layers and micro-batches of [max(0, AG − fwd) + max(0, AG + RS − bwd)
@@ -476,7 +477,7 @@ def stack_spreads(frame: pl.DataFrame, model: StepPhysics) -> tuple[float, float
     """(τ_stack, t scale, t degrees of freedom): each framework of `frame` left out in turn, refitted
     without it, and its rows' residuals split into the stack's offset (their median) and the rows'
     scatter about it. In-sample framework effects understate a new stack's offset — the learned
-    terms absorb much of each framework's difference (5 frameworks, 11 terms) and the effects are
+    terms absorb much of each framework's difference (5 frameworks, 12 terms) and the effects are
     shrunk — so the spread is measured out of sample, as a team's stack meets the model. The scatter
     is heavy-tailed (rows the physics misses: MoE dispatch, one odd release), so it is a Student-t
     fitted by maximum likelihood (scipy.stats.t.fit; Lange, Little & Taylor 1989), not σ; τ² is the
