@@ -109,6 +109,24 @@ def _activation_per_layer(s, b, h, heads, kv_heads, hd, tp, ffn, moe_fraction, k
     return per_rank / tp + copies + s * b * kv / np.minimum(tp, kv_heads)
 
 
+def activation_bytes_per_token(shape: dict, fp8=False, dropout=False):
+    """Bytes of one token's stored activations, summed over the model's layers, on one GPU without
+    parallelism or recompute and with FlashAttention (no scores kept): the per-tensor count of the
+    module docstring at s = b = t = c = 1 — Llama 3 8B keeps 13·h + 6·f = 34·h per layer in BF16,
+    10·h + 5·f in FP8. The step physics prices its element-wise traffic by this same count
+    (llmplan.perf.model.elementwise_bytes_per_token), so memory and time agree on what a layer
+    writes. `fp8` (per row) broadcasts with the shape's arrays."""
+    f = lambda x: np.asarray(x, float)  # noqa: E731
+    parts = param_parts(shape)
+    L = f(shape["layers"])
+    kv_heads = f(shape["kv_heads"]) if "kv_heads" in shape else f(shape["heads"])
+    per_layer = _activation_per_layer(1.0, 1.0, f(shape["hidden"]), f(shape["heads"]), kv_heads, f(head_dim(shape)), 1.0,
+                                      f(shape["ffn"]), parts["moe_layers"] / L,
+                                      f(shape["top_k"]) + f(shape.get("shared_experts", 0.0)), f(shape["moe_ffn"]), True,
+                                      dropout, routed=f(shape["top_k"]), fp8=fp8)
+    return L * per_layer
+
+
 def first_stage_layers(layers, pp, vp, n_micro=None):
     """Layer activations of one micro-batch the first pipeline stage holds at its peak (module
     docstring): 1F1B min(p, m)·L/p; interleaved min(v·p + p − 1, m·v) chunks of L/(p·v), m·v when m = p."""

@@ -8,8 +8,9 @@ step's time on one accelerator is
             + logits FLOPs ÷ (BF16 peak × η_gemm(h/t))
             + expert FLOPs ÷ (peak of the precision × η_gemm(min(h, f_e/t)))  [grouped GEMMs: an expert's matrices]
             + t_expert × MoE-layer passes × (local experts E/e − 1)           [per-expert launches of dropless MoE]
-            + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn)
-            + element-wise bytes (elementwise_bytes_per_token) ÷ (HBM bandwidth × η_mem)
+            + attention FLOPs (causal: half the full count) ÷ (BF16 peak × η_attn · d/(d + d½))
+                                                                      [d: per-head width; the softmax's exponentials]
+            + element-wise bytes (elementwise_bytes_per_token: memory.py's tensors) ÷ (HBM bandwidth × η_mem)
     comm    = x_tp·TP + x_ep·EP + x_pp·PP p2p + x_cp·CP + FSDP          (raw times: comm.comm_seconds)
     FSDP    = Σ over layers and micro-batches of [max(0, AG − fwd) + max(0, AG + RS − bwd)
               + x_dp·(the hidden part)]                                  (ZeRO-3; dp_exposed)
@@ -51,7 +52,7 @@ from scipy import stats
 from scipy.optimize import least_squares
 
 from llmplan.errors import LlmplanError
-from llmplan.perf import comm, flops, shapes
+from llmplan.perf import comm, flops, memory, shapes
 
 Z90 = 1.2815515655446004
 RECOMPUTE = ("none", "selective", "full")
@@ -66,12 +67,20 @@ OPTIMIZER_BYTES = 36.0     # per local parameter per update: read fp32 master, m
 # one GEMM launch per local expert in each of fc1/fc2 forward and their data and weight gradients
 # (Transformer Engine's GroupedLinear loops over the local experts), plus each expert's FP8 casts:
 # ~20 kernels of ~10 µs host and tail time ≈ 0.2 ms. Counted beyond the first local expert: one expert
-# a GPU launches what a dense MLP does.
+# a GPU launches what a dense MLP does. attn_half_dim: the per-head width d½ at which the attention
+# core's softmax takes as long as its matrix multiplies, so that the core runs at η_attn·d/(d + d½).
+# The exponentials run on the special-function units, not the tensor cores: the H100 SXM5 does 989
+# TFLOP/s of BF16 matmul but 3.9 T exponentials/s (Shah et al. 2024, FlashAttention-3,
+# arXiv:2407.08608 §3.2: at head dimension 128 "exponential can take 50% of the cycle time compared
+# to matmul"). Per score element the forward does 4·d GEMM FLOPs (QKᵀ, A·V) and one exponential;
+# the backward recomputes the probabilities (one more exponential) beside 10·d FLOPs (S again, dV,
+# dP, dQ, dK): 14·d FLOPs per 2 exponentials, d½ = 989/(3.9 · 7) ≈ 36 where the two do not overlap.
 PRIORS = {
     "eta_gemm_bf16": (0.75, 1.0, "logit"),
     "eta_gemm_fp8": (0.65, 1.0, "logit"),
     "gemm_half_width": (256.0, 1.0, "log"),
     "eta_attn": (0.5, 1.0, "logit"),
+    "attn_half_dim": (36.2, 1.0, "log"),
     "eta_mem": (0.6, 1.0, "logit"),
     "x_tp": (0.5, 1.5, "logit"),
     "x_dp": (0.2, 1.5, "logit"),
@@ -205,7 +214,7 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     logits = fl["logits"] * gemm_mult * per_gpu_tokens / peak16
     expert = fl["expert_gemm"] * gemm_mult * per_gpu_tokens / peak
     attn = 0.5 * fl["attention"] * attn_mult * per_gpu_tokens / peak16        # causal: FlashAttention skips half
-    mem = elementwise_bytes_per_token(shape) * gemm_mult * per_gpu_tokens / hbm
+    mem = elementwise_bytes_per_token(shape, fp8) * gemm_mult * per_gpu_tokens / hbm
     total, active = shapes.params_from_shape(shape)
     local = (active + (total - active) / ep) / (tp * pp)
     opt = OPTIMIZER_BYTES * local / np.where(zero >= 1, dp * cp, 1.0) / hbm
@@ -226,7 +235,8 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
             "zero3": zero == 3, "fsdp_ag_layer": c["fsdp_ag_layer"], "fsdp_rs_layer": c["fsdp_rs_layer"],
             "layer_passes": c["layer_passes"], "dp_rs_step": c["dp_rs_step"], "dp_ag_step": c["dp_ag_step"],
             "fwd_share": np.where(full, 0.25, 1.0 / 3.0),
-            "bubble": bubble, "dualpipe": (sched == "dualpipe") & (pp > 1), "width": shape["hidden"] / tp, "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
+            "bubble": bubble, "dualpipe": (sched == "dualpipe") & (pp > 1), "width": shape["hidden"] / tp,
+            "attn_dim": shapes.attention_core_width(shape) / shape["heads"] * np.ones(frame.height), "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
             # an expert's GEMMs are h × moe_ffn: the narrower side sets how far from peak they run
             "width_expert": np.where(moe, np.minimum(shape["hidden"], shape["moe_ffn"] / tp), shape["hidden"] / tp),
             "m": m, "peak": peak, "model_flops_per_token": model_fl, "hw_flops_per_token": hw_fl,
@@ -236,17 +246,17 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
             "expert_passes": parts["moe_layers"] / pp * m * gemm_mult * np.where(moe, np.maximum(shape["experts"] / ep - 1.0, 0.0), 0.0)}
 
 
-def elementwise_bytes_per_token(shape: dict) -> np.ndarray:
-    """HBM bytes of the element-wise work (norms, activation functions, dropout-free residuals, the
-    MoE permutation) per token, forward + backward: each layer's stored activations written in the
-    forward and read in the backward, 2 × Korthikanti et al. 2022's Table 2 bytes per token with
-    SwiGLU (memory.py's count): dense layers 18·h + 6·ffn, MoE layers 18·h + (top_k + shared)·(4·h +
-    6·moe_ffn) — a token routed to k experts is copied k times and each copy runs an expert's
-    activation. Qwen3-30B-A3B: 139 kB a layer where a dense 2048-wide layer would move 74 kB."""
-    parts = shapes.param_parts(shape)
-    h, ffn, f_e = (np.asarray(shape[k], float) for k in ("hidden", "ffn", "moe_ffn"))
-    k = np.where(np.asarray(shape["experts"], float) > 1, np.asarray(shape["top_k"], float) + np.asarray(shape["shared_experts"], float), 0.0)
-    return 2.0 * (parts["dense_mlp_layers"] * (18.0 * h + 6.0 * ffn) + parts["moe_layers"] * (18.0 * h + k * (4.0 * h + 6.0 * f_e)))
+def elementwise_bytes_per_token(shape: dict, fp8=False) -> np.ndarray:
+    """HBM bytes of the element-wise work (norms, activation functions, residuals, the MoE
+    permutation, the FP8 casts) per token, forward + backward: each layer's stored activations
+    written in the forward and read in the backward, 2 × the bytes memory.py counts a token keeps
+    (memory.activation_bytes_per_token: per tensor, grouped-query K and V at their width, no dropout
+    masks — the Llama-style shapes train without dropout — and, in FP8 training, the linear layers'
+    cached inputs at 1 byte; a token routed to k experts is copied k times and each copy runs an
+    expert's activation). One count of a layer's tensors for memory and time. Llama 3 8B:
+    2 × 32 × (13·h + 6·f) in BF16 (h 4,096, f 14,336), 2 × 32 × (10·h + 5·f) in FP8, where
+    Korthikanti's multi-head, dropout count would say 2 × 32 × (18·h + 6·f)."""
+    return 2.0 * memory.activation_bytes_per_token(shape, fp8=fp8)
 
 
 def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
@@ -255,7 +265,9 @@ def step_seconds(rt: dict, eta: dict) -> dict[str, np.ndarray]:
     g = np.where(rt["fp8"], eta["eta_gemm_fp8"], eta["eta_gemm_bf16"]) * size
     g16 = eta["eta_gemm_bf16"] * size
     g_e = np.where(rt["fp8"], eta["eta_gemm_fp8"], eta["eta_gemm_bf16"]) * rt["width_expert"] / (rt["width_expert"] + eta["gemm_half_width"])
-    compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / g_e + rt["attn"] / eta["eta_attn"] \
+    # the attention core at η_attn · d/(d + d½): its softmax's exponentials do not run on the tensor cores
+    g_attn = eta["eta_attn"] * rt["attn_dim"] / (rt["attn_dim"] + eta["attn_half_dim"])
+    compute = rt["dense"] / g + rt["logits"] / g16 + rt["expert"] / g_e + rt["attn"] / g_attn \
         + rt["mem"] / eta["eta_mem"] + eta["t_expert"] * rt["expert_passes"]
     exposed = {k: eta[f"x_{k}"] * rt[k] for k in ("tp", "ep", "pp", "cp")}
     if "dualpipe" in rt:
@@ -517,7 +529,7 @@ def stack_spreads(frame: pl.DataFrame, model: StepPhysics) -> tuple[float, float
     """(τ_stack, t scale, t degrees of freedom): each framework of `frame` left out in turn, refitted
     without it, and its rows' residuals split into the stack's offset (their median) and the rows'
     scatter about it. In-sample framework effects understate a new stack's offset — the learned
-    terms absorb much of each framework's difference (5 frameworks, 11 terms) and the effects are
+    terms absorb much of each framework's difference (5 frameworks, 12 terms) and the effects are
     shrunk — so the spread is measured out of sample, as a team's stack meets the model. The scatter
     is heavy-tailed (rows the physics misses: MoE dispatch, one odd release), so it is a Student-t
     fitted by maximum likelihood (scipy.stats.t.fit; Lange, Little & Taylor 1989), not σ; τ² is the

@@ -67,8 +67,11 @@ def test_compute_time_of_a_llama3_8b_step_by_hand():
 
 def test_bubble_and_fp8_follow_their_formulas():
     """A pipeline of p = 4 stages, v = 2 virtual, m = 256/(2·1)... micro-batches: bubble (p − 1)/(v·m)
-    of the busy time. FP8 halves only the linear layers' time (the FP8 peak is 2× BF16), so the
-    compute ratio is (dense·989/1979 + logits + attention + memory) ÷ (dense + logits + attention + memory)."""
+    of the busy time. FP8 halves the linear layers' time (the FP8 peak is 2× BF16) and caches their
+    inputs in 1 byte, so the element-wise traffic of Llama 3 8B's layers goes from 13h + 6f to
+    10h + 5f bytes a token (h 4,096, f 14,336: the QKV, projection and fc1 inputs 2h → h each, the
+    fc2 input 2f → f); logits and attention stay BF16: compute (dense·989/1979 + logits + attention +
+    memory·(10h + 5f)/(13h + 6f)) against (dense + logits + attention + memory)."""
     r = _rows(gpu_count=16.0, pp=4, vp=2, global_batch_tokens=8192 * 256)
     rt = pm.raw_times(r)
     dp = 16 / 4
@@ -81,8 +84,10 @@ def test_bubble_and_fp8_follow_their_formulas():
     b8 = pm.step_seconds(r8, eta)["compute"][0]
     size = rt["width"][0] / (rt["width"][0] + eta["gemm_half_width"])
     g = eta["eta_gemm_bf16"] * size
-    dense, rest = rt["dense"][0] / g, b16 - rt["dense"][0] / g
-    assert b8 == pytest.approx(dense * 989 / 1979 + rest, rel=1e-9)      # H100: 989 BF16, 1,979 FP8 TFLOP/s
+    dense, mem = rt["dense"][0] / g, rt["mem"][0] / eta["eta_mem"]
+    rest = b16 - dense - mem
+    h, f = 4096, 14336
+    assert b8 == pytest.approx(dense * 989 / 1979 + rest + mem * (10 * h + 5 * f) / (13 * h + 6 * f), rel=1e-9)  # H100: 989 BF16, 1,979 FP8
     assert 1.0 < b16 / b8 < 2.0                              # Amdahl: less than the peak's 2×
 
 

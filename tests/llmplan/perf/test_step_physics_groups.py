@@ -117,13 +117,40 @@ def test_t_expert_adds_its_seconds_to_the_compute():
 
 
 def test_elementwise_bytes_by_hand():
-    """2 × Korthikanti et al. 2022 Table 2 per token (SwiGLU): Llama 3 8B 32 × 2 × (18·4096 + 6·14336);
-    Qwen3-30B-A3B 48 × 2 × (18·2048 + 8·(4·2048 + 6·768)) — a routed token is copied to its 8 experts."""
-    llama = {"layers": 32, "hidden": 4096, "ffn": 14336, "heads": 32, "kv_heads": 8, "vocab": 128256, "experts": 1,
+    """2 × the bytes a token's stored activations take, per tensor (Korthikanti et al. 2022 §4.1 written
+    out for SwiGLU and grouped-query attention, no dropout). Llama 3 8B (h 4,096, 32 heads × 128, 8 KV
+    heads, f 14,336), per layer: norms 4h, QKV input 2h, Q 2h, projection input 2h, K and V 4·8·128 = h,
+    MLP input 2h, gate and up 4f, fc2 input 2f = 13h + 6f (34h: Korthikanti's 34 without the dropout
+    masks 2h, K and V at a quarter); FP8 caches the four linear inputs at 1 byte: 4h + h + 2h + h + h + h
+    + 4f + f = 10h + 5f. Qwen3-30B-A3B-like (h 2,048, 32 heads × 64, 4 KV heads, 8 of 128 experts of
+    768): 4h + 2h + 2h + 2h + 4·4·64 + MLP input 2h + 8 routed copies × (dispatched input 2h + 6·768)."""
+    h, f = 4096, 14336
+    llama = {"layers": 32, "hidden": h, "ffn": f, "heads": 32, "kv_heads": 8, "vocab": 128256, "experts": 1,
              "top_k": 1, "moe_ffn": 0, "shared_experts": 0, "dense_layers": 0}
-    assert float(elementwise_bytes_per_token(_shape(llama))) == 32 * 2 * (18 * 4096 + 6 * 14336)
-    qwen = {**llama, "layers": 48, "hidden": 2048, "ffn": 6144, "kv_heads": 4, "experts": 128, "top_k": 8, "moe_ffn": 768}
-    assert float(elementwise_bytes_per_token(_shape(qwen))) == 48 * 2 * (18 * 2048 + 8 * (4 * 2048 + 6 * 768))
+    assert float(elementwise_bytes_per_token(_shape(llama))) == 32 * 2 * (13 * h + 6 * f)
+    assert float(elementwise_bytes_per_token(_shape(llama), fp8=True)) == 32 * 2 * (10 * h + 5 * f)
+    # Korthikanti's multi-head count with dropout masks (the previous rule) moved 2 × (18h + 6f): 8 % more here.
+    assert 2 * (18 * h + 6 * f) / (2 * (13 * h + 6 * f)) == pytest.approx(1.147, abs=1e-3)
+    hq = 2048
+    qwen = {**llama, "layers": 48, "hidden": hq, "ffn": 6144, "kv_heads": 4, "experts": 128, "top_k": 8, "moe_ffn": 768}
+    per_layer = 4 * hq + 2 * hq + 2 * hq + 2 * hq + 4 * 4 * 64 + 2 * hq + 8 * (2 * hq + 6 * 768)
+    assert float(elementwise_bytes_per_token(_shape(qwen))) == 48 * 2 * per_layer
+    # Per row: a BF16 and an FP8 row of one shape differ by the FP8 caches only.
+    both = elementwise_bytes_per_token(_shape(llama), fp8=np.array([False, True]))
+    np.testing.assert_allclose(both, [32 * 2 * (13 * h + 6 * f), 32 * 2 * (10 * h + 5 * f)])
+
+
+def test_elementwise_traffic_is_the_memory_models_activations():
+    """One count of a layer's tensors for time and memory: with no parallelism, no recompute and
+    FlashAttention, the activations layout_bytes keeps for a micro-batch of s tokens are s × half the
+    element-wise bytes per token."""
+    from llmplan.perf.memory import layout_bytes
+    from llmplan.perf.shapes import public_shape
+    for name in ("Llama-3-70B", "Mixtral-8x7B"):
+        s = public_shape(name)
+        for fp8 in (False, True):
+            r = layout_bytes(s, 4096, 1, 1, 1, 1, 1, 1, 1, 1, "none", fp8=fp8)
+            assert float(r["activations"]) == pytest.approx(4096 * float(elementwise_bytes_per_token(s, fp8=fp8)) / 2)
 
 
 def test_expert_gemms_run_at_the_width_of_their_narrower_side():
@@ -156,3 +183,30 @@ def test_a_step_model_persisted_before_t_expert_asks_for_a_refit():
     old = frame.filter(~pl.col("name").str.contains("t_expert"))
     with pytest.raises(LlmplanError, match="t_expert"):
         pm.StepPhysics.from_frame(old)
+
+
+def test_attention_core_runs_at_eta_attn_times_d_over_d_plus_half():
+    """The attention core at η_attn · d/(d + d½), d the per-head width of the core. Qwen3-30B-A3B on 8
+    B200 (32 heads × 128, 48 layers, 4,096-token sequences, 2,097,152 tokens a step over 8 GPUs):
+    causal FLOPs ½ · 12 · 48 · 4096 · 32 · 128 a token × 262,144 tokens a GPU ÷ 2.25 PFLOP/s BF16, at
+    η_attn 0.4 and d½ 36: × (128 + 36)/(0.4 · 128). Halving the head width (64) halves the FLOPs but
+    not the softmax's exponentials: (64 + 36)/64 ÷ (128 + 36)/128 = 1.22× the seconds per FLOP."""
+    eta = {**pm._to_natural(pm.PRIOR_Z), "eta_attn": 0.4, "attn_half_dim": 36.0}
+    attention = lambda rt: pm.step_seconds(rt, eta)["compute"][0] - pm.step_seconds(rt, {**eta, "eta_attn": 1e30})["compute"][0]  # noqa: E731
+    flops = 0.5 * 12 * 48 * 4096 * 32 * 128
+    t128 = attention(pm.raw_times(_row()))
+    assert t128 == pytest.approx(flops * 262144 / 2.25e15 * (128 + 36) / (0.4 * 128), rel=1e-9)
+    t64 = attention(pm.raw_times(_row(head_dim=64)))
+    assert (t64 / (flops / 2)) / (t128 / flops) == pytest.approx((100 / 64) / (164 / 128), rel=1e-9)
+    # The prior's centre is the H100's exponential-vs-matmul balance over forward + backward: 14·d GEMM FLOPs
+    # per 2 exponentials (Shah et al. 2024: 989 TFLOP/s BF16, 3.9 T exponentials/s).
+    assert pm.PRIORS["attn_half_dim"][0] == pytest.approx(989 / 3.9 * 2 / 14, rel=2e-3)
+
+
+def test_mla_core_width_per_head_sets_the_softmax_balance():
+    """Under MLA a score costs 2·192 (QKᵀ) + 2·128 (A·V) forward FLOPs: per head the core is (192 + 128)/2
+    = 160 wide, the d of η_attn · d/(d + d½)."""
+    row = _row(params=671e9, active_params=37e9, layers=61, hidden=7168, ffn=18432, heads=128, kv_heads=128, head_dim=192,
+               vocab=129280, experts=256, top_k=8, moe_ffn=2048, shared_experts=1, dense_layers=3, q_lora_rank=1536,
+               kv_lora_rank=512, qk_rope_head_dim=64, v_head_dim=128, gpu_count=64.0, ep=64)
+    assert pm.raw_times(row)["attn_dim"][0] == 160.0
