@@ -26,6 +26,7 @@ from llmplan import step  # noqa: E402
 from llmplan.plan import build_plans  # noqa: E402
 from llmplan.scaling import BESIROGLU_2024  # noqa: E402
 from llmplan.scenario import Scenario  # noqa: E402
+from llmplan.shapes import named_shape  # noqa: E402
 
 
 def plan(ch, acc, **kw):
@@ -74,20 +75,26 @@ def main() -> None:
         print(f"405B on 16,384 H100 at 8K, {label} ({big['global_batch_tokens'] / 1e6:.1f}M tokens): step MFU "
               f"{big['step_mfu_p50']:.3f}, TP {big['tp']} × PP {big['pp']} (v {big['vp']}) × CP {big['cp']} × DP {big['dp']}, "
               f"ZeRO-{big['zero_stage']}, micro-batch {big['micro_batch']}, recompute {big['recompute']}, goodput {big['goodput_p50']:.3f}")
-    ds = plan(ch, acc, targets=["671B"], active_fraction=37 / 671, accelerators=["H800"], cluster_sizes=[2048], precision="fp8",
-              policies=["fixed"], fixed_tokens="14.8T", seq_len=4096, layers=61, hidden=7168, heads=128, kv_heads=128,
-              experts=256, top_k=8, vocab_size=129280, global_batch_tokens="62.9M")   # §4.2: batch ramps to 15,360 × 4,096-token sequences
-    print(f"DeepSeek-V3 configuration on 2,048 H800: {ds['gpu_hours_p50'] / 1e6:.2f}M GPU-hours (p10 {ds['gpu_hours_p10'] / 1e6:.2f}M, "
-          f"p90 {ds['gpu_hours_p90'] / 1e6:.2f}M) ÷ reported 2.664M = {ds['gpu_hours_p50'] / 2.664e6:.2f}; layout TP {ds['tp']} × "
-          f"PP {ds['pp']} × EP {ds['ep']} × DP {ds['dp']}, step MFU {ds['step_mfu_p50']:.3f}")
-    # The same plan as a team running DeepSeek's schedule would ask for it (llmplan plan --pp-schedule dualpipe).
-    dd = plan(ch, acc, targets=["671B"], active_fraction=37 / 671, accelerators=["H800"], cluster_sizes=[2048], precision="fp8",
-              policies=["fixed"], fixed_tokens="14.8T", seq_len=4096, layers=61, hidden=7168, heads=128, kv_heads=128,
-              experts=256, top_k=8, vocab_size=129280, global_batch_tokens="62.9M", pp_schedule="dualpipe")
-    print(f"  with --pp-schedule dualpipe: {dd['gpu_hours_p50'] / 1e6:.2f}M GPU-hours ÷ reported 2.664M = "
-          f"{dd['gpu_hours_p50'] / 2.664e6:.2f}; layout TP {dd['tp']} × PP {dd['pp']} × EP {dd['ep']} × DP {dd['dp']}, "
-          f"step MFU {dd['step_mfu_p50']:.3f}")
-
+    # DeepSeek-V3's configuration: its architecture (config_671B.json as shipped in model_shapes.csv: MLA, 1 shared +
+    # 256 routed experts, 3 dense layers) and its schedule (DualPipe, report §3.2.1); then the same model on a generic
+    # 1F1B/interleaved stack, and with only the plain shape options (MLA approximated as 128 heads of 56).
+    named = named_shape("DeepSeek-V3", core["core.model_shapes"])
+    common = dict(targets=["671B"], active_fraction=37 / 671, accelerators=["H800"], cluster_sizes=[2048], precision="fp8",
+                  policies=["fixed"], fixed_tokens="14.8T", seq_len=4096, global_batch_tokens="62.9M")  # §4.2: 15,360 × 4,096
+    flags = dict(layers=61, hidden=7168, heads=128, kv_heads=128, experts=256, top_k=8, vocab_size=129280)
+    for label, kw in (("its configuration (--shape DeepSeek-V3 --pp-schedule dualpipe)", dict(shape_columns=named, pp_schedule="dualpipe")),
+                      ("its shape on a generic 1F1B/interleaved stack (--shape DeepSeek-V3)", dict(shape_columns=named)),
+                      ("shape options only (--layers 61 --hidden 7168 --heads 128 … --experts 256 --top-k 8)", flags),
+                      ("shape options + --pp-schedule dualpipe", dict(flags, pp_schedule="dualpipe"))):
+        ds = plan(ch, acc, **common, **kw)
+        print(f"DeepSeek-V3 on 2,048 H800, {label}: {ds['gpu_hours_p50'] / 1e6:.2f}M GPU-hours (p10 {ds['gpu_hours_p10'] / 1e6:.2f}M, "
+              f"p90 {ds['gpu_hours_p90'] / 1e6:.2f}M) ÷ reported 2.664M = {ds['gpu_hours_p50'] / 2.664e6:.2f}; layout TP {ds['tp']} × "
+              f"PP {ds['pp']} × EP {ds['ep']} × DP {ds['dp']}, step MFU {ds['step_mfu_p50']:.3f}")
+    # Phi-3.5-MoE (HF card: 512 H100-80G, 23 days, 4.9T tokens → 282,624 GPU-hours; shape from model_shapes.csv).
+    phi = plan(ch, acc, targets=["42B"], active_fraction=6.6 / 42, cluster_sizes=[512], policies=["fixed"], fixed_tokens="4.9T",
+               shape_columns=named_shape("Phi-3.5-MoE", core["core.model_shapes"]))
+    print(f"Phi-3.5-MoE on 512 H100 (--shape Phi-3.5-MoE): {phi['gpu_hours_p50'] / 1e3:.0f}K GPU-hours ÷ reported 282.6K = "
+          f"{phi['gpu_hours_p50'] / 282624:.2f}; layout TP {phi['tp']} × PP {phi['pp']} × EP {phi['ep']} × DP {phi['dp']}")
 
 if __name__ == "__main__":
     main()
