@@ -227,14 +227,15 @@ def raw_times(frame: pl.DataFrame, shape: dict | None = None) -> dict[str, np.nd
     shard = f("fsdp_group")                 # hybrid sharding's shard group (ranks); missing: all of DP
     c = comm.comm_seconds(shape, s, mb, m, tp, pp, dp, cp, ep, vp, zero, nv, dom, so, shard_group=shard)
     sched = frame["pp_schedule"].fill_null("").to_numpy().astype(str) if "pp_schedule" in frame.columns else np.full(frame.height, "")
-    bubble = pipeline_bubble(pp, vp, m, sched, np.where(full, 0.25, 1.0 / 3.0))
+    fwd_share = np.where(full, 0.25, 1.0 / 3.0)      # the forward's share of a layer's compute (full recompute re-runs it)
+    bubble = pipeline_bubble(pp, vp, m, sched, fwd_share)
     model_fl = flops.model_flops_per_token(shape, s)
     hw_fl = fl["dense_gemm"] * gemm_mult + fl["logits"] * gemm_mult + fl["expert_gemm"] * gemm_mult + fl["attention"] * attn_mult
     return {"dense": dense, "logits": logits, "expert": expert, "attn": attn, "mem": mem, "opt": opt,
             "tp": c["tp"], "dp": c["dp"] + c["fsdp"], "ep": c["ep"], "pp": c["pp"], "cp": c["cp"],
             "zero3": zero == 3, "fsdp_ag_layer": c["fsdp_ag_layer"], "fsdp_rs_layer": c["fsdp_rs_layer"],
             "layer_passes": c["layer_passes"], "dp_rs_step": c["dp_rs_step"], "dp_ag_step": c["dp_ag_step"],
-            "fwd_share": np.where(full, 0.25, 1.0 / 3.0),
+            "fwd_share": fwd_share,
             "bubble": bubble, "dualpipe": (sched == "dualpipe") & (pp > 1), "width": shape["hidden"] / tp,
             "attn_dim": shapes.attention_core_width(shape) / shape["heads"] * np.ones(frame.height), "fp8": fp8, "B": B, "gpus": gpus, "used": used, "dp_used": dp,
             # an expert's GEMMs are h × moe_ffn: the narrower side sets how far from peak they run
